@@ -1,0 +1,1 @@
+"""OpenRDU simulation: toolchain discovery, the cocotb runner, stream models and testbenches."""

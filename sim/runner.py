@@ -1,0 +1,264 @@
+"""Run a cocotb testbench against an Amaranth component (or Verilog) on Icarus or Verilator.
+
+One helper does it all::
+
+    from sim.runner import run_cocotb
+    result = run_cocotb(StreamFifo(32, 4), "sim.testbenches.stream_smoke",
+                        simulator="verilator", build_dir="build/sim/fifo")
+    assert result.passed, result.summary()
+
+It writes Verilog with :func:`amaranth.back.verilog.convert`, builds it with
+cocotb's ``get_runner`` (timescale 1 ns/1 ps, one build directory per call),
+runs the test module, and returns a :class:`SimResult` with pass/fail counts,
+build and run times, the waveform path when asked for (Icarus: FST, Verilator:
+VCD, both inside ``build_dir``) and any metrics the testbench recorded with
+:func:`sim.metrics.record`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from . import toolchain
+from .metrics import METRICS_ENV
+
+__all__ = ["SimResult", "SimulationError", "write_verilog", "run_cocotb", "VERILATOR_WAIVERS"]
+
+#: Verilator warnings we switch off for Amaranth-generated Verilog, each with its reason.
+#: Used by the runner's builds and by ``make lint``; keep it short.
+VERILATOR_WAIVERS: dict[str, str] = {
+    "-Wno-WIDTH": "Amaranth emits implicit width extensions/truncations in its assignments",
+}
+
+TIMESCALE = ("1ns", "1ps")
+
+
+class SimulationError(RuntimeError):
+    """The simulator could not build or run the design (not a failing test)."""
+
+
+@dataclass
+class SimResult:
+    """Outcome of one :func:`run_cocotb` call.
+
+    Attributes
+    ----------
+    simulator : str
+        ``"icarus"`` or ``"verilator"``.
+    simulator_version : str
+        The simulator's own version line.
+    test_module : str
+        The cocotb module that ran.
+    tests, failures : int
+        cocotb test cases run and failed (from the results XML).
+    build_s, run_s : float
+        Wall seconds spent building and simulating.
+    build_dir : Path
+        Where Verilog, logs, results and waves are.
+    waves : Path or None
+        Waveform file, when ``waves=True`` and the simulator wrote one.
+    metrics : dict
+        Values recorded by the testbench with :func:`sim.metrics.record`.
+    failed_tests : list of str
+        Names of failing cocotb tests with their messages.
+    """
+
+    simulator: str
+    simulator_version: str
+    test_module: str
+    tests: int
+    failures: int
+    build_s: float
+    run_s: float
+    build_dir: Path
+    waves: Path | None = None
+    metrics: dict = field(default_factory=dict)
+    failed_tests: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.tests > 0 and self.failures == 0
+
+    def summary(self) -> str:
+        state = "passed" if self.passed else "FAILED"
+        text = (f"{self.test_module} on {self.simulator}: {state} "
+                f"({self.tests - self.failures}/{self.tests} tests; build {self.build_s:.2f} s, "
+                f"run {self.run_s:.2f} s; logs in {self.build_dir})")
+        for failure in self.failed_tests:
+            text += f"\n  {failure}"
+        return text
+
+
+def write_verilog(component: wiring.Component, path: str | os.PathLike, name: str = "top") -> Path:
+    """Write ``component`` as a Verilog module called ``name`` to ``path``; return the path."""
+    if not isinstance(component, wiring.Component):
+        raise TypeError(f"Expected an amaranth.lib.wiring.Component, got {type(component).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(verilog.convert(component, name=name, emit_src=False))
+    return path
+
+
+def _parse_results(xml_path: Path) -> tuple[int, int, list[str]]:
+    if not xml_path.exists():
+        return 0, 0, []
+    tests = failures = 0
+    failed = []
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        tests += 1
+        problems = case.findall("failure") + case.findall("error")
+        if problems:
+            failures += 1
+            message = problems[0].get("message") or (problems[0].text or "").strip()
+            failed.append(f"{case.get('name')}: {message.splitlines()[0] if message else 'failed'}")
+    return tests, failures, failed
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def run_cocotb(
+    design: wiring.Component | str | os.PathLike | Sequence[str | os.PathLike],
+    test_module: str,
+    *,
+    simulator: str,
+    build_dir: str | os.PathLike,
+    toplevel: str = "top",
+    testcase: str | Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    waves: bool = False,
+    seed: int | None = None,
+    verbose: bool = False,
+) -> SimResult:
+    """Build ``design`` and run the cocotb ``test_module`` against it.
+
+    Parameters
+    ----------
+    design : Component, path or list of paths
+        An Amaranth component (written to ``build_dir/<toplevel>.v``) or Verilog file(s).
+    test_module : str
+        Importable module holding ``@cocotb.test()`` functions.
+    simulator : str
+        ``"icarus"`` or ``"verilator"``.
+    build_dir : path
+        Directory for this build; use one per parametrisation.
+    toplevel : str
+        Name of the top Verilog module.
+    testcase : str or list of str, optional
+        Run only these cocotb tests.
+    env : mapping, optional
+        Extra environment for the testbench (parameters such as item counts).
+    waves : bool
+        Record a waveform (Icarus: ``<toplevel>.fst``; Verilator: ``dump.vcd``).
+    seed : int, optional
+        cocotb random seed (``COCOTB_RANDOM_SEED``); random when omitted.
+    verbose : bool
+        Stream simulator output to the console instead of log files.
+
+    Raises
+    ------
+    SimulationError
+        When the build fails or the simulator produced no results.
+    RuntimeError
+        When the simulator is not usable (the message says why).
+    """
+    from cocotb_tools.runner import get_runner
+
+    status = toolchain.activate(simulator)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+
+    if isinstance(design, wiring.Component):
+        sources = [write_verilog(design, build_dir / f"{toplevel}.v", toplevel)]
+    elif isinstance(design, (str, os.PathLike)):
+        sources = [Path(design).resolve()]
+    else:
+        sources = [Path(p).resolve() for p in design]
+    for source in sources:
+        if not source.exists():
+            raise FileNotFoundError(f"Verilog source {source} does not exist")
+
+    build_log, sim_log = build_dir / "build.log", build_dir / "sim.log"
+    results_xml = build_dir / "results.xml"
+    metrics_file = build_dir / "metrics.json"
+    for stale in (results_xml, metrics_file):
+        stale.unlink(missing_ok=True)
+
+    runner = get_runner(simulator)
+    build_args = list(VERILATOR_WAIVERS) if simulator == "verilator" else []
+    start = time.perf_counter()
+    try:
+        runner.build(
+            verilog_sources=sources,
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            build_args=build_args,
+            timescale=TIMESCALE,
+            waves=waves,
+            always=True,
+            log_file=None if verbose else build_log,
+        )
+    except (SystemExit, Exception) as e:  # cocotb's runner reports build failures as SystemExit
+        raise SimulationError(
+            f"{simulator} build of {toplevel} failed ({e}); last lines of {build_log}:\n"
+            f"{_log_tail(build_log)}"
+        ) from None
+    build_s = time.perf_counter() - start
+
+    test_env = {METRICS_ENV: str(metrics_file), **(env or {})}
+    start = time.perf_counter()
+    try:
+        runner.test(
+            test_module=test_module,
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            test_dir=build_dir,
+            testcase=testcase,
+            results_xml=str(results_xml),
+            extra_env=test_env,
+            seed=seed,
+            waves=waves,
+            timescale=TIMESCALE,
+            log_file=None if verbose else sim_log,
+        )
+    except SystemExit:
+        pass  # failing tests: the results file says which
+    run_s = time.perf_counter() - start
+
+    tests, failures, failed = _parse_results(results_xml)
+    if tests == 0:
+        raise SimulationError(
+            f"{simulator} ran no cocotb test from {test_module}; last lines of {sim_log}:\n"
+            f"{_log_tail(sim_log)}"
+        )
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    wave_file = None
+    if waves:
+        candidate = build_dir / (f"{toplevel}.fst" if simulator == "icarus" else "dump.vcd")
+        wave_file = candidate if candidate.exists() else None
+    return SimResult(
+        simulator=simulator,
+        simulator_version=status.version or "",
+        test_module=test_module,
+        tests=tests,
+        failures=failures,
+        build_s=build_s,
+        run_s=run_s,
+        build_dir=build_dir,
+        waves=wave_file,
+        metrics=metrics,
+        failed_tests=failed,
+    )
