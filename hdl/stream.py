@@ -51,8 +51,10 @@ class StreamFifo(wiring.Component):
         Write side: a payload is taken on each edge where ``i.valid & i.ready``;
         ``i.ready`` is low only when all ``depth`` entries are used.
     o : Out(stream.Signature(payload_shape))
-        Read side, in arrival order; ``o.payload`` comes from a register, so no
-        combinational path runs from ``i`` to ``o``.
+        Read side, in arrival order. Full rate (one transfer per cycle) at every
+        depth; no combinational path runs from ``i`` to ``o``. For ``depth >= 3``
+        ``o.payload`` comes from a register (2 cycles of latency), for
+        ``depth == 2`` from a 2-entry register file (1 cycle).
     level : Out(range(depth + 1))
         Entries currently held.
     """
@@ -78,7 +80,14 @@ class StreamFifo(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = Shape.cast(self._payload_shape).width
-        m.submodules.storage = storage = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
+        if self._depth == 2:
+            # SyncFIFOBuffered(depth=2) is a 1-entry FIFO plus an output register and
+            # sustains only one transfer every two cycles; the 2-entry register file of
+            # SyncFIFO sustains one per cycle.
+            storage = fifo.SyncFIFO(width=width, depth=2)
+        else:
+            storage = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
+        m.submodules.storage = storage
         m.d.comb += [
             storage.w_data.eq(self.i.payload),
             storage.w_en.eq(self.i.valid),

@@ -202,7 +202,7 @@ def run_cocotb(
     start = time.perf_counter()
     try:
         runner.build(
-            verilog_sources=sources,
+            sources=sources,
             hdl_toplevel=toplevel,
             build_dir=build_dir,
             build_args=build_args,

@@ -94,7 +94,7 @@ def _parse_verilator_version(text: str | None) -> tuple[int, int] | None:
 @cache
 def verilator_status() -> ToolStatus:
     """Usable Verilator: a new-enough one on ``PATH``, else the cached build."""
-    minimum = "%d.%03d" % MIN_VERILATOR
+    minimum = f"{MIN_VERILATOR[0]}.{MIN_VERILATOR[1]:03d}"
     found_old = None
     system = shutil.which("verilator")
     if system:

@@ -33,7 +33,7 @@ PERIOD_NS = 10
 def _describe_mismatch(sent: list[int], received: list[int]) -> str:
     lost = Counter(sent) - Counter(received)
     extra = Counter(received) - Counter(sent)
-    first = next((i for i, (a, b) in enumerate(zip(sent, received)) if a != b), None)
+    first = next((i for i, (a, b) in enumerate(zip(sent, received, strict=False)) if a != b), None)
     return (f"sent {len(sent)}, received {len(received)}; lost {sum(lost.values())}, "
             f"extra/duplicated {sum(extra.values())}; first difference at index {first}")
 

@@ -1,0 +1,339 @@
+"""The ``openrdu`` command line.
+
+::
+
+    openrdu --version
+    openrdu doctor                                   simulators found, versions, what is missing
+    openrdu verilog --preset small -o build/verilog  Verilog of every generated top of a preset
+    openrdu lint [--preset NAME]                     verilator --lint-only on every generated top
+    openrdu smoke --sim all --preset small           stream smoke test on the simulators
+    openrdu demo                                     what `make demo` runs
+
+Bad input (an unknown preset or simulator, a non-positive count) exits with
+status 2 and a message naming the valid choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+from hdl import __version__
+from hdl.presets import DEFAULT_PRESET, get_preset, preset_names
+from hdl.tops import TOPS, generated_tops
+
+SIM_CHOICES = ("icarus", "verilator", "all")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(pkg):
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return "missing"
+
+    python = sys.version.split()[0]
+    return f"openrdu {__version__} (amaranth {v('amaranth')}, cocotb {v('cocotb')}, python {python})"
+
+
+def _console(json_mode: bool = False):
+    from rich.console import Console
+
+    # Human output goes to stderr when stdout carries JSON; logs and pipes get a wide table.
+    console = Console(stderr=json_mode)
+    return console if console.is_terminal else Console(stderr=json_mode, width=120)
+
+
+def _simulators(choice: str) -> list[str]:
+    return ["verilator", "icarus"] if choice == "all" else [choice]
+
+
+# ---------------------------------------------------------------------------------------------
+# verilog / lint
+
+
+def write_preset_verilog(preset_name: str, out_dir: Path, tops: list[str] | None = None) -> list[Path]:
+    """Write ``<out_dir>/<preset>_<top>.v`` for each generated top; return the paths."""
+    from sim.runner import write_verilog
+
+    factories = generated_tops(preset_name)
+    paths = []
+    for name in tops or list(factories):
+        module = f"{preset_name}_{name}"
+        paths.append(write_verilog(factories[name](), out_dir / f"{module}.v", name=module))
+    return paths
+
+
+def cmd_verilog(args) -> int:
+    console = _console()
+    out_dir = Path(args.output)
+    paths = write_preset_verilog(args.preset, out_dir, args.top)
+    for path in paths:
+        lines = path.read_text().count("\n")
+        console.print(f"wrote {path} ({lines} lines)")
+    return 0
+
+
+def lint_verilog(paths: list[Path]) -> list[tuple[Path, bool, str]]:
+    """Run ``verilator --lint-only`` (with the runner's short waiver list) on each file."""
+    from sim import toolchain
+    from sim.runner import VERILATOR_WAIVERS
+
+    toolchain.activate("verilator")
+    results = []
+    for path in paths:
+        module = path.stem
+        proc = subprocess.run(
+            ["verilator", "--lint-only", *VERILATOR_WAIVERS, "--top-module", module, str(path)],
+            capture_output=True, text=True,
+        )
+        results.append((path, proc.returncode == 0, (proc.stdout + proc.stderr).strip()))
+    return results
+
+
+def cmd_lint(args) -> int:
+    from sim import toolchain
+
+    console = _console()
+    status = toolchain.simulator_status("verilator")
+    if not status.usable:
+        console.print(f"[red]cannot lint:[/red] {status.reason}")
+        return 1
+    presets = preset_names() if args.preset == "all" else [args.preset]
+    failures = 0
+    for preset in presets:
+        paths = write_preset_verilog(preset, Path(args.output) / preset)
+        for path, ok, text in lint_verilog(paths):
+            console.print(f"{'[green]clean[/green]' if ok else '[red]FAIL[/red]'}  {path}")
+            if not ok:
+                failures += 1
+                console.print(text)
+    console.print(f"verilator --lint-only: {failures} of the generated tops have findings"
+                  if failures else "verilator --lint-only: every generated top is clean")
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# smoke / demo
+
+
+def run_smoke(preset_name: str, simulators: list[str], *, items: int, seed: int | None,
+              waves: bool, build_root: Path, console=None) -> list[dict]:
+    """Run the stream smoke testbench on every generated stream top and each simulator."""
+    from sim import toolchain
+    from sim.runner import SimulationError, run_cocotb
+
+    rows = []
+    factories = generated_tops(preset_name)
+    for sim in simulators:
+        status = toolchain.simulator_status(sim)
+        for top in factories:
+            row = {"simulator": sim, "preset": preset_name, "top": top, "items": items}
+            if not status.usable:
+                rows.append({**row, "result": "unavailable", "reason": status.reason})
+                continue
+            label = f"{top} on {sim}: building and running {items} payloads each way"
+            if console is not None and not console.is_terminal:
+                console.print(label)
+            spinner = (console.status(label) if console is not None and console.is_terminal
+                       else nullcontext())
+            try:
+                with spinner:
+                    result = run_cocotb(
+                        factories[top](), "sim.testbenches.stream_smoke", simulator=sim,
+                        build_dir=build_root / preset_name / f"{top}-{sim}", seed=seed,
+                        waves=waves, env={"OPENRDU_SMOKE_ITEMS": str(items)})
+            except SimulationError as e:
+                rows.append({**row, "result": "error", "reason": str(e)})
+                continue
+            stalls = result.metrics.get("random_stalls_lose_nothing", {})
+            full = result.metrics.get("full_rate_one_per_cycle", {})
+            rows.append({
+                **row,
+                "version": status.version,
+                "result": "pass" if result.passed else "FAIL",
+                "failed_tests": result.failed_tests,
+                "payload_bits": stalls.get("payload_bits"),
+                "cycles_random_stalls": stalls.get("cycles"),
+                "cycles_full_rate": full.get("cycles"),
+                "cycles_per_s": stalls.get("cycles_per_s"),
+                "build_s": round(result.build_s, 3),
+                "run_s": round(result.run_s, 3),
+                "waves": str(result.waves) if result.waves else None,
+            })
+    return rows
+
+
+def _smoke_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="Stream smoke test: random valid/ready stalls, nothing lost or duplicated")
+    for column, justify in (("simulator", "left"), ("top", "left"), ("bits", "right"),
+                            ("items", "right"), ("cycles (stalls)", "right"),
+                            ("cycles (full rate)", "right"), ("cycles/s", "right"),
+                            ("build s", "right"), ("result", "left")):
+        table.add_column(column, justify=justify)
+    for r in rows:
+        if r["result"] in ("unavailable", "error"):
+            table.add_row(r["simulator"], r["top"], "-", str(r["items"]), "-", "-", "-", "-",
+                          f"[yellow]{r['result']}[/yellow]")
+            continue
+        color = "green" if r["result"] == "pass" else "red"
+        table.add_row(r["simulator"], r["top"], str(r["payload_bits"]), str(r["items"]),
+                      str(r["cycles_random_stalls"]), str(r["cycles_full_rate"]),
+                      f"{r['cycles_per_s']:,.0f}" if r["cycles_per_s"] else "-",
+                      f"{r['build_s']:.2f}", f"[{color}]{r['result']}[/{color}]")
+    return table
+
+
+def _report_unusable(console, rows):
+    seen = set()
+    for r in rows:
+        if r["result"] in ("unavailable", "error") and r["simulator"] not in seen:
+            seen.add(r["simulator"])
+            console.print(f"[yellow]{r['simulator']}: {r['reason']}[/yellow]")
+
+
+def cmd_smoke(args) -> int:
+    console = _console(args.json)
+    rows = run_smoke(args.preset, _simulators(args.sim), items=args.items, seed=args.seed,
+                     waves=args.waves, build_root=Path(args.build_dir), console=console)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        console.print(_smoke_table(rows))
+        _report_unusable(console, rows)
+    ran = [r for r in rows if r["result"] in ("pass", "FAIL")]
+    return 0 if ran and all(r["result"] == "pass" for r in ran) else 1
+
+
+def cmd_demo(args) -> int:
+    from rich.table import Table
+
+    from sim import toolchain
+
+    console = _console()
+    preset = get_preset(args.preset)
+    console.rule(f"OpenRDU {__version__} demo, preset {preset.name!r}")
+    console.print(
+        f"grid {preset.grid_cols}x{preset.grid_rows} ({preset.num_pcus} PCUs, {preset.num_pmus} PMUs), "
+        f"PCU {preset.lanes} lanes x {preset.stages} stages, "
+        f"PMU {preset.pmu_banks} banks x {preset.pmu_bank_kib} KiB")
+    console.print("The tile top arrives with the network/tile issue; until then the demo "
+                  "generates the preset's unit tops that exist and smoke-tests them.")
+
+    out_dir = Path(args.build_dir) / "verilog" / preset.name
+    paths = write_preset_verilog(preset.name, out_dir)
+    table = Table(title=f"Generated Verilog ({out_dir})")
+    for column in ("top", "what it is", "lines", "bytes"):
+        table.add_column(column)
+    for name, path in zip(TOPS, paths, strict=True):
+        text = path.read_text()
+        table.add_row(path.name, TOPS[name][0], str(text.count("\n")), f"{len(text):,}")
+    console.print(table)
+
+    rows = run_smoke(preset.name, _simulators(args.sim), items=args.items, seed=args.seed,
+                     waves=args.waves, build_root=Path(args.build_dir) / "demo", console=console)
+    console.print(_smoke_table(rows))
+    _report_unusable(console, rows)
+    ran = [r for r in rows if r["result"] in ("pass", "FAIL")]
+    by_sim = {}
+    for r in ran:
+        by_sim.setdefault(r["simulator"], []).append(r["cycles_per_s"])
+    if "verilator" in by_sim and "icarus" in by_sim:
+        ratio = (sum(by_sim["verilator"]) / len(by_sim["verilator"])) / (
+            sum(by_sim["icarus"]) / len(by_sim["icarus"]))
+        console.print(f"Verilator / Icarus simulated cycles per second on this testbench: {ratio:.1f}x "
+                      "(the Python testbench acts every cycle, so it dominates both)")
+    if args.waves:
+        for r in ran:
+            if r.get("waves"):
+                console.print(f"waves: {r['waves']}")
+    missing = [s for s in _simulators(args.sim) if not toolchain.simulator_status(s).usable]
+    ok = bool(ran) and all(r["result"] == "pass" for r in ran)
+    console.print(("[green]demo passed[/green]" if ok else "[red]demo FAILED[/red]")
+                  + (f" (not run on: {', '.join(missing)})" if missing else ""))
+    return 0 if ok else 1
+
+
+def cmd_doctor(args) -> int:
+    from sim import toolchain
+
+    return toolchain._main()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openrdu",
+        description="OpenRDU: an open RTL model of a reconfigurable dataflow unit.")
+    parser.add_argument("--version", action="version", version=_version_text())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add_preset(p, allow_all=False):
+        choices = preset_names() + (["all"] if allow_all else [])
+        p.add_argument("--preset", default=DEFAULT_PRESET, choices=choices, metavar="NAME",
+                       help=f"hardware preset, one of: {', '.join(choices)} (default {DEFAULT_PRESET})")
+
+    def add_sim(p, default="all"):
+        p.add_argument("--sim", default=default, choices=SIM_CHOICES, metavar="SIM",
+                       help=f"simulator, one of: {', '.join(SIM_CHOICES)} (default {default})")
+
+    p = sub.add_parser("doctor", help="show which simulators are usable and why not")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("verilog", help="generate Verilog for a preset's tops")
+    add_preset(p)
+    p.add_argument("-o", "--output", default="build/verilog", help="output directory")
+    p.add_argument("--top", action="append", choices=list(TOPS), metavar="TOP",
+                   help=f"only this top (repeatable): {', '.join(TOPS)}")
+    p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser("lint", help="verilator --lint-only on every generated top")
+    add_preset(p, allow_all=True)
+    p.add_argument("-o", "--output", default="build/lint", help="where the Verilog is written")
+    p.set_defaults(func=cmd_lint)
+
+    for name, func, help_text in (
+        ("smoke", cmd_smoke, "stream smoke test on Icarus and/or Verilator"),
+        ("demo", cmd_demo, "generate Verilog and run the smoke test on both simulators"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        add_preset(p)
+        add_sim(p)
+        p.add_argument("--items", type=_positive_int, default=2000, help="payloads per test")
+        p.add_argument("--seed", type=int, default=None, help="cocotb random seed")
+        p.add_argument("--waves", action="store_true",
+                       help="record waveforms (Icarus: FST, Verilator: VCD) in the build directory")
+        p.add_argument("--build-dir", default="build", help="where builds, logs and waves go")
+        if name == "smoke":
+            p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""sim.runner: errors are clear, waves and metrics come back, both simulators build."""
+
+import pytest
+
+from hdl.stream import StreamRegister
+from sim import toolchain
+from sim.runner import SimulationError, run_cocotb, write_verilog
+
+SMOKE = "sim.testbenches.stream_smoke"
+
+
+def test_unknown_simulator(tmp_path):
+    with pytest.raises(ValueError, match="valid simulators: verilator, icarus"):
+        run_cocotb(StreamRegister(8), SMOKE, simulator="modelsim", build_dir=tmp_path)
+
+
+def test_missing_verilog_file(tmp_path):
+    if not toolchain.icarus_status().usable:
+        pytest.skip("icarus unusable")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run_cocotb(tmp_path / "nope.v", SMOKE, simulator="icarus", build_dir=tmp_path)
+
+
+def test_write_verilog_rejects_non_components(tmp_path):
+    with pytest.raises(TypeError, match="wiring.Component"):
+        write_verilog("not a component", tmp_path / "x.v")
+
+
+@pytest.mark.cocotb
+def test_broken_verilog_is_a_simulation_error(simulator, sim_build_dir):
+    bad = sim_build_dir / "bad.v"
+    bad.write_text("module top(input clk; endmodule\n")
+    with pytest.raises(SimulationError, match=f"{simulator} build of top failed"):
+        run_cocotb(bad, SMOKE, simulator=simulator, build_dir=sim_build_dir)
+
+
+@pytest.mark.cocotb
+def test_waves_and_metrics(simulator, sim_build_dir):
+    result = run_cocotb(StreamRegister(8), SMOKE, simulator=simulator, build_dir=sim_build_dir,
+                        waves=True, seed=1234, testcase="full_rate_one_per_cycle",
+                        env={"OPENRDU_SMOKE_ITEMS": "50"})
+    assert result.passed, result.summary()
+    assert result.tests == 1
+    assert result.waves is not None and result.waves.stat().st_size > 0
+    assert result.waves.suffix == (".fst" if simulator == "icarus" else ".vcd")
+    metrics = result.metrics["full_rate_one_per_cycle"]
+    assert metrics["items"] == 50 and metrics["cycles"] <= 54
+    assert result.simulator_version
+
+
+def test_required_simulators_parsing(monkeypatch):
+    monkeypatch.setenv("OPENRDU_REQUIRE_SIMS", "icarus, verilator")
+    assert toolchain.required_simulators() == {"icarus", "verilator"}
+    monkeypatch.setenv("OPENRDU_REQUIRE_SIMS", "questa")
+    with pytest.raises(ValueError, match="unknown simulator"):
+        toolchain.required_simulators()
