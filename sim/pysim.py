@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+from amaranth import ClockDomain, Module
 from amaranth.sim import Simulator
 
 __all__ = ["stream_put", "stream_get", "run_pysim"]
@@ -39,7 +40,10 @@ async def stream_get(ctx, stream, *, rng: random.Random | None = None, stall_p: 
 
 def run_pysim(dut, *testbenches, vcd: str | None = None, period: float = 1e-8):
     """Run ``testbenches`` (async functions of ``ctx``) on ``dut`` with one clock domain."""
-    sim = Simulator(dut)
+    top = Module()
+    top.submodules.dut = dut
+    top.domains.sync = ClockDomain("sync")  # present even for purely combinational designs
+    sim = Simulator(top)
     sim.add_clock(period)
     for testbench in testbenches:
         sim.add_testbench(testbench)
