@@ -98,7 +98,8 @@ def test_mac_accumulator_equals_sequential_numpy_loop():
     rng = np.random.default_rng(5)
     a = rng.integers(0, 1 << 16, 120, dtype=np.uint32) & 0xBFFF  # keep exponents moderate
     b = rng.integers(0, 1 << 16, 120, dtype=np.uint32) & 0xBFFF
-    payloads = [{"a": int(x), "b": int(y), "last": int(k == 119)} for k, (x, y) in enumerate(zip(a, b))]
+    payloads = [{"a": int(x), "b": int(y), "last": int(k == 119)}
+                for k, (x, y) in enumerate(zip(a, b, strict=True))]
     got = _stream_through(MacAccumulator(), payloads, seed=3, stall_p=0.4)
     want = sequential_mac(a, b)
     assert np.array_equal(got, want), _mismatch_report([a, b], got, want)
