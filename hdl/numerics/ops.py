@@ -374,7 +374,7 @@ def main():  # pragma: no cover - a printout
     for op in (*ALU_OPS.values(), *TAIL_OPS.values()):
         table.add_row(op.kind, str(op.opcode), op.name, ", ".join(op.operands), op.result,
                       str(op.latency), op.doc)
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover
