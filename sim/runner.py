@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,39 @@ VERILATOR_WAIVERS: dict[str, str] = {
 }
 
 TIMESCALE = ("1ns", "1ps")
+
+_PORT_RE = re.compile(
+    r"^\s*(?:input|output|inout)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[[^\]]*\]\s*)?(\w+)\s*;", re.M)
+
+
+def toplevel_ports(verilog_text: str, toplevel: str) -> list[str]:
+    """Names of the ports of module ``toplevel`` in ``verilog_text`` (Amaranth's output style)."""
+    match = re.search(rf"^module\s+\\?{re.escape(toplevel)}\s*\(", verilog_text, re.M)
+    if not match:
+        raise ValueError(f"module {toplevel!r} not found")
+    body = verilog_text[match.end():]
+    return _PORT_RE.findall(body[:body.index("endmodule")])
+
+
+def _verilator_port_access(sources: list[Path], toplevel: str, build_dir: Path) -> list[str]:
+    """Build arguments that make only the toplevel's ports visible to cocotb.
+
+    cocotb's runner passes ``--public-flat-rw``, which makes every signal of the design
+    public; for Amaranth designs (one flat module) that multiplies Verilator's C++ and
+    its compile time (a 49 k-line PCU: 85 s → 23 s without it). Waves still record
+    every signal.
+    """
+    for source in sources:
+        text = source.read_text(errors="replace")
+        try:
+            ports = toplevel_ports(text, toplevel)
+        except ValueError:
+            continue
+        control = build_dir / "ports.vlt"
+        control.write_text("`verilator_config\n" + "".join(
+            f'public_flat_rw -module "{toplevel}" -var "{port}"\n' for port in ports))
+        return ["--no-public-flat-rw", str(control)]
+    return []
 
 
 class SimulationError(RuntimeError):
@@ -142,6 +176,7 @@ def run_cocotb(
     waves: bool = False,
     seed: int | None = None,
     verbose: bool = False,
+    internal_signals: bool = False,
 ) -> SimResult:
     """Build ``design`` and run the cocotb ``test_module`` against it.
 
@@ -167,6 +202,9 @@ def run_cocotb(
         cocotb random seed (``COCOTB_RANDOM_SEED``); random when omitted.
     verbose : bool
         Stream simulator output to the console instead of log files.
+    internal_signals : bool
+        Verilator only: let the testbench reach every internal signal (cocotb's default,
+        much slower to build). By default only the toplevel's ports are visible.
 
     Raises
     ------
@@ -198,7 +236,11 @@ def run_cocotb(
         stale.unlink(missing_ok=True)
 
     runner = get_runner(simulator)
-    build_args = list(VERILATOR_WAIVERS) if simulator == "verilator" else []
+    build_args = []
+    if simulator == "verilator":
+        build_args = list(VERILATOR_WAIVERS)
+        if not internal_signals:
+            build_args += _verilator_port_access(sources, toplevel, build_dir)
     start = time.perf_counter()
     try:
         runner.build(

@@ -1,0 +1,14 @@
+"""The pattern compute unit (PCU): configuration format, RTL and golden model.
+
+* :mod:`.config` — :class:`PcuParams` (hardware parameters), :class:`PcuConfig` (a program) and
+  its word encoding.
+* :mod:`.unit` — :class:`PatternComputeUnit`, the Amaranth component.
+* :mod:`.golden` — :func:`run_golden`, the bit-exact model built on the op table's golden functions.
+"""
+
+from .config import ConfigError, PcuConfig, PcuParams, ScalarInput, Stage
+from .golden import run_golden
+from .unit import PatternComputeUnit
+
+__all__ = ["ConfigError", "PcuConfig", "PcuParams", "ScalarInput", "Stage", "PatternComputeUnit",
+           "run_golden"]

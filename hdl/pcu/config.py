@@ -1,0 +1,459 @@
+"""PCU parameters and configuration: Python dataclasses ↔ configuration words.
+
+One Amaranth layout, :func:`config_layout`, describes the configuration register
+of a PCU. The RTL slices its fields out of that register; :meth:`PcuConfig.encode`
+packs the same layout into words with ``layout.const``; :meth:`PcuConfig.decode`
+reads words back. So the hardware and the encoder cannot disagree on a bit.
+
+Word format (version :data:`CONFIG_VERSION`)
+--------------------------------------------
+Word 0 is a header: bits 31..16 :data:`CONFIG_MAGIC`, bits 15..8 the version,
+bits 7..0 the number of body words that follow. The body is the configuration
+register, least significant word first. The number of body words depends on the
+PCU's parameters (:attr:`PcuParams.config_words`).
+
+Operand sources
+---------------
+Each operand of a stage names where its value comes from:
+
+============  =========================================================
+``"zero"``    the word 0
+``"vin0"``    vector input 0 of this step (per lane), ``"vin1"`` input 1
+``"prev"``    the previous stage's result (stage 0: ``vin0``)
+``"stageN"``  the result of an earlier stage N (carried by pipeline registers)
+``"constN"``  configuration constant N (same in every lane)
+``"ctrN"``    the value of counter N for this step (int32, every lane)
+``"scalarN"`` scalar input N (every lane; popped as :class:`ScalarInput` says)
+``"lane"``    the lane index (int32)
+============  =========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from amaranth.lib import data
+
+from ..counters import Counter, counter_layout
+from ..numerics.ops import ALU_OPS, TAIL_OPS
+from ..numerics.tail import TAIL_OPCODES
+from ..numerics.units import ALU_OPCODE_BITS, TAIL_OPCODE_BITS
+from ..presets import Preset, get_preset
+
+__all__ = [
+    "CONFIG_MAGIC", "CONFIG_VERSION", "DEFAULT_STAGE_OPS", "ConfigError", "PcuParams", "Stage",
+    "ScalarInput", "PcuConfig", "config_layout", "SOURCE_KINDS", "REDUCE_OPS",
+]
+
+CONFIG_MAGIC = 0x9C0E
+CONFIG_VERSION = 1
+VECTOR_INPUTS = 2
+SCALAR_INPUTS = 2
+
+#: Operand source kinds as encoded in a stage's ``src[k].kind`` field.
+SOURCE_KINDS = {"zero": 0, "vin": 1, "stage": 2, "const": 3, "ctr": 4, "scalar": 5, "lane": 6}
+#: Cross-lane reduction ops (``reduce`` field).
+REDUCE_OPS = {"none": 0, "add": 1, "max": 2}
+MODES = {"simd": 0, "systolic": 1}
+
+#: ALU ops a PCU stage implements unless told otherwise: float arithmetic, compares,
+#: selects, conversions and the integer ops masks and indices need.
+DEFAULT_STAGE_OPS = ("mov", "fadd", "fsub", "fmul", "mac", "fmax", "fmin", "flt", "fle", "feq",
+                     "fneg", "fabs", "sel", "cvt_bf16", "cvt_f32", "iadd", "isub", "ilt", "ieq")
+
+
+class ConfigError(ValueError):
+    """A PCU configuration the hardware cannot run; the message says which field and why."""
+
+
+def _int_in(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class PcuParams:
+    """The hardware parameters of one PCU build (from a preset plus build options).
+
+    Parameters
+    ----------
+    preset : Preset or str
+        Gives ``lanes``, ``stages``, ``fifo_depth``, ``counters``, ``counter_width``.
+    ops : sequence of str
+        ALU ops every stage's functional units implement (default :data:`DEFAULT_STAGE_OPS`;
+        ``"all"`` for the whole op table). ``mov`` is always included.
+    tail : bool
+        Build the per-lane tail unit (exp, recip, rsqrt, sigmoid, SiLU, GeLU).
+    systolic : bool
+        Build the ``lanes × stages`` output-stationary MAC array (needs ``stages <= lanes``).
+    constants : int
+        Configuration constants, 1 to 16.
+    """
+
+    preset: Preset
+    ops: tuple[str, ...] = DEFAULT_STAGE_OPS
+    tail: bool = True
+    systolic: bool = True
+    constants: int = 4
+
+    def __init__(self, preset: Preset | str, ops: Sequence[str] | str = DEFAULT_STAGE_OPS,
+                 tail: bool = True, systolic: bool = True, constants: int = 4):
+        preset = get_preset(preset)
+        if ops == "all":
+            ops = tuple(ALU_OPS)
+        if isinstance(ops, str) or not all(isinstance(o, str) for o in ops):
+            raise TypeError("ops must be a sequence of ALU op names or 'all'")
+        unknown = [o for o in ops if o not in ALU_OPS]
+        if unknown:
+            raise ValueError(f"unknown ALU op(s) {', '.join(unknown)}; ALU ops: {', '.join(ALU_OPS)}")
+        ordered = tuple(sorted(set(ops) | {"mov"}, key=lambda o: ALU_OPS[o].opcode))
+        _int_in("constants", constants, 1, 16)
+        if not isinstance(tail, bool) or not isinstance(systolic, bool):
+            raise TypeError("tail and systolic must be bools")
+        if systolic and preset.stages > preset.lanes:
+            raise ValueError(f"systolic mode streams B rows through the lanes, so it needs stages <= lanes; "
+                             f"preset {preset.name!r} has {preset.stages} stages and {preset.lanes} lanes")
+        object.__setattr__(self, "preset", preset)
+        object.__setattr__(self, "ops", ordered)
+        object.__setattr__(self, "tail", tail)
+        object.__setattr__(self, "systolic", systolic)
+        object.__setattr__(self, "constants", constants)
+
+    @property
+    def lanes(self) -> int:
+        return self.preset.lanes
+
+    @property
+    def stages(self) -> int:
+        return self.preset.stages
+
+    @property
+    def counters(self) -> int:
+        return self.preset.counters
+
+    @property
+    def counter_width(self) -> int:
+        return self.preset.counter_width
+
+    @property
+    def stage_latency(self) -> int:
+        """Cycles through one stage: the slowest op of the set."""
+        return max(ALU_OPS[o].latency for o in self.ops)
+
+    @property
+    def reduce_levels(self) -> int:
+        return (self.lanes - 1).bit_length()
+
+    @property
+    def layout(self) -> data.StructLayout:
+        return config_layout(self)
+
+    @property
+    def config_words(self) -> int:
+        """Body words of a configuration image."""
+        return (self.layout.size + 31) // 32
+
+
+def config_layout(params: PcuParams) -> data.StructLayout:
+    """The configuration register of a PCU with ``params``."""
+    index_bits = max(params.stages, params.constants, params.counters, SCALAR_INPUTS, VECTOR_INPUTS)
+    source = data.StructLayout({"kind": 3, "index": max(1, (index_bits - 1).bit_length())})
+    stage = data.StructLayout({
+        "op": ALU_OPCODE_BITS,
+        "src": data.ArrayLayout(source, 3),
+        "shift": max(1, (params.lanes - 1).bit_length()),
+    })
+    scalar = data.StructLayout({"used": 1, "pop_level": 2})
+    return data.StructLayout({
+        "mode": 1,
+        "auto_start": 1,
+        "counters_used": 2,
+        "counter": data.ArrayLayout(counter_layout(params.counter_width), params.counters),
+        "stage": data.ArrayLayout(stage, params.stages),
+        "vin_used": VECTOR_INPUTS,
+        "scalar": data.ArrayLayout(scalar, SCALAR_INPUTS),
+        "const": data.ArrayLayout(32, params.constants),
+        "reduce": 2,
+        "tail": TAIL_OPCODE_BITS,
+        "to_bf16": 1,
+        "vout_enable": 1,
+        "sout_enable": 1,
+    })
+
+
+_SOURCE_RE = re.compile(r"^(zero|prev|lane|vin|stage|const|ctr|scalar)(\d*)$")
+
+
+def parse_source(text: str, stage: int, params: PcuParams) -> tuple[int, int]:
+    """``"stage1"`` → ``(kind, index)`` for stage ``stage``; raises ConfigError naming the problem."""
+    if not isinstance(text, str):
+        raise ConfigError(f"stage {stage}: an operand source must be a string such as 'vin0', got {text!r}")
+    match = _SOURCE_RE.match(text)
+    if not match:
+        raise ConfigError(f"stage {stage}: unknown operand source {text!r}; sources are zero, prev, lane, "
+                          f"vinN, stageN, constN, ctrN, scalarN")
+    name, digits = match[1], match[2]
+    if name in ("zero", "prev", "lane"):
+        if digits:
+            raise ConfigError(f"stage {stage}: source {name!r} takes no index, got {text!r}")
+        if name == "prev":
+            return (SOURCE_KINDS["vin"], 0) if stage == 0 else (SOURCE_KINDS["stage"], stage - 1)
+        return SOURCE_KINDS[name], 0
+    if not digits:
+        raise ConfigError(f"stage {stage}: source {text!r} needs an index, e.g. {name}0")
+    index = int(digits)
+    limit = {"vin": VECTOR_INPUTS, "stage": stage, "const": params.constants, "ctr": params.counters,
+             "scalar": SCALAR_INPUTS}[name]
+    if name == "stage" and index >= stage:
+        raise ConfigError(f"stage {stage}: operand {text!r} comes from a later stage (or this one); "
+                          f"a stage reads only stages 0..{stage - 1}")
+    if index >= limit:
+        raise ConfigError(f"stage {stage}: source {text!r} out of range; this PCU has {limit} {name} "
+                          f"source(s)")
+    return SOURCE_KINDS[name], index
+
+
+def source_text(kind: int, index: int) -> str:
+    name = {v: k for k, v in SOURCE_KINDS.items()}[kind]
+    return name if name in ("zero", "lane") else f"{name}{index}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One SIMD stage: ``op`` applied in every lane to operands ``a``, ``b``, ``c``.
+
+    ``shift`` rotates the stage's result across lanes: lane ``i`` receives the result
+    of lane ``(i + shift) mod lanes``.
+    """
+
+    op: str = "mov"
+    a: str = "prev"
+    b: str = "zero"
+    c: str = "zero"
+    shift: int = 0
+
+
+@dataclass(frozen=True)
+class ScalarInput:
+    """Use of one scalar input port.
+
+    ``pop_level`` 0 pops a value every step; ``n`` > 0 pops one when counters
+    ``0..n-1`` are all at their first value (once per iteration of counter ``n``)
+    and holds it for the other steps.
+    """
+
+    pop_level: int = 0
+
+
+@dataclass(frozen=True)
+class PcuConfig:
+    """A PCU program.
+
+    Attributes
+    ----------
+    mode : str
+        ``"simd"``: every step pushes one vector per used input through the stages.
+        ``"systolic"``: the MAC array computes ``C = A·B`` tiles; each step takes a column
+        of A (``vin0``, bf16 per lane) and a row of B (``vin1``, bf16 in lanes
+        ``0..stages-1``); counter 0 is the K loop (its first/last step start/end a tile) and
+        each tile leaves as ``stages`` vectors: the columns of C (fp32).
+    counters : list of Counter
+        The loop nest, innermost first (at least one). The run has one step per iteration.
+    stages : list of Stage
+        SIMD stages in order; missing stages pass ``prev`` through.
+    scalars : dict of int → ScalarInput
+        Scalar input ports that the program uses.
+    constants : list of int
+        32-bit words for ``constN`` sources.
+    reduce : str
+        ``"none"``, ``"add"`` or ``"max"``: a cross-lane tree over the last stage's result,
+        pairing lanes (0,1), (2,3)… at each level; the result leaves on the scalar output.
+    tail : str
+        ``"none"`` or a tail op (``"exp"``, ``"gelu"`` …) applied per lane to the vector output.
+    to_bf16 : bool
+        Convert the vector output to bf16 (RNE) after the tail.
+    vector_output : bool
+        Send results to the vector output (default True).
+    auto_start : bool
+        Start a run as soon as the configuration is loaded (else wait for ``start``).
+    """
+
+    mode: str = "simd"
+    counters: list[Counter] = field(default_factory=lambda: [Counter(0, 1)])
+    stages: list[Stage] = field(default_factory=list)
+    scalars: dict[int, ScalarInput] = field(default_factory=dict)
+    constants: list[int] = field(default_factory=list)
+    reduce: str = "none"
+    tail: str = "none"
+    to_bf16: bool = False
+    vector_output: bool = True
+    auto_start: bool = True
+
+    # ------------------------------------------------------------------ checks
+    def check(self, params: PcuParams) -> dict:
+        """Validate against ``params``; return the configuration register's field values.
+
+        Raises
+        ------
+        ConfigError
+            Naming the offending field and the allowed values.
+        """
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not self.counters:
+            raise ConfigError("a PCU program needs at least one counter (its loop nest)")
+        if len(self.counters) > params.counters:
+            raise ConfigError(f"{len(self.counters)} counters given, this PCU has {params.counters}")
+        for k, counter in enumerate(self.counters):
+            if not isinstance(counter, Counter):
+                raise ConfigError(f"counter {k} must be a hdl.counters.Counter, got {counter!r}")
+            try:
+                counter.check_width(params.counter_width, f"counter {k}")
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        if len(self.stages) > params.stages:
+            raise ConfigError(f"{len(self.stages)} stages given, this PCU has {params.stages}")
+        if self.reduce not in REDUCE_OPS:
+            raise ConfigError(f"reduce must be one of {', '.join(REDUCE_OPS)}, got {self.reduce!r}")
+        if self.tail != "none" and self.tail not in TAIL_OPS:
+            raise ConfigError(f"tail must be 'none' or one of {', '.join(TAIL_OPS)}, got {self.tail!r}")
+        if self.tail != "none" and not params.tail:
+            raise ConfigError(f"tail {self.tail!r} asked for, but this PCU was built without a tail unit")
+        if len(self.constants) > params.constants:
+            raise ConfigError(f"{len(self.constants)} constants given, this PCU has {params.constants}")
+        for k, word in enumerate(self.constants):
+            if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word < 1 << 32:
+                raise ConfigError(f"constant {k} must be a 32-bit word (0 <= w < 2**32), got {word!r}")
+        for port, use in self.scalars.items():
+            if port not in range(SCALAR_INPUTS):
+                raise ConfigError(f"scalar input {port} does not exist; ports are 0..{SCALAR_INPUTS - 1}")
+            if not isinstance(use, ScalarInput) or not 0 <= use.pop_level <= len(self.counters):
+                raise ConfigError(f"scalar input {port}: pop_level must be in [0, {len(self.counters)}] "
+                                  f"(the number of counters), got {use!r}")
+        if not self.vector_output and self.reduce == "none":
+            raise ConfigError("the program has no output: enable vector_output or a reduction")
+
+        stages, vin_used, scalars_read = [], set(), set()
+        for s in range(params.stages):
+            stage = self.stages[s] if s < len(self.stages) else Stage()
+            if not isinstance(stage, Stage):
+                raise ConfigError(f"stage {s} must be a Stage, got {stage!r}")
+            if stage.op not in ALU_OPS:
+                raise ConfigError(f"stage {s}: unknown op {stage.op!r}; ALU ops: {', '.join(ALU_OPS)}")
+            if stage.op not in params.ops:
+                raise ConfigError(f"stage {s}: op {stage.op!r} is not built into this PCU; its stages "
+                                  f"implement {', '.join(params.ops)}")
+            if isinstance(stage.shift, bool) or not isinstance(stage.shift, int) \
+                    or not 0 <= stage.shift < params.lanes:
+                raise ConfigError(f"stage {s}: shift must be in [0, {params.lanes - 1}], got {stage.shift!r}")
+            arity = ALU_OPS[stage.op].arity
+            sources = []
+            for k, text in enumerate((stage.a, stage.b, stage.c)):
+                if k >= arity:
+                    if text != "zero":
+                        raise ConfigError(f"stage {s}: {stage.op} takes {arity} operand(s); operand "
+                                          f"{'abc'[k]} is unused and must be 'zero', got {text!r}")
+                    sources.append({"kind": 0, "index": 0})
+                    continue
+                kind, index = parse_source(text, s, params)
+                if kind == SOURCE_KINDS["vin"]:
+                    vin_used.add(index)
+                if kind == SOURCE_KINDS["scalar"]:
+                    scalars_read.add(index)
+                sources.append({"kind": kind, "index": index})
+            stages.append({"op": ALU_OPS[stage.op].opcode, "src": sources, "shift": stage.shift})
+        missing = sorted(scalars_read - set(self.scalars))
+        if missing:
+            raise ConfigError(f"stages read scalar input(s) {missing} but scalars= does not declare them "
+                              f"(say how often each is popped with ScalarInput)")
+
+        if self.mode == "systolic":
+            if not params.systolic:
+                raise ConfigError("systolic mode asked for, but this PCU was built without the MAC array")
+            if self.reduce != "none":
+                raise ConfigError("systolic mode has no cross-lane reduction (reduce must be 'none')")
+            if not self.vector_output:
+                raise ConfigError("systolic mode drains C on the vector output (vector_output must be True)")
+            if self.scalars:
+                raise ConfigError("systolic mode takes no scalar inputs")
+            vin_used = {0, 1}
+        counters = [{"start": c.start, "stop": c.stop, "stride": c.stride} for c in self.counters]
+        counters += [{"start": 0, "stop": 1, "stride": 1}] * (params.counters - len(counters))
+        scalar_fields = [{"used": int(p in self.scalars),
+                          "pop_level": self.scalars[p].pop_level if p in self.scalars else 0}
+                         for p in range(SCALAR_INPUTS)]
+        return {
+            "mode": MODES[self.mode],
+            "auto_start": int(self.auto_start),
+            "counters_used": len(self.counters),
+            "counter": counters,
+            "stage": stages,
+            "vin_used": sum(1 << k for k in vin_used),
+            "scalar": scalar_fields,
+            "const": list(self.constants) + [0] * (params.constants - len(self.constants)),
+            "reduce": REDUCE_OPS[self.reduce],
+            "tail": TAIL_OPCODES[self.tail] if self.tail != "none" else 0,
+            "to_bf16": int(self.to_bf16),
+            "vout_enable": int(self.vector_output),
+            "sout_enable": int(self.reduce != "none"),
+        }
+
+    # ------------------------------------------------------------------ words
+    def register_value(self, params: PcuParams) -> int:
+        """The configuration register as one integer (the layout's bits)."""
+        return params.layout.const(self.check(params)).as_value().value
+
+    def encode(self, params: PcuParams) -> list[int]:
+        """Header word plus body words (least significant first) for the configuration port."""
+        value = self.register_value(params)
+        words = [(value >> (32 * k)) & 0xFFFFFFFF for k in range(params.config_words)]
+        return [header_word(params.config_words), *words]
+
+    @classmethod
+    def decode(cls, words: Sequence[int], params: PcuParams) -> PcuConfig:
+        """Inverse of :meth:`encode` (stages and constants come back at full length)."""
+        check_header(words, params)
+        value = sum(int(w) << (32 * k) for k, w in enumerate(words[1:]))
+        view = data.Const(params.layout, value & ((1 << params.layout.size) - 1))
+        opcode_to_op = {op.opcode: name for name, op in ALU_OPS.items()}
+        stages = []
+        for s in range(params.stages):
+            st = view.stage[s]
+            srcs = [source_text(int(st.src[k].kind), int(st.src[k].index)) for k in range(3)]
+            stages.append(Stage(opcode_to_op[int(st.op)], *srcs, shift=int(st.shift)))
+        used = int(view.counters_used)
+        counters = [Counter(*(int(getattr(view.counter[k], f)) for f in ("start", "stop", "stride")))
+                    for k in range(used)]
+        scalars = {p: ScalarInput(int(view.scalar[p].pop_level)) for p in range(SCALAR_INPUTS)
+                   if int(view.scalar[p].used)}
+        tails = {code: name for name, code in TAIL_OPCODES.items()}
+        return cls(
+            mode={v: k for k, v in MODES.items()}[int(view.mode)],
+            counters=counters, stages=stages, scalars=scalars,
+            constants=[int(view.const[k]) for k in range(params.constants)],
+            reduce={v: k for k, v in REDUCE_OPS.items()}[int(view.reduce)],
+            tail=tails.get(int(view.tail), "none") if int(view.tail) else "none",
+            to_bf16=bool(int(view.to_bf16)), vector_output=bool(int(view.vout_enable)),
+            auto_start=bool(int(view.auto_start)))
+
+
+def header_word(body_words: int) -> int:
+    return (CONFIG_MAGIC << 16) | (CONFIG_VERSION << 8) | body_words
+
+
+def check_header(words: Sequence[int], params: PcuParams) -> None:
+    if not words:
+        raise ConfigError("empty configuration image")
+    header = int(words[0])
+    if header >> 16 != CONFIG_MAGIC:
+        raise ConfigError(f"not a PCU configuration (header {header:#010x}, magic {CONFIG_MAGIC:#06x})")
+    if (header >> 8) & 0xFF != CONFIG_VERSION:
+        raise ConfigError(f"configuration version {(header >> 8) & 0xFF}, this PCU reads {CONFIG_VERSION}")
+    if header & 0xFF != params.config_words or len(words) - 1 != params.config_words:
+        raise ConfigError(f"configuration has {len(words) - 1} body words (header says {header & 0xFF}); "
+                          f"this PCU takes {params.config_words}")

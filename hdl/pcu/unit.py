@@ -1,0 +1,404 @@
+"""The pattern compute unit: header (FIFOs, counters) → body (SIMD stages or MAC array) → tail.
+
+Dataflow of one PCU (:class:`PatternComputeUnit`)::
+
+    vin0, vin1 ─▶ FIFO ─┐                      ┌─▶ SIMD stages ─┬─▶ reduce tree ─▶ sout
+    sin0, sin1 ─▶ FIFO ─┼─▶ join ─▶ step reg ──┤                │
+    counters ───────────┘   (fire)             └─▶ MAC array ───┴─▶ tail ─▶ bf16 ─▶ vout
+
+The whole unit is one globally stalled pipeline: every register loads when
+``advance`` is high, and ``advance`` is low only while an output register holds
+a result its consumer has not taken. A *step* (one iteration of the counter
+nest) fires when the pipeline advances, the counters are running and every
+input the program reads has a value.
+
+SIMD mode: stage ``s`` sees its operands ``s × stage_latency`` cycles after the
+step fired; each lane applies the stage's op (every op of :attr:`PcuParams.ops`
+is built, the configured one is selected); the result may be rotated across
+lanes. Results of earlier stages and the step's inputs travel along delay lines
+so any stage can read them.
+
+Systolic mode: an output-stationary ``lanes × stages`` array of single-cycle
+MACs (bf16 × bf16 + fp32, one rounding). A values enter lane ``i`` skewed by
+``i`` cycles and move right; B values enter column ``j`` skewed by ``j`` and
+move down, so PE ``(i, j)`` sees the ``k``-th pair ``i + j`` cycles after step
+``k`` fired and accumulates in input order (the order of a sequential fp32 loop).
+At the last step of a tile each PE copies its sum to a shadow register and starts
+the next tile from +0; the shadows leave as ``stages`` column vectors while the
+next tile computes, so back-to-back tiles need no drain bubble. Two tiles must
+end at least ``max(lanes, stages)`` cycles apart (a tile with a shorter K loop
+gets bubbles).
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..counters import CounterChain
+from ..numerics.datapath import Datapath
+from ..numerics.ops import ALU_OPS, TAIL_LATENCY, build_tail
+from ..presets import Preset
+from ..stream import StreamFifo, vector_layout
+from .config import CONFIG_MAGIC, CONFIG_VERSION, SCALAR_INPUTS, SOURCE_KINDS, VECTOR_INPUTS, PcuParams
+
+__all__ = ["PatternComputeUnit"]
+
+
+class PatternComputeUnit(wiring.Component):
+    """One PCU.
+
+    Parameters
+    ----------
+    params : PcuParams, Preset or str
+        Hardware parameters; a preset (name) is taken with the default build options.
+    **options
+        Build options for :class:`PcuParams` when ``params`` is a preset (``ops``, ``tail``,
+        ``systolic``, ``constants``).
+
+    Attributes
+    ----------
+    cfg : In(stream.Signature(32))
+        Configuration words (:meth:`PcuConfig.encode`): a header, then the body. Taken only
+        while no run is in progress.
+    vin0, vin1 : In(stream.Signature(vector_layout(lanes)))
+        Vector inputs, one 32-bit word per lane (bf16 values in the low 16 bits).
+    sin0, sin1 : In(stream.Signature(32))
+        Scalar inputs.
+    vout : Out(stream.Signature(vector_layout(lanes)))
+        Vector results: one per step (SIMD) or ``stages`` per tile (systolic, the columns of C).
+    sout : Out(stream.Signature(32))
+        Cross-lane reduction results, one per step.
+    start : In(1)
+        Control token: start a run of the counter nest (when configured and idle).
+    done : Out(1)
+        Control token: high for one cycle after the final step of a run fired.
+    configured : Out(1)
+        A valid configuration is loaded.
+    cfg_error : Out(1)
+        The last configuration header was refused (wrong magic, version or length).
+    busy : Out(1)
+        A run is in progress.
+    steps : Out(32)
+        Steps fired since reset (a performance counter).
+    """
+
+    def __init__(self, params: PcuParams | Preset | str, **options):
+        if not isinstance(params, PcuParams):
+            params = PcuParams(params, **options)
+        elif options:
+            raise TypeError("pass build options either in PcuParams or as keywords, not both")
+        self.params = params
+        vec = vector_layout(params.lanes)
+        super().__init__({
+            "cfg": In(stream.Signature(32)),
+            "vin0": In(stream.Signature(vec)),
+            "vin1": In(stream.Signature(vec)),
+            "sin0": In(stream.Signature(32)),
+            "sin1": In(stream.Signature(32)),
+            "vout": Out(stream.Signature(vec)),
+            "sout": Out(stream.Signature(32)),
+            "start": In(1),
+            "done": Out(1),
+            "configured": Out(1),
+            "cfg_error": Out(1),
+            "busy": Out(1),
+            "steps": Out(32),
+        })
+
+    # ------------------------------------------------------------------ configuration loader
+    def _config_loader(self, m, running):
+        p = self.params
+        words = p.config_words
+        cfg = Signal(p.layout)
+        shadow = Signal(32 * words)
+        index = Signal(range(words + 1))
+        loading = Signal()
+        pending_start = Signal()
+        header = self.cfg.payload
+        new_shadow = Cat(shadow[32:], self.cfg.payload)
+        m.d.comb += self.cfg.ready.eq(~running)
+        m.d.sync += pending_start.eq(0)
+        with m.If(self.cfg.valid & self.cfg.ready):
+            with m.If(~loading):
+                ok = ((header[16:32] == CONFIG_MAGIC) & (header[8:16] == CONFIG_VERSION)
+                      & (header[0:8] == words))
+                m.d.sync += [self.configured.eq(0), loading.eq(ok), index.eq(0), self.cfg_error.eq(~ok)]
+            with m.Else():
+                m.d.sync += [shadow.eq(new_shadow), index.eq(index + 1)]
+                with m.If(index == words - 1):
+                    new_cfg = new_shadow[:p.layout.size]
+                    m.d.sync += [cfg.eq(new_cfg), loading.eq(0), self.configured.eq(1),
+                                 pending_start.eq(p.layout(new_cfg).auto_start)]
+        return cfg, pending_start
+
+    # ------------------------------------------------------------------ elaborate
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        lanes, stages = p.lanes, p.stages
+        vec = vector_layout(lanes)
+
+        counters = m.submodules.counters = CounterChain(p.counters, p.counter_width)
+        running = counters.running
+        cfg, pending_start = self._config_loader(m, running)
+        m.d.comb += [
+            counters.config.eq(cfg.counter),
+            counters.used.eq(cfg.counters_used),
+            counters.start.eq(self.configured & (self.start | pending_start)),
+            self.done.eq(counters.done),
+            self.busy.eq(running),
+        ]
+
+        # ---------------------------------------------------------------- header: FIFOs and join
+        vins, sins = [], []
+        for k, port in enumerate((self.vin0, self.vin1)):
+            fifo = StreamFifo(vec, p.preset.fifo_depth)
+            m.submodules[f"vin{k}_fifo"] = fifo
+            wiring.connect(m, wiring.flipped(port), fifo.i)
+            vins.append(fifo.o)
+        for k, port in enumerate((self.sin0, self.sin1)):
+            fifo = StreamFifo(32, p.preset.fifo_depth)
+            m.submodules[f"sin{k}_fifo"] = fifo
+            wiring.connect(m, wiring.flipped(port), fifo.i)
+            sins.append(fifo.o)
+
+        advance = Signal()
+        dp = Datapath(m, advance)
+        systolic = cfg.mode == 1
+
+        # a scalar is popped at steps where counters 0..level-1 are at their first value
+        pops = []
+        for k in range(SCALAR_INPUTS):
+            level = cfg.scalar[k].pop_level
+            at_level = Array([Const(1, 1), *[counters.first[j] for j in range(p.counters)]])[level]
+            pops.append(cfg.scalar[k].used & at_level)
+        needs = [cfg.vin_used[k] for k in range(VECTOR_INPUTS)] + pops
+        sources = vins + sins
+
+        # systolic tiles must end max(lanes, stages) cycles apart (shadow and drain timing)
+        spacing = max(lanes, stages)
+        since_last = Signal(range(spacing + 1), init=spacing)
+        tile_ok = ~systolic | ~counters.last[0] | (since_last >= spacing - 1)
+
+        inputs_ok = Const(1, 1)
+        for need, src in zip(needs, sources, strict=True):
+            inputs_ok = inputs_ok & (~need | src.valid)
+        fire = Signal()
+        m.d.comb += fire.eq(advance & running & inputs_ok & tile_ok)
+        m.d.comb += counters.step.eq(fire)
+        for need, src in zip(needs, sources, strict=True):
+            m.d.comb += src.ready.eq(fire & need)
+        with m.If(fire):
+            m.d.sync += self.steps.eq(self.steps + 1)
+        with m.If(advance):
+            with m.If(fire & counters.last[0]):
+                m.d.sync += since_last.eq(0)
+            with m.Elif(since_last != spacing):
+                m.d.sync += since_last.eq(since_last + 1)
+
+        # ---------------------------------------------------------------- step register (position 0)
+        held = [Signal(32, name=f"scalar{k}_held") for k in range(SCALAR_INPUTS)]
+        scalar_now = []
+        for k in range(SCALAR_INPUTS):
+            value = Mux(pops[k], sins[k].payload, held[k])
+            with m.If(fire & pops[k]):
+                m.d.sync += held[k].eq(sins[k].payload)
+            scalar_now.append(value)
+        p0_valid = Signal()
+        with m.If(advance):
+            m.d.sync += p0_valid.eq(fire)
+        p0_vin = [dp.reg(v.payload, f"p0_vin{k}") for k, v in enumerate(vins)]
+        p0_scalar = [dp.reg(v, f"p0_scalar{k}") for k, v in enumerate(scalar_now)]
+        p0_ctr = [dp.reg(counters.values[k], f"p0_ctr{k}") for k in range(p.counters)]
+        p0_first = dp.reg(counters.first[0], "p0_first")
+        p0_last = dp.reg(counters.last[0], "p0_last")
+
+        # ---------------------------------------------------------------- SIMD body
+        lat = p.stage_latency
+        depth = stages * lat
+
+        def line(value, name):
+            taps = [Value.cast(value)]
+            for d in range(depth):
+                taps.append(dp.reg(taps[-1], f"{name}_d{d + 1}"))
+            return taps
+
+        vin_line = [line(v, f"vin{k}") for k, v in enumerate(p0_vin)]
+        scalar_line = [line(v, f"scalar{k}") for k, v in enumerate(p0_scalar)]
+        ctr_line = [line(v, f"ctr{k}") for k, v in enumerate(p0_ctr)]
+        valid_line = [p0_valid]
+        for _ in range(depth):
+            nxt = Signal()
+            with m.If(advance):
+                m.d.sync += nxt.eq(valid_line[-1])
+            valid_line.append(nxt)
+
+        stage_out = []          # stage_out[s] = list of lane results, at position (s + 1) * lat
+        stage_lines = []        # stage_lines[s][d] = stage s results delayed by d more cycles
+        shift_bits = max(1, (lanes - 1).bit_length())
+        for s in range(stages):
+            here = s * lat
+            scfg = cfg.stage[s]
+            lane_results = []
+            for lane in range(lanes):
+                choices = {
+                    (SOURCE_KINDS["zero"], 0): Const(0, 32),
+                    (SOURCE_KINDS["lane"], 0): Const(lane, 32),
+                }
+                for k in range(VECTOR_INPUTS):
+                    choices[(SOURCE_KINDS["vin"], k)] = vin_line[k][here][32 * lane:32 * (lane + 1)]
+                for k in range(SCALAR_INPUTS):
+                    choices[(SOURCE_KINDS["scalar"], k)] = scalar_line[k][here]
+                for k in range(p.constants):
+                    choices[(SOURCE_KINDS["const"], k)] = cfg.const[k]
+                for k in range(p.counters):
+                    choices[(SOURCE_KINDS["ctr"], k)] = ctr_line[k][here]
+                for e in range(s):
+                    choices[(SOURCE_KINDS["stage"], e)] = stage_lines[e][here - (e + 1) * lat][lane]
+                operands = []
+                for k in range(3):
+                    operand = Signal(32, name=f"s{s}_l{lane}_op{'abc'[k]}")
+                    with m.Switch(Cat(scfg.src[k].index, scfg.src[k].kind)):
+                        for (kind, index), value in choices.items():
+                            with m.Case(index | (kind << len(scfg.src[k].index))):
+                                m.d.comb += operand.eq(value)
+                        with m.Default():  # not produced by the encoder
+                            m.d.comb += operand.eq(0)
+                    operands.append(operand)
+                # every op of the set is built; the configured one is selected (all padded to lat)
+                built = {}
+                for name in p.ops:
+                    op = ALU_OPS[name]
+                    built[op.opcode] = dp.delay(op.build(dp, operands[:op.arity], op.latency),
+                                                lat - op.latency)
+                result = Signal(32, name=f"s{s}_l{lane}_result")
+                with m.Switch(scfg.op):
+                    for opcode, value in built.items():
+                        with m.Case(opcode):
+                            m.d.comb += result.eq(value)
+                    with m.Default():  # an op outside this PCU's set: refused by the encoder
+                        m.d.comb += result.eq(0)
+                lane_results.append(result)
+            rotated = []
+            table = Array(lane_results)
+            for lane in range(lanes):
+                shifted = Signal(32, name=f"s{s}_l{lane}_out")
+                source = table[(scfg.shift + lane)[:shift_bits]] if lanes > 1 else lane_results[0]
+                m.d.comb += shifted.eq(source)
+                rotated.append(shifted)
+            stage_out.append(rotated)
+            remaining = depth - (s + 1) * lat
+            taps = [Cat(*rotated)]
+            for d in range(remaining):
+                taps.append(dp.reg(taps[-1], f"s{s}_line_d{d + 1}"))
+            stage_lines.append([[t[32 * i:32 * (i + 1)] for i in range(lanes)] for t in taps])
+
+        simd_vec = Cat(*stage_out[-1])
+        simd_valid = valid_line[depth]
+
+        # ---------------------------------------------------------------- systolic body
+        if p.systolic:
+            drain_valid, drain_vec = self._mac_array(m, dp, advance, p0_valid, p0_vin, p0_first, p0_last)
+        else:
+            drain_valid, drain_vec = Const(0, 1), Const(0, 32 * lanes)
+        body_valid = Mux(systolic, drain_valid, simd_valid)
+        body_vec = Mux(systolic, drain_vec, simd_vec)
+
+        # ---------------------------------------------------------------- reduction tree (SIMD)
+        level_values = list(stage_out[-1])
+        red_valid = simd_valid
+        for _ in range(p.reduce_levels):
+            nxt = []
+            for i in range(0, len(level_values), 2):
+                a, b = level_values[i], level_values[i + 1]
+                add = ALU_OPS["fadd"].build(dp, [a, b], 2)
+                mx = dp.delay(ALU_OPS["fmax"].build(dp, [a, b], 1), 1)
+                nxt.append(Mux(cfg.reduce == 2, mx, add))
+            level_values = nxt
+            for _ in range(2):
+                v = Signal()
+                with m.If(advance):
+                    m.d.sync += v.eq(red_valid)
+                red_valid = v
+        reduced = level_values[0]
+
+        # ---------------------------------------------------------------- tail and conversion
+        tail_on = cfg.tail != 0
+        if p.tail:
+            tail_vec = Cat(*[build_tail(dp, body_vec[32 * i:32 * (i + 1)], cfg.tail) for i in range(lanes)])
+            tail_valid = body_valid
+            for _ in range(TAIL_LATENCY):
+                v = Signal()
+                with m.If(advance):
+                    m.d.sync += v.eq(tail_valid)
+                tail_valid = v
+            post_vec = Mux(tail_on, tail_vec, body_vec)
+            post_valid = Mux(tail_on, tail_valid, body_valid)
+        else:
+            post_vec, post_valid = body_vec, body_valid
+        converted = Cat(*[ALU_OPS["cvt_bf16"].build(dp, [post_vec[32 * i:32 * (i + 1)]], 0)
+                          for i in range(lanes)])
+        final_vec = Mux(cfg.to_bf16, converted, post_vec)
+
+        # ---------------------------------------------------------------- output registers
+        m.d.comb += advance.eq((~self.vout.valid | self.vout.ready) & (~self.sout.valid | self.sout.ready))
+        for port, valid, value, enable in ((self.vout, post_valid, final_vec, cfg.vout_enable),
+                                           (self.sout, red_valid, reduced, cfg.sout_enable & ~systolic)):
+            with m.If(advance):
+                m.d.sync += [port.valid.eq(valid & enable), port.payload.eq(value)]
+            with m.Elif(port.ready):
+                m.d.sync += port.valid.eq(0)
+        return m
+
+    # ------------------------------------------------------------------ the MAC array
+    def _mac_array(self, m, dp, advance, p0_valid, p0_vin, p0_first, p0_last):
+        p = self.params
+        lanes, stages = p.lanes, p.stages
+        mac = ALU_OPS["mac"]
+        # skewed entries: A lane i (with the step's valid/first/last) delayed by i, B column j by j
+        a_in = [[None] * stages for _ in range(lanes)]
+        b_in = [[None] * stages for _ in range(lanes)]
+        for i in range(lanes):
+            bundle = Cat(p0_vin[0][32 * i:32 * i + 16], p0_valid, p0_first, p0_last)
+            for d in range(i):
+                bundle = dp.reg(bundle, f"skew_a{i}_{d}")
+            a_in[i][0] = bundle
+        for j in range(stages):
+            value = p0_vin[1][32 * j:32 * j + 16]
+            for d in range(j):
+                value = dp.reg(value, f"skew_b{j}_{d}")
+            b_in[0][j] = value
+
+        shadows = [[None] * stages for _ in range(lanes)]
+        drain_events = []
+        for i in range(lanes):
+            for j in range(stages):
+                a_bundle, b = a_in[i][j], b_in[i][j]
+                a, valid, first, last = a_bundle[0:16], a_bundle[16], a_bundle[17], a_bundle[18]
+                acc = Signal(32, name=f"pe{i}_{j}_acc")
+                shadow = Signal(32, name=f"pe{i}_{j}_shadow")
+                total = mac.build(dp, [Mux(first, 0, acc), Cat(a, Const(0, 16)), Cat(b, Const(0, 16))], 0)
+                with m.If(advance & valid):
+                    m.d.sync += acc.eq(total)
+                    with m.If(last):
+                        m.d.sync += shadow.eq(total)
+                if j + 1 < stages:
+                    a_in[i][j + 1] = dp.reg(a_bundle, f"pe{i}_{j}_a")
+                if i + 1 < lanes:
+                    b_in[i + 1][j] = dp.reg(b, f"pe{i}_{j}_b")
+                shadows[i][j] = shadow
+                if i == lanes - 1:
+                    drain_events.append(valid & last)
+
+        # column j is complete the cycle after the bottom PE of column j took its last step
+        drain_valid = Signal()
+        drain_col = Signal(range(stages))
+        with m.If(advance):
+            m.d.sync += drain_valid.eq(0)
+            for j, event in enumerate(drain_events):
+                with m.If(event):
+                    m.d.sync += [drain_valid.eq(1), drain_col.eq(j)]
+        columns = Array(Cat(*[shadows[i][j] for i in range(lanes)]) for j in range(stages))
+        return drain_valid, columns[drain_col]
