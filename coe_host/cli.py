@@ -7,6 +7,7 @@
     openrdu verilog --preset small -o build/verilog  Verilog of every generated top of a preset
     openrdu lint [--preset NAME]                     verilator --lint-only on every generated top
     openrdu smoke --sim all --preset small           stream smoke test on the simulators
+    openrdu pcu-bench --preset small --k 256         PCU MAC-array utilisation on back-to-back tiles
     openrdu demo                                     what `make demo` runs
 
 Bad input (an unknown preset or simulator, a non-positive count) exits with
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from hdl import __version__
 from hdl.presets import DEFAULT_PRESET, get_preset, preset_names
-from hdl.tops import TOPS, generated_tops
+from hdl.tops import TOPS, generated_tops, stream_tops
 
 SIM_CHOICES = ("icarus", "verilator", "all")
 
@@ -140,7 +141,7 @@ def run_smoke(preset_name: str, simulators: list[str], *, items: int, seed: int 
     from sim.runner import SimulationError, run_cocotb
 
     rows = []
-    factories = generated_tops(preset_name)
+    factories = stream_tops(preset_name)
     for sim in simulators:
         status = toolchain.simulator_status(sim)
         for top in factories:
@@ -235,8 +236,8 @@ def cmd_demo(args) -> int:
         f"grid {preset.grid_cols}x{preset.grid_rows} ({preset.num_pcus} PCUs, {preset.num_pmus} PMUs), "
         f"PCU {preset.lanes} lanes x {preset.stages} stages, "
         f"PMU {preset.pmu_banks} banks x {preset.pmu_bank_kib} KiB")
-    console.print("The tile top arrives with the network/tile issue; until then the demo "
-                  "generates the preset's unit tops that exist and smoke-tests them.")
+    console.print("The tile top arrives with the network/tile issue; until then the demo generates the "
+                  "preset's unit tops, smoke-tests the stream tops and runs GEMM tiles on a PCU.")
 
     out_dir = Path(args.build_dir) / "verilog" / preset.name
     paths = write_preset_verilog(preset.name, out_dir)
@@ -245,7 +246,7 @@ def cmd_demo(args) -> int:
         table.add_column(column)
     for name, path in zip(TOPS, paths, strict=True):
         text = path.read_text()
-        table.add_row(path.name, TOPS[name][0], str(text.count("\n")), f"{len(text):,}")
+        table.add_row(path.name, TOPS[name].description, str(text.count("\n")), f"{len(text):,}")
     console.print(table)
 
     rows = run_smoke(preset.name, _simulators(args.sim), items=args.items, seed=args.seed,
@@ -265,11 +266,77 @@ def cmd_demo(args) -> int:
         for r in ran:
             if r.get("waves"):
                 console.print(f"waves: {r['waves']}")
+
+    console.rule("PCU: output-stationary MAC array")
+    pcu_rows = run_pcu_bench(preset.name, _simulators(args.sim), k=128, tiles=4, seed=args.seed or 1,
+                             build_dir=Path(args.build_dir) / "demo" / "pcu", waves=args.waves,
+                             console=console)
+    console.print(_pcu_table(pcu_rows))
+    _report_pcu_failures(console, pcu_rows)
     missing = [s for s in _simulators(args.sim) if not toolchain.simulator_status(s).usable]
-    ok = bool(ran) and all(r["result"] == "pass" for r in ran)
+    ok = bool(ran) and all(r["result"] == "pass" for r in ran) and all(r["bit_exact"] for r in pcu_rows)
     console.print(("[green]demo passed[/green]" if ok else "[red]demo FAILED[/red]")
                   + (f" (not run on: {', '.join(missing)})" if missing else ""))
     return 0 if ok else 1
+
+
+def run_pcu_bench(preset: str, simulators: list[str], *, k: int, tiles: int, seed: int, build_dir: Path,
+                  waves: bool, console) -> list[dict]:
+    """:func:`sim.pcu_measure.measure_systolic` on each usable simulator, with progress."""
+    from sim import toolchain
+    from sim.pcu_measure import measure_systolic
+
+    rows = []
+    for sim in simulators:
+        status = toolchain.simulator_status(sim)
+        if not status.usable:
+            console.print(f"[yellow]{sim}: {status.reason}[/yellow]")
+            continue
+        label = f"{sim}: {tiles} tiles of K={k} on the {preset} PCU's MAC array"
+        spinner = console.status(label) if console.is_terminal else nullcontext(console.print(label))
+        with spinner:
+            rows.append(measure_systolic(preset, sim, k=k, tiles=tiles, seed=seed, build_dir=build_dir,
+                                         waves=waves))
+    return rows
+
+
+def _pcu_table(rows: list[dict]):
+    from rich.table import Table
+
+    def fmt(value, pattern):
+        return pattern.format(value) if value is not None else "-"
+
+    table = Table(title="PCU systolic array: back-to-back GEMM tiles at full rate, "
+                        "checked against the golden model")
+    for column in ("simulator", "PEs", "K", "tiles", "steps", "cycles", "cycles/tile (steady)",
+                   "utilisation steady", "utilisation overall", "bit-exact", "build s", "run s"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(r["simulator"], r["pes"], str(r["k"]), str(r["tiles"]), str(r["steps"]),
+                      str(r["cycles"]), fmt(r["cycles_per_tile_steady"], "{:.1f}"),
+                      fmt(r["steady_utilization"] and 100 * r["steady_utilization"], "{:.2f} %"),
+                      fmt(r["overall_utilization"] and 100 * r["overall_utilization"], "{:.2f} %"),
+                      "yes" if r["bit_exact"] else "[red]NO[/red]", f"{r['build_s']:.1f}",
+                      f"{r['run_s']:.1f}")
+    return table
+
+
+def _report_pcu_failures(console, rows):
+    for r in rows:
+        for failure in r["failures"]:
+            console.print(f"[red]{r['simulator']}: {failure}[/red]")
+
+
+def cmd_pcu_bench(args) -> int:
+    console = _console(args.json)
+    rows = run_pcu_bench(args.preset, _simulators(args.sim), k=args.k, tiles=args.tiles, seed=args.seed,
+                         build_dir=Path(args.build_dir), waves=args.waves, console=console)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        console.print(_pcu_table(rows))
+        _report_pcu_failures(console, rows)
+    return 0 if rows and all(r["bit_exact"] for r in rows) else 1
 
 
 def cmd_doctor(args) -> int:
@@ -311,6 +378,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_preset(p, allow_all=True)
     p.add_argument("-o", "--output", default="build/lint", help="where the Verilog is written")
     p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("pcu-bench", help="measure the PCU MAC array's utilisation on back-to-back tiles")
+    add_preset(p)
+    p.add_argument("--sim", default="verilator", choices=SIM_CHOICES, metavar="SIM",
+                   help=f"simulator, one of: {', '.join(SIM_CHOICES)} (default verilator)")
+    p.add_argument("--k", type=_positive_int, default=256, help="inner dimension of each tile (default 256)")
+    p.add_argument("--tiles", type=_positive_int, default=8, help="back-to-back tiles (default 8)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random operands")
+    p.add_argument("--waves", action="store_true", help="record waveforms in the build directory")
+    p.add_argument("--build-dir", default="build/pcu-bench", help="where builds, logs and waves go")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.set_defaults(func=cmd_pcu_bench)
 
     for name, func, help_text in (
         ("smoke", cmd_smoke, "stream smoke test on Icarus and/or Verilator"),

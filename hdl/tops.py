@@ -1,35 +1,63 @@
 """The top-level designs OpenRDU generates Verilog for, per preset.
 
 ``openrdu verilog``, ``make verilog`` and ``make lint`` all walk this registry,
-so a component added here is generated and linted everywhere at once. Later
-units (PCU, PMU, switches, the tile) register themselves here as they land.
+so a component added here is generated and linted everywhere at once; the stream
+smoke test (``openrdu smoke``, ``make demo``) runs on the tops marked ``stream``.
+Later units (PMU, switches, the tile) register themselves here as they land.
+
+The PCU top is its structure (configuration loader, counters, SIMD stages with
+a small op set, MAC array); the ``alu`` and ``tail`` tops hold the rest of its
+logic (every ALU op of a stage lane; the transcendental tail), so that linting
+all three covers a full PCU without generating one (a full ``small`` PCU is
+~400 k lines of Verilog: build it with :class:`hdl.pcu.PcuParams` when needed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from amaranth.lib import wiring
 
+from .numerics.units import ArithmeticUnit, TailUnit
+from .pcu import PatternComputeUnit, PcuParams
 from .presets import Preset, get_preset
 from .stream import StreamFifo, StreamRegister, vector_layout
 
-__all__ = ["TOPS", "generated_tops"]
+__all__ = ["Top", "TOPS", "generated_tops", "stream_tops"]
 
-#: name -> (one-line description, factory taking a preset)
-TOPS: dict[str, tuple[str, Callable[[Preset], wiring.Component]]] = {
-    "stream_fifo": (
-        "unit input FIFO: lanes x 32-bit vector stream, fifo_depth entries",
-        lambda p: StreamFifo(vector_layout(p.lanes), p.fifo_depth),
-    ),
-    "stream_register": (
-        "per-hop pipeline register (skid buffer) on a lanes x 32-bit vector stream",
-        lambda p: StreamRegister(vector_layout(p.lanes)),
-    ),
+
+@dataclass(frozen=True)
+class Top:
+    """A generated top: what it is, how to build it for a preset, and whether it is a plain stream
+    pass-through (input ``i``, output ``o``) that the stream smoke test can check."""
+
+    description: str
+    factory: Callable[[Preset], wiring.Component]
+    stream: bool = False
+
+
+TOPS: dict[str, Top] = {
+    "stream_fifo": Top("unit input FIFO: lanes x 32-bit vector stream, fifo_depth entries",
+                       lambda p: StreamFifo(vector_layout(p.lanes), p.fifo_depth), stream=True),
+    "stream_register": Top("per-hop pipeline register (skid buffer) on a lanes x 32-bit vector stream",
+                           lambda p: StreamRegister(vector_layout(p.lanes)), stream=True),
+    "pcu": Top("PCU structure: config loader, counters, SIMD stages (mov/fadd/mac), MAC array",
+               lambda p: PatternComputeUnit(PcuParams(p, ops=("mov", "fadd", "mac"), tail=False,
+                                                      systolic=p.stages <= p.lanes))),
+    "alu": Top("one PCU stage lane with every ALU op of the op table",
+               lambda p: ArithmeticUnit()),
+    "tail": Top("one lane of the PCU tail: exp, recip, rsqrt, sigmoid, SiLU, GeLU",
+                lambda p: TailUnit()),
 }
 
 
 def generated_tops(preset: str | Preset) -> dict[str, Callable[[], wiring.Component]]:
     """Return ``{top name: zero-argument factory}`` for every top of ``preset``."""
     preset = get_preset(preset)
-    return {name: (lambda factory=factory: factory(preset)) for name, (_, factory) in TOPS.items()}
+    return {name: (lambda top=top: top.factory(preset)) for name, top in TOPS.items()}
+
+
+def stream_tops(preset: str | Preset) -> dict[str, Callable[[], wiring.Component]]:
+    """The tops the stream smoke test runs on."""
+    return {name: factory for name, factory in generated_tops(preset).items() if TOPS[name].stream}

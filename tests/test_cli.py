@@ -85,7 +85,23 @@ def test_smoke_json(simulator, tmp_path):
                "--build-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = json.loads(proc.stdout)
-    assert {r["top"] for r in rows} == set(TOPS)
+    assert {r["top"] for r in rows} == {name for name, top in TOPS.items() if top.stream}
     for r in rows:
         assert r["result"] == "pass" and r["simulator"] == simulator
         assert r["cycles_per_s"] > 0 and r["cycles_random_stalls"] > 100
+
+
+@pytest.mark.cocotb
+def test_pcu_bench_reports_utilisation(simulator, tmp_path):
+    proc = run("pcu-bench", "--preset", "tiny", "--sim", simulator, "--k", "12", "--tiles", "3", "--json",
+               "--build-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert row["bit_exact"] and row["steps"] == 36 and row["pes"] == "4x4"
+    assert 0.9 < row["steady_utilization"] <= 1.0 and row["overall_utilization"] < row["steady_utilization"]
+    assert row["cycles_per_tile_steady"] == pytest.approx(row["fire_span"] / 3)
+
+
+def test_pcu_bench_rejects_bad_sizes():
+    proc = run("pcu-bench", "--k", "0")
+    assert proc.returncode == 2 and "positive integer" in proc.stderr

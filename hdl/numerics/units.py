@@ -150,6 +150,8 @@ class ArithmeticUnit(_Pipelined):
             for opcode, value in results.items():
                 with dp.m.Case(opcode):
                     dp.m.d.comb += result.eq(value)
+            with dp.m.Default():
+                dp.m.d.comb += result.eq(0)
         return result
 
 

@@ -34,6 +34,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from amaranth import Shape
 from amaranth.lib import data
 
 from ..counters import Counter, counter_layout
@@ -457,3 +458,37 @@ def check_header(words: Sequence[int], params: PcuParams) -> None:
     if header & 0xFF != params.config_words or len(words) - 1 != params.config_words:
         raise ConfigError(f"configuration has {len(words) - 1} body words (header says {header & 0xFF}); "
                           f"this PCU takes {params.config_words}")
+
+
+def layout_fields(layout, prefix: str = "", offset: int = 0) -> list[tuple[str, int, int]]:
+    """``(field path, bit offset, width)`` of every leaf field of ``layout``, in bit order."""
+    if isinstance(layout, data.StructLayout):
+        children = [(f"{prefix}{name}", fld.offset, fld.shape) for name, fld in layout]
+    elif isinstance(layout, data.ArrayLayout):
+        step = data.Layout.cast(layout.elem_shape).size if isinstance(layout.elem_shape, data.Layout) \
+            else Shape.cast(layout.elem_shape).width
+        children = [(f"{prefix}[{k}]", k * step, layout.elem_shape) for k in range(layout.length)]
+    else:
+        return [(prefix, offset, Shape.cast(layout).width)]
+    rows = []
+    for path, child_offset, shape in children:
+        nested = isinstance(shape, data.Layout)
+        rows += layout_fields(shape, path + ("." if isinstance(shape, data.StructLayout) else "") if nested
+                              else path, offset + child_offset)
+    return sorted(rows, key=lambda row: row[1])
+
+
+def main(argv=None) -> int:  # pragma: no cover - a printout
+    """``python -m hdl.pcu [PRESET]``: the configuration register's fields."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    params = PcuParams(args[0] if args else "tiny")
+    print(f"PCU configuration, preset {params.preset.name}: {params.layout.size} bits in "
+          f"{params.config_words} body words after the header (version {CONFIG_VERSION})")
+    print(f"{'field':32} {'bits':>10} {'body word(s)':>12}")
+    for path, offset, width in layout_fields(params.layout):
+        first, last = offset // 32, (offset + width - 1) // 32
+        bits = f"{offset + width - 1}..{offset}" if width > 1 else str(offset)
+        print(f"{path:32} {bits:>10} {str(first) if first == last else f'{first}-{last}':>12}")
+    return 0

@@ -32,7 +32,7 @@ gets bubbles).
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,6 +44,20 @@ from ..stream import StreamFifo, vector_layout
 from .config import CONFIG_MAGIC, CONFIG_VERSION, SCALAR_INPUTS, SOURCE_KINDS, VECTOR_INPUTS, PcuParams
 
 __all__ = ["PatternComputeUnit"]
+
+
+def _select(m: Module, index, values, name: str) -> Signal:
+    """``values[index]`` as a signal, 0 for an index past the end (every case covered, so the
+    Verilog has no incomplete case statements whatever ``len(values)`` is)."""
+    width = max(len(Value.cast(v)) for v in values)
+    out = Signal(width, name=name)
+    with m.Switch(index):
+        for k, value in enumerate(values):
+            with m.Case(k):
+                m.d.comb += out.eq(value)
+        with m.Default():
+            m.d.comb += out.eq(0)
+    return out
 
 
 class PatternComputeUnit(wiring.Component):
@@ -172,7 +186,8 @@ class PatternComputeUnit(wiring.Component):
         pops = []
         for k in range(SCALAR_INPUTS):
             level = cfg.scalar[k].pop_level
-            at_level = Array([Const(1, 1), *[counters.first[j] for j in range(p.counters)]])[level]
+            at_level = _select(m, level, [Const(1, 1), *[counters.first[j] for j in range(p.counters)]],
+                               f"scalar{k}_pop_level_first")
             pops.append(cfg.scalar[k].used & at_level)
         needs = [cfg.vin_used[k] for k in range(VECTOR_INPUTS)] + pops
         sources = vins + sins
@@ -282,12 +297,9 @@ class PatternComputeUnit(wiring.Component):
                         m.d.comb += result.eq(0)
                 lane_results.append(result)
             rotated = []
-            table = Array(lane_results)
             for lane in range(lanes):
-                shifted = Signal(32, name=f"s{s}_l{lane}_out")
-                source = table[(scfg.shift + lane)[:shift_bits]] if lanes > 1 else lane_results[0]
-                m.d.comb += shifted.eq(source)
-                rotated.append(shifted)
+                rotated.append(_select(m, (scfg.shift + lane)[:shift_bits], lane_results, f"s{s}_l{lane}_out")
+                               if lanes > 1 else lane_results[0])
             stage_out.append(rotated)
             remaining = depth - (s + 1) * lat
             taps = [Cat(*rotated)]
@@ -400,5 +412,5 @@ class PatternComputeUnit(wiring.Component):
             for j, event in enumerate(drain_events):
                 with m.If(event):
                     m.d.sync += [drain_valid.eq(1), drain_col.eq(j)]
-        columns = Array(Cat(*[shadows[i][j] for i in range(lanes)]) for j in range(stages))
-        return drain_valid, columns[drain_col]
+        columns = [Cat(*[shadows[i][j] for i in range(lanes)]) for j in range(stages)]
+        return drain_valid, _select(m, drain_col, columns, "drain_column")

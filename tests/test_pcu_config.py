@@ -1,0 +1,167 @@
+"""PCU configuration encoder, parameters and the counter chain (Python and Amaranth's simulator)."""
+
+import random
+
+import numpy as np
+import pytest
+
+from hdl.counters import Counter, CounterChain, counter_steps
+from hdl.pcu import ConfigError, PcuConfig, PcuParams, ScalarInput, Stage, run_golden
+from hdl.pcu.config import CONFIG_MAGIC, CONFIG_VERSION
+from hdl.presets import get_preset
+from sim.pysim import run_pysim
+
+TINY = PcuParams("tiny")
+
+
+def test_encode_decode_round_trip():
+    config = PcuConfig(
+        counters=[Counter(0, 5), Counter(2, 11, 3)],
+        stages=[Stage("fmul", "vin0", "const1"), Stage("fadd", "stage0", "scalar1", shift=3),
+                Stage("sel", "stage0", "stage1", "lane"), Stage("mac", "stage2", "vin1", "ctr1")],
+        scalars={1: ScalarInput(pop_level=2)}, constants=[0x3F800000, 0x40000000],
+        reduce="max", tail="silu", to_bf16=True, auto_start=False)
+    words = config.encode(TINY)
+    assert words[0] == (CONFIG_MAGIC << 16) | (CONFIG_VERSION << 8) | TINY.config_words
+    assert len(words) == 1 + TINY.config_words
+    back = PcuConfig.decode(words, TINY)
+    assert back.stages == config.stages
+    assert back.counters == config.counters
+    assert back.scalars == config.scalars
+    assert back.constants[:2] == config.constants and back.constants[2:] == [0, 0]
+    assert (back.reduce, back.tail, back.to_bf16, back.auto_start) == ("max", "silu", True, False)
+    assert back.encode(TINY) == words
+    # "prev" is shorthand for the stage before (stage 0: vin0)
+    with_prev = PcuConfig(stages=[Stage("fneg", "prev"), Stage("fadd", "prev", "vin1")])
+    explicit = PcuConfig(stages=[Stage("fneg", "vin0"), Stage("fadd", "stage0", "vin1")])
+    assert with_prev.encode(TINY) == explicit.encode(TINY)
+
+
+def test_systolic_round_trip_and_defaults():
+    config = PcuConfig(mode="systolic", counters=[Counter(0, 64), Counter(0, 4)])
+    back = PcuConfig.decode(config.encode(TINY), TINY)
+    assert back.mode == "systolic" and back.counters == config.counters
+    defaults = [Stage("mov", f"stage{s - 1}" if s else "vin0") for s in range(TINY.stages)]
+    assert back.stages == defaults
+
+
+@pytest.mark.parametrize("config, message", [
+    (PcuConfig(stages=[Stage("fdiv", "vin0", "vin1")]), "unknown op 'fdiv'"),
+    (PcuConfig(stages=[Stage("imul", "vin0", "vin1")]), "op 'imul' is not built into this PCU"),
+    (PcuConfig(stages=[Stage("mov"), Stage("fadd", "stage1", "vin0")]), "comes from a later stage"),
+    (PcuConfig(stages=[Stage("fadd", "stage2", "vin0")]), "comes from a later stage"),
+    (PcuConfig(stages=[Stage("fadd", "vin2", "vin0")]), "out of range"),
+    (PcuConfig(stages=[Stage("fadd", "banana", "vin0")]), "unknown operand source 'banana'"),
+    (PcuConfig(stages=[Stage("fneg", "vin0", "vin1")]), "operand b is unused and must be 'zero'"),
+    (PcuConfig(stages=[Stage("fadd", "vin0", "scalar0")]), "does not declare them"),
+    (PcuConfig(stages=[Stage("mov", shift=4)]), r"shift must be in \[0, 3\]"),
+    (PcuConfig(stages=[Stage()] * 5), "5 stages given, this PCU has 4"),
+    (PcuConfig(counters=[]), "at least one counter"),
+    (PcuConfig(counters=[Counter(0, 70000)]), "counters are 16 bits"),
+    (PcuConfig(counters=[Counter(0, 2)] * 4), "4 counters given"),
+    (PcuConfig(constants=[1 << 32]), "constant 0 must be a 32-bit word"),
+    (PcuConfig(constants=[0] * 5), "5 constants given"),
+    (PcuConfig(reduce="mean"), "reduce must be one of"),
+    (PcuConfig(tail="tanh"), "tail must be 'none' or one of"),
+    (PcuConfig(mode="vliw"), "mode must be one of"),
+    (PcuConfig(mode="systolic", reduce="add"), "no cross-lane reduction"),
+    (PcuConfig(vector_output=False), "no output"),
+    (PcuConfig(scalars={2: ScalarInput()}), "scalar input 2 does not exist"),
+    (PcuConfig(scalars={0: ScalarInput(pop_level=2)}), "pop_level must be in"),
+])
+def test_encoder_rejects_invalid_programs(config, message):
+    with pytest.raises(ConfigError, match=message):
+        config.encode(TINY)
+
+
+def test_counter_errors_are_clear():
+    with pytest.raises(ValueError, match="stride must be positive"):
+        Counter(0, 4, 0)
+    with pytest.raises(ValueError, match="must be greater than start"):
+        Counter(5, 5)
+    with pytest.raises(TypeError, match="must be an int"):
+        Counter(0, 4.0)
+
+
+def test_build_options_are_checked():
+    with pytest.raises(ValueError, match="unknown ALU op"):
+        PcuParams("tiny", ops=("fadd", "fdiv"))
+    with pytest.raises(ValueError, match="stages <= lanes"):
+        PcuParams(get_preset("tiny").replace(name="deep", stages=6))
+    assert PcuParams(get_preset("tiny").replace(name="deep", stages=6), systolic=False).stages == 6
+    with pytest.raises(ConfigError, match="built without a tail unit"):
+        PcuConfig(tail="exp").encode(PcuParams("tiny", tail=False))
+    with pytest.raises(ConfigError, match="built without the MAC array"):
+        PcuConfig(mode="systolic").encode(PcuParams("tiny", systolic=False))
+    with pytest.raises(ValueError, match="Unknown preset"):
+        PcuParams("huge")
+
+
+def test_decode_refuses_foreign_words():
+    words = PcuConfig().encode(TINY)
+    with pytest.raises(ConfigError, match="not a PCU configuration"):
+        PcuConfig.decode([words[0] ^ 0x10000, *words[1:]], TINY)
+    with pytest.raises(ConfigError, match="version"):
+        PcuConfig.decode([words[0] ^ 0x100, *words[1:]], TINY)
+    with pytest.raises(ConfigError, match="body words"):
+        PcuConfig.decode(words[:-1], TINY)
+
+
+def test_golden_model_known_values():
+    """The golden model against hand-computed results (it is the reference for the RTL)."""
+    one, two, three = 0x3F800000, 0x40000000, 0x40400000
+    config = PcuConfig(counters=[Counter(0, 2)], stages=[Stage("fmul", "vin0", "const0"),
+                                                         Stage("fadd", "prev", "lane", shift=1)],
+                       constants=[two], reduce="add")
+    x = np.array([[one, two, three, one], [0, 0, 0, 0]], dtype=np.uint32)
+    out = run_golden(config, TINY, vin0=x)
+    f = out["vout"].view(np.float32)
+    lane = np.arange(4, dtype=np.uint32).view(np.float32)  # lane index read as fp32 bits: tiny
+    expected0 = np.roll(np.float32([2, 4, 6, 2]) + lane, -1)
+    assert np.array_equal(f[0], expected0)
+    tree = np.float32((expected0[0] + expected0[1]) + (expected0[2] + expected0[3]))
+    assert out["sout"].view(np.float32)[0] == tree
+    # systolic: C = A·B for a 4x2 K=2 example, columns out
+    params = TINY
+    config = PcuConfig(mode="systolic", counters=[Counter(0, 2)])
+    bf = lambda v: (np.float32(v).view(np.uint32) >> 16)  # noqa: E731
+    a = np.array([[bf(1), bf(2), bf(3), bf(4)], [bf(1), bf(1), bf(1), bf(1)]], dtype=np.uint32)
+    b = np.array([[bf(1), bf(10), bf(100), bf(0)], [bf(2), bf(2), bf(2), bf(2)]], dtype=np.uint32)
+    out = run_golden(config, params, vin0=a, vin1=b)
+    c = out["vout"].view(np.float32)  # columns of C: C[i][j] = a0[i]*b0[j] + a1[i]*b1[j]
+    assert np.array_equal(c[1], np.float32([12, 22, 32, 42]))
+    assert c.shape == (4, 4)
+
+
+# ------------------------------------------------------------------------- counter chain (pysim)
+
+@pytest.mark.parametrize("seed", range(4))
+def test_counter_chain_matches_python_model(seed):
+    rng = random.Random(seed)
+    counters = [Counter(rng.randrange(0, 4), rng.randrange(5, 12), rng.randrange(1, 4))
+                for _ in range(rng.randrange(1, 4))]
+    expected = list(counter_steps(counters))
+    dut = CounterChain(3, 8)
+    seen, dones = [], []
+
+    async def bench(ctx):
+        for k in range(3):
+            c = counters[k] if k < len(counters) else Counter(0, 1)
+            ctx.set(dut.config[k], {"start": c.start, "stop": c.stop, "stride": c.stride})
+        ctx.set(dut.used, len(counters))
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        for _ in range(4 * len(expected) + 10):
+            step = rng.random() < 0.6
+            ctx.set(dut.step, step)
+            if ctx.get(dut.running) and step:
+                values = tuple(ctx.get(dut.values[k]) for k in range(len(counters)))
+                firsts = tuple(bool(ctx.get(dut.first[k])) for k in range(len(counters)))
+                seen.append((values, firsts))
+            await ctx.tick()
+            dones.append(ctx.get(dut.done))
+
+    run_pysim(dut, bench)
+    assert seen == expected
+    assert sum(dones) == 1
