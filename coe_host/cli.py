@@ -8,6 +8,7 @@
     openrdu lint [--preset NAME]                     verilator --lint-only on every generated top
     openrdu smoke --sim all --preset small           stream smoke test on the simulators
     openrdu pcu-bench --preset small --k 256         PCU MAC-array utilisation on back-to-back tiles
+    openrdu pmu-bench --preset small                 PMU bandwidth per access pattern
     openrdu demo                                     what `make demo` runs
 
 Bad input (an unknown preset or simulator, a non-positive count) exits with
@@ -237,7 +238,8 @@ def cmd_demo(args) -> int:
         f"PCU {preset.lanes} lanes x {preset.stages} stages, "
         f"PMU {preset.pmu_banks} banks x {preset.pmu_bank_kib} KiB")
     console.print("The tile top arrives with the network/tile issue; until then the demo generates the "
-                  "preset's unit tops, smoke-tests the stream tops and runs GEMM tiles on a PCU.")
+                  "preset's unit tops, smoke-tests the stream tops, measures a PMU's access patterns "
+                  "and runs GEMM tiles on a PCU.")
 
     out_dir = Path(args.build_dir) / "verilog" / preset.name
     paths = write_preset_verilog(preset.name, out_dir)
@@ -267,6 +269,12 @@ def cmd_demo(args) -> int:
             if r.get("waves"):
                 console.print(f"waves: {r['waves']}")
 
+    console.rule("PMU: banked scratchpad")
+    pmu_rows = run_pmu_bench(preset.name, _simulators(args.sim), seed=args.seed or 1,
+                             build_dir=Path(args.build_dir) / "demo" / "pmu", waves=args.waves,
+                             console=console)
+    console.print(_pmu_table(pmu_rows))
+
     console.rule("PCU: output-stationary MAC array")
     pcu_rows = run_pcu_bench(preset.name, _simulators(args.sim), k=128, tiles=4, seed=args.seed or 1,
                              build_dir=Path(args.build_dir) / "demo" / "pcu", waves=args.waves,
@@ -274,7 +282,8 @@ def cmd_demo(args) -> int:
     console.print(_pcu_table(pcu_rows))
     _report_pcu_failures(console, pcu_rows)
     missing = [s for s in _simulators(args.sim) if not toolchain.simulator_status(s).usable]
-    ok = bool(ran) and all(r["result"] == "pass" for r in ran) and all(r["bit_exact"] for r in pcu_rows)
+    ok = (bool(ran) and all(r["result"] == "pass" for r in ran) and all(r["bit_exact"] for r in pcu_rows)
+          and all(r["bit_exact"] for r in pmu_rows))
     console.print(("[green]demo passed[/green]" if ok else "[red]demo FAILED[/red]")
                   + (f" (not run on: {', '.join(missing)})" if missing else ""))
     return 0 if ok else 1
@@ -339,6 +348,53 @@ def cmd_pcu_bench(args) -> int:
     return 0 if rows and all(r["bit_exact"] for r in rows) else 1
 
 
+def run_pmu_bench(preset: str, simulators: list[str], *, seed: int, build_dir: Path, waves: bool,
+                  console) -> list[dict]:
+    """:func:`sim.pmu_measure.measure_patterns` on each usable simulator, with progress."""
+    from sim import toolchain
+    from sim.pmu_measure import measure_patterns
+
+    rows = []
+    for sim in simulators:
+        status = toolchain.simulator_status(sim)
+        if not status.usable:
+            console.print(f"[yellow]{sim}: {status.reason}[/yellow]")
+            continue
+        label = f"{sim}: access patterns on the {preset} PMU"
+        spinner = console.status(label) if console.is_terminal else nullcontext(console.print(label))
+        with spinner:
+            rows += measure_patterns(preset, sim, seed=seed, build_dir=build_dir, waves=waves)
+    return rows
+
+
+def _pmu_table(rows: list[dict]):
+    from rich.table import Table
+
+    def fmt(value):
+        return f"{value:.3f}" if value is not None else "-"
+
+    table = Table(title="PMU bandwidth per access pattern (vectors per cycle; 1.000 is one per cycle)")
+    for column in ("simulator", "pattern", "writes", "reads", "write vec/cycle", "read vec/cycle",
+                   "bit-exact"):
+        table.add_column(column, justify="left" if column == "pattern" else "right")
+    for r in rows:
+        table.add_row(r["simulator"], r["pattern"], str(r.get("writes", "-")),
+                      str(r.get("reads", "-")), fmt(r.get("write_vectors_per_cycle")),
+                      fmt(r.get("read_vectors_per_cycle")), "yes" if r["bit_exact"] else "[red]NO[/red]")
+    return table
+
+
+def cmd_pmu_bench(args) -> int:
+    console = _console(args.json)
+    rows = run_pmu_bench(args.preset, _simulators(args.sim), seed=args.seed, build_dir=Path(args.build_dir),
+                         waves=args.waves, console=console)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        console.print(_pmu_table(rows))
+    return 0 if rows and all(r["bit_exact"] for r in rows) else 1
+
+
 def cmd_doctor(args) -> int:
     from sim import toolchain
 
@@ -390,6 +446,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-dir", default="build/pcu-bench", help="where builds, logs and waves go")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_pcu_bench)
+
+    p = sub.add_parser("pmu-bench", help="measure PMU bandwidth per access pattern")
+    add_preset(p)
+    p.add_argument("--sim", default="verilator", choices=SIM_CHOICES, metavar="SIM",
+                   help=f"simulator, one of: {', '.join(SIM_CHOICES)} (default verilator)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random data")
+    p.add_argument("--waves", action="store_true", help="record waveforms in the build directory")
+    p.add_argument("--build-dir", default="build/pmu-bench", help="where builds, logs and waves go")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.set_defaults(func=cmd_pmu_bench)
 
     for name, func, help_text in (
         ("smoke", cmd_smoke, "stream smoke test on Icarus and/or Verilator"),

@@ -114,6 +114,9 @@ class CounterChain(wiring.Component):
         Begin a run (ignored while one is running).
     step : In(1)
         Advance to the next step (only while ``running``).
+    again : In(1)
+        When the final step is taken with ``again`` high, the counters reload their start
+        values and the chain keeps running (a new run with no idle cycle); ``done`` still pulses.
     running : Out(1)
         A run is in progress; ``values``/``first``/``last`` describe the current step.
     values : Out(ArrayLayout(width, count))
@@ -137,6 +140,7 @@ class CounterChain(wiring.Component):
             "used": In(range(count + 1)),
             "start": In(1),
             "step": In(1),
+            "again": In(1),
             "running": Out(1),
             "values": Out(data.ArrayLayout(width, count)),
             "first": Out(data.ArrayLayout(1, count)),
@@ -178,5 +182,5 @@ class CounterChain(wiring.Component):
                     m.d.sync += value.eq(Mux(at_last, cfg.start, nxt))
                 carry = carry & at_last
             with m.If(final):
-                m.d.sync += [self.running.eq(0), self.done.eq(1)]
+                m.d.sync += [self.running.eq(self.again), self.done.eq(1)]
         return m

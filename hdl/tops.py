@@ -3,7 +3,7 @@
 ``openrdu verilog``, ``make verilog`` and ``make lint`` all walk this registry,
 so a component added here is generated and linted everywhere at once; the stream
 smoke test (``openrdu smoke``, ``make demo``) runs on the tops marked ``stream``.
-Later units (PMU, switches, the tile) register themselves here as they land.
+Later units (switches, the tile) register themselves here as they land.
 
 The PCU top is its structure (configuration loader, counters, SIMD stages with
 a small op set, MAC array); the ``alu`` and ``tail`` tops hold the rest of its
@@ -21,6 +21,7 @@ from amaranth.lib import wiring
 
 from .numerics.units import ArithmeticUnit, TailUnit
 from .pcu import PatternComputeUnit, PcuParams
+from .pmu import PatternMemoryUnit
 from .presets import Preset, get_preset
 from .stream import StreamFifo, StreamRegister, vector_layout
 
@@ -45,6 +46,8 @@ TOPS: dict[str, Top] = {
     "pcu": Top("PCU structure: config loader, counters, SIMD stages (mov/fadd/mac), MAC array",
                lambda p: PatternComputeUnit(PcuParams(p, ops=("mov", "fadd", "mac"), tail=False,
                                                       systolic=p.stages <= p.lanes))),
+    "pmu": Top("PMU: banked scratchpad, read/write address pipelines, N-buffering, striped layout",
+               lambda p: PatternMemoryUnit(p)),
     "alu": Top("one PCU stage lane with every ALU op of the op table",
                lambda p: ArithmeticUnit()),
     "tail": Top("one lane of the PCU tail: exp, recip, rsqrt, sigmoid, SiLU, GeLU",

@@ -47,7 +47,8 @@ def measure_systolic(preset: str, simulator: str, *, k: int = 256, tiles: int = 
                           build_dir=Path(build_dir) / f"{preset.name}-{simulator}", waves=waves, seed=seed)
     wall = time.perf_counter() - start
     figures = result.metrics.get("programs_match_golden", {}).get("gemm_tiles", {})
-    steps, span, cycles = figures.get("steps", 0), figures.get("fire_span", 0), figures.get("cycles", 0)
+    steps, cycles = figures.get("steps", 0), figures.get("cycles", 0)
+    span = figures.get("span", {}).get("steps", 0)
     return {
         "preset": preset.name,
         "simulator": simulator,

@@ -100,8 +100,20 @@ def test_pcu_bench_reports_utilisation(simulator, tmp_path):
     assert row["bit_exact"] and row["steps"] == 36 and row["pes"] == "4x4"
     assert 0.9 < row["steady_utilization"] <= 1.0 and row["overall_utilization"] < row["steady_utilization"]
     assert row["cycles_per_tile_steady"] == pytest.approx(row["fire_span"] / 3)
+    assert row["fire_span"] >= row["steps"]
 
 
 def test_pcu_bench_rejects_bad_sizes():
     proc = run("pcu-bench", "--k", "0")
     assert proc.returncode == 2 and "positive integer" in proc.stderr
+
+
+@pytest.mark.cocotb
+def test_pmu_bench_reports_bandwidth(simulator, tmp_path):
+    proc = run("pmu-bench", "--preset", "tiny", "--sim", simulator, "--json", "--build-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["pattern"]: r for r in json.loads(proc.stdout)}
+    assert all(r["bit_exact"] for r in rows.values())
+    assert rows["transpose_striped"]["read_vectors_per_cycle"] == 1.0
+    assert rows["transpose_plain"]["read_vectors_per_cycle"] < 0.3  # four lanes in one bank
+    assert rows["linear"]["write_vectors_per_cycle"] == 1.0

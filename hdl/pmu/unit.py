@@ -1,0 +1,370 @@
+"""The pattern memory unit: banked scratchpad, address pipelines, N-buffering, striped layouts.
+
+Dataflow of one PMU (:class:`PatternMemoryUnit`)::
+
+    vin ─▶ FIFO ─▶ write address pipeline ─▶ write arbiter ─▶ ┌──────────────┐
+                   counters → +offset → alu1 → alu2/range       │ banks × SRAM │
+    sin ─▶ FIFO ─▶ read address pipeline  ─▶ read arbiter  ─▶ └──────────────┘ ─▶ collect
+                                                                   ─▶ FIFO ─▶ vout / sout
+
+Each side is a globally stalled pipeline of three registers: the step (counter
+values summed with the offset [+ scalar], write data), ALU op 1, and the *issue*
+register (ALU op 2, the range check and the buffer base applied on the way in).
+An access in the issue register holds one word per lane; each lane's word
+maps to a bank and a row (:mod:`hdl.pmu.config`: plain or striped layout). Every
+cycle each bank serves the lowest pending lane that maps to it (one read port and
+one write port per bank, so reads and writes proceed concurrently), so an access
+whose lanes hit distinct banks takes one cycle and one with ``k`` lanes in the same
+bank takes ``k``. Read data returns one cycle later and is collected per lane; a
+complete vector goes to the output FIFO.
+
+N-buffering: run ``r`` of either side uses buffer ``r mod buffers``. Two counters
+hand buffers over: ``claimed`` (runs the writer has started minus runs the reader
+has finished) gates the start of a write run, ``ready`` (runs the writer has
+finished minus runs the reader has started) gates the start of a read run. A
+write run counts as finished when its last access has been written, so no read
+ever sees a half-written buffer.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..counters import CounterChain
+from ..numerics.datapath import Datapath
+from ..numerics.ops import ALU_OPS
+from ..presets import Preset
+from ..stream import StreamFifo, vector_layout
+from .config import ADDRESS_OPS, CONFIG_MAGIC, CONFIG_VERSION, MAX_BUFFERS, PmuParams
+
+__all__ = ["PatternMemoryUnit"]
+
+
+class PatternMemoryUnit(wiring.Component):
+    """One PMU.
+
+    Parameters
+    ----------
+    params : PmuParams, Preset or str
+        Hardware parameters (a preset is taken as :class:`PmuParams`).
+
+    Attributes
+    ----------
+    cfg : In(stream.Signature(32))
+        Configuration words (:meth:`PmuConfig.encode`); taken only while the PMU is idle.
+    vin : In(stream.Signature(vector_layout(lanes)))
+        Write data: one vector per write access, in the write program's order.
+    vout : Out(stream.Signature(vector_layout(lanes)))
+        Read data: one vector per read access that is not dropped, in the read program's order.
+    sin : In(stream.Signature(32))
+        Scalar input: with ``scalar_offset``, one value per read run added to its addresses.
+    sout : Out(stream.Signature(32))
+        Scalar output: with ``scalar_out``, lane 0 of each read vector (``vout`` then stays idle).
+    start : In(1)
+        Control token: start both sides (when configured and idle).
+    wdone, rdone : Out(1)
+        Control tokens: a write run has finished its buffer / a read run has left its buffer.
+    configured, cfg_error, busy : Out(1)
+        Status: a valid configuration is loaded / the last header was refused / a side is running.
+    writes, reads : Out(32)
+        Accesses completed since reset (performance counters; dropped ones included).
+    """
+
+    def __init__(self, params: PmuParams | Preset | str):
+        if not isinstance(params, PmuParams):
+            params = PmuParams(params)
+        self.params = params
+        vec = vector_layout(params.lanes)
+        super().__init__({
+            "cfg": In(stream.Signature(32)),
+            "vin": In(stream.Signature(vec)),
+            "vout": Out(stream.Signature(vec)),
+            "sin": In(stream.Signature(32)),
+            "sout": Out(stream.Signature(32)),
+            "start": In(1),
+            "wdone": Out(1),
+            "rdone": Out(1),
+            "configured": Out(1),
+            "cfg_error": Out(1),
+            "busy": Out(1),
+            "writes": Out(32),
+            "reads": Out(32),
+        })
+
+    # ------------------------------------------------------------------ configuration loader
+    def _config_loader(self, m, idle):
+        p = self.params
+        words = p.config_words
+        cfg = Signal(p.layout)
+        shadow = Signal(32 * words)
+        index = Signal(range(words + 1))
+        loading = Signal()
+        loaded = Signal()
+        header = self.cfg.payload
+        new_shadow = Cat(shadow[32:], self.cfg.payload)
+        m.d.comb += self.cfg.ready.eq(idle)
+        m.d.sync += loaded.eq(0)
+        with m.If(self.cfg.valid & self.cfg.ready):
+            with m.If(~loading):
+                ok = ((header[16:32] == CONFIG_MAGIC) & (header[8:16] == CONFIG_VERSION)
+                      & (header[0:8] == words))
+                m.d.sync += [self.configured.eq(0), loading.eq(ok), index.eq(0), self.cfg_error.eq(~ok)]
+            with m.Else():
+                m.d.sync += [shadow.eq(new_shadow), index.eq(index + 1)]
+                with m.If(index == words - 1):
+                    m.d.sync += [cfg.eq(new_shadow[:p.layout.size]), loading.eq(0), self.configured.eq(1),
+                                 loaded.eq(1)]
+        return cfg, loaded
+
+    # ------------------------------------------------------------------ elaborate
+    def elaborate(self, platform):
+        p = self.params
+        m = Module()
+        vec = vector_layout(p.lanes)
+
+        wctr = m.submodules.write_counters = CounterChain(p.counters, p.counter_width)
+        rctr = m.submodules.read_counters = CounterChain(p.counters, p.counter_width)
+        running = wctr.running | rctr.running
+        inflight = Signal()      # accesses still in a pipeline or arbiter
+        idle = ~running & ~inflight
+        cfg, loaded = self._config_loader(m, idle)
+        m.d.comb += self.busy.eq(~idle)
+
+        # ------------------------------------------------------------- memories
+        banks = []
+        for b in range(p.banks):
+            mem = memory.Memory(shape=32, depth=p.bank_words, init=[])
+            m.submodules[f"bank{b}"] = mem
+            banks.append((mem.write_port(), mem.read_port()))
+
+        vin_fifo = m.submodules.vin_fifo = StreamFifo(vec, p.preset.fifo_depth)
+        sin_fifo = m.submodules.sin_fifo = StreamFifo(32, p.preset.fifo_depth)
+        out_depth = max(4, p.preset.fifo_depth)
+        out_fifo = m.submodules.out_fifo = StreamFifo(vec, out_depth)
+        wiring.connect(m, wiring.flipped(self.vin), vin_fifo.i)
+        wiring.connect(m, wiring.flipped(self.sin), sin_fifo.i)
+
+        # vector or scalar output from the read FIFO
+        m.d.comb += [
+            self.vout.payload.eq(out_fifo.o.payload),
+            self.sout.payload.eq(out_fifo.o.payload[0:32]),
+            self.vout.valid.eq(out_fifo.o.valid & ~cfg.scalar_out),
+            self.sout.valid.eq(out_fifo.o.valid & cfg.scalar_out),
+            out_fifo.o.ready.eq(Mux(cfg.scalar_out, self.sout.ready, self.vout.ready)),
+        ]
+
+        # ------------------------------------------------------------- buffer handover
+        claimed = Signal(range(MAX_BUFFERS + 1))
+        ready = Signal(range(MAX_BUFFERS + 1))
+        w_started, w_finished, r_started, r_finished = (Signal(name=n) for n in
+                                                         ("w_run_started", "w_run_finished",
+                                                          "r_run_started", "r_run_finished"))
+        m.d.sync += [claimed.eq(claimed + w_started - r_finished), ready.eq(ready + w_finished - r_started)]
+        with m.If(loaded):
+            m.d.sync += [claimed.eq(0), ready.eq(0)]
+        m.d.comb += [self.wdone.eq(w_finished), self.rdone.eq(r_finished)]
+
+        # start both enabled sides
+        start = self.configured & (self.start | (loaded & cfg.auto_start))
+        pending_start = Signal()
+        m.d.sync += pending_start.eq(start & idle)
+        for ctr, side in ((wctr, cfg.write), (rctr, cfg.read)):
+            m.d.comb += [ctr.config.eq(side.counter), ctr.used.eq(side.counters_used),
+                         ctr.start.eq(pending_start & side.enable)]
+
+        # a side alone (no partner) never waits for buffers
+        w_inflight = self._side(m, "write", wctr, cfg, banks, data_in=vin_fifo.o, scalar=None,
+                                gate_first=(claimed < cfg.buffers) | ~cfg.read.enable, run_started=w_started,
+                                run_finished=w_finished, counter=self.writes, out_fifo=None)
+        r_inflight = self._side(m, "read", rctr, cfg, banks, data_in=None, scalar=sin_fifo.o,
+                                gate_first=(ready > 0) | ~cfg.write.enable, run_started=r_started,
+                                run_finished=r_finished,
+                                counter=self.reads, out_fifo=out_fifo)
+        m.d.comb += inflight.eq(w_inflight | r_inflight)
+        return m
+
+    # ------------------------------------------------------------------ one side
+    def _side(self, m, name, ctr, cfg, banks, *, data_in, scalar, gate_first, run_started, run_finished,
+              counter, out_fifo):
+        p = self.params
+        lanes = p.lanes
+        lane_bits = (lanes - 1).bit_length()
+        side = getattr(cfg, name)
+        is_read = out_fifo is not None
+        abits = p.address_bits
+
+        advance = Signal(name=f"{name}_advance")
+        dp = Datapath(m, advance)
+
+        # fire: a step of the counter nest enters the pipeline
+        first_of_run = ctr.first[p.counters - 1]
+        need_data = data_in is not None
+        pop_scalar = Const(0, 1)
+        if scalar is not None:
+            pop_scalar = side.scalar_offset & first_of_run
+        inputs_ok = Const(1, 1)
+        if need_data:
+            inputs_ok = inputs_ok & data_in.valid
+        if scalar is not None:
+            inputs_ok = inputs_ok & (~pop_scalar | scalar.valid)
+        fire = Signal(name=f"{name}_fire")
+        m.d.comb += fire.eq(advance & ctr.running & inputs_ok & (~first_of_run | gate_first))
+        # runs: the chain reloads itself after a final step while runs remain
+        final = ctr.last[p.counters - 1]
+        runs_left = Signal(16, name=f"{name}_runs_left")
+        m.d.comb += ctr.again.eq(runs_left > 1)
+        with m.If(ctr.start):
+            m.d.sync += runs_left.eq(side.runs)
+        with m.Elif(fire & final):
+            m.d.sync += runs_left.eq(runs_left - 1)
+        m.d.comb += [ctr.step.eq(fire), run_started.eq(fire & first_of_run)]
+        if need_data:
+            m.d.comb += data_in.ready.eq(fire)
+        held_scalar = Signal(32, name=f"{name}_scalar")
+        scalar_now = Const(0, 32)
+        if scalar is not None:
+            m.d.comb += scalar.ready.eq(fire & pop_scalar)
+            with m.If(fire & pop_scalar):
+                m.d.sync += held_scalar.eq(scalar.payload)
+            scalar_now = Mux(side.scalar_offset, Mux(pop_scalar, scalar.payload, held_scalar), 0)
+
+        # buffer base of the current run (advances when a run's final step fires)
+        buf_index = Signal(range(4), name=f"{name}_buffer")
+        buf_base = Signal(32, name=f"{name}_buffer_base")
+        with m.If(fire & final):
+            with m.If(buf_index + 1 >= cfg.buffers):
+                m.d.sync += [buf_index.eq(0), buf_base.eq(0)]
+            with m.Else():
+                m.d.sync += [buf_index.eq(buf_index + 1), buf_base.eq(buf_base + cfg.buffer_words)]
+        with m.If(ctr.start):
+            m.d.sync += [buf_index.eq(0), buf_base.eq(0)]
+
+        # stage 0: step register
+        v0 = Signal(name=f"{name}_v0")
+        with m.If(advance):
+            m.d.sync += v0.eq(fire)
+        linear = side.offset + sum(ctr.values[k] for k in range(p.counters)) + scalar_now
+        a0 = dp.reg(linear[0:32], f"{name}_a0")
+        last0 = dp.reg(final, f"{name}_last0")
+        base0 = dp.reg(buf_base, f"{name}_base0")
+        data0 = dp.reg(data_in.payload, f"{name}_data0") if need_data else None
+
+        def alu(stage, value):
+            choices = {k: ALU_OPS[op].build(dp, [value, side.alu[stage].imm], 0) if ALU_OPS[op].arity == 2
+                       else ALU_OPS[op].build(dp, [value], 0) for k, op in enumerate(ADDRESS_OPS)}
+            out = Signal(32, name=f"{name}_alu{stage}")
+            with m.Switch(side.alu[stage].op):
+                for k, v in choices.items():
+                    with m.Case(k):
+                        m.d.comb += out.eq(v)
+                with m.Default():
+                    m.d.comb += out.eq(value)
+            return out
+
+        # stage 1: ALU op 1;  stage 2: ALU op 2, range check, buffer base
+        v1 = Signal(name=f"{name}_v1")
+        with m.If(advance):
+            m.d.sync += v1.eq(v0)
+        a1 = dp.reg(alu(0, a0), f"{name}_a1")
+        last1, base1 = dp.reg(last0, f"{name}_last1"), dp.reg(base0, f"{name}_base1")
+        data1 = dp.reg(data0, f"{name}_data1") if need_data else None
+        a_final = alu(1, a1)
+        keep = (a_final >= cfg.range_lo) & (a_final < cfg.range_hi)
+        local = (a_final - cfg.range_lo + base1)[0:32]
+        # stage 3: the issue register
+        issue_valid = Signal(name=f"{name}_issue_valid")
+        issue_keep = dp.reg(keep, f"{name}_keep")
+        issue_addr = dp.reg(local, f"{name}_addr")
+        issue_last = dp.reg(last1, f"{name}_last")
+        issue_data = dp.reg(data1, f"{name}_data") if need_data else None
+        with m.If(advance):
+            m.d.sync += issue_valid.eq(v1)
+
+        # per-lane word address → bank and row
+        mask = (1 << abits) - 1
+        lane_bank, lane_row = [], []
+        for lane in range(lanes):
+            w = Signal(abits, name=f"{name}_w{lane}")
+            m.d.comb += w.eq((issue_addr + side.lane_stride * lane)[0:abits] & mask)
+            plain = (w >> cfg.bank_shift)[0:lane_bits] if lane_bits else Const(0, 1)
+            rotate = Mux(cfg.stripe_shift != 0, (w >> cfg.stripe_shift)[0:max(1, lane_bits)], 0)
+            bank = Signal(max(1, lane_bits), name=f"{name}_bank{lane}")
+            m.d.comb += bank.eq((plain + rotate)[0:max(1, lane_bits)])
+            low_mask = (Const(1, abits) << cfg.bank_shift) - 1
+            row = Signal(abits - lane_bits, name=f"{name}_row{lane}")
+            m.d.comb += row.eq((((w >> (cfg.bank_shift + lane_bits)) << cfg.bank_shift) | (w & low_mask))
+                               [0:abits - lane_bits])
+            lane_bank.append(bank)
+            lane_row.append(row)
+
+        # arbiter: pending lanes of the access in the issue register
+        pending = Signal(lanes, name=f"{name}_pending")
+        fresh = Signal(name=f"{name}_fresh")   # the issue register holds a new access: all lanes pending
+        active = Mux(fresh, Mux(issue_keep, Const((1 << lanes) - 1, lanes), 0), pending)
+        room = Const(1, 1)
+        if is_read:
+            returning = Signal(name=f"{name}_returning")   # an access completes next cycle
+            room = (out_fifo.level + returning) < out_fifo.depth
+        served = []
+        for b, (wport, rport) in enumerate(banks):
+            chosen = Signal(range(lanes), name=f"{name}_bank{b}_lane")
+            hit = Signal(name=f"{name}_bank{b}_hit")
+            for lane in reversed(range(lanes)):  # lowest pending lane wins
+                with m.If(issue_valid & room & active[lane] & (lane_bank[lane] == b)):
+                    m.d.comb += [chosen.eq(lane), hit.eq(1)]
+            row = Signal(len(lane_row[0]), name=f"{name}_bank{b}_row")
+            with m.Switch(chosen):
+                for lane in range(lanes):
+                    with m.Case(lane):
+                        m.d.comb += row.eq(lane_row[lane])
+            if is_read:
+                m.d.comb += [rport.addr.eq(row), rport.en.eq(hit)]
+            else:
+                word = Signal(32, name=f"{name}_bank{b}_data")
+                with m.Switch(chosen):
+                    for lane in range(lanes):
+                        with m.Case(lane):
+                            m.d.comb += word.eq(issue_data[32 * lane:32 * (lane + 1)])
+                m.d.comb += [wport.addr.eq(row), wport.data.eq(word), wport.en.eq(hit)]
+            served.append((chosen, hit))
+        served_mask = Signal(lanes, name=f"{name}_served")
+        bits = []
+        for lane in range(lanes):
+            bits.append(Cat(*[hit & (chosen == lane) for chosen, hit in served]).any())
+        m.d.comb += served_mask.eq(Cat(*bits))
+        remaining = active & ~served_mask
+        complete = Signal(name=f"{name}_complete")
+        m.d.comb += complete.eq(issue_valid & room & (remaining == 0))
+        m.d.comb += advance.eq(~issue_valid | complete)
+        with m.If(advance):
+            m.d.sync += fresh.eq(v1)
+        with m.Else():
+            m.d.sync += [fresh.eq(0), pending.eq(remaining)]
+        with m.If(complete):
+            m.d.sync += counter.eq(counter + 1)
+        m.d.comb += run_finished.eq(complete & issue_last)
+
+        if is_read:
+            # read data comes back one cycle after the bank was addressed
+            r_lane = [Signal(range(lanes), name=f"{name}_bank{b}_lane_d") for b in range(len(banks))]
+            r_hit = [Signal(name=f"{name}_bank{b}_hit_d") for b in range(len(banks))]
+            for b, (chosen, hit) in enumerate(served):
+                m.d.sync += [r_lane[b].eq(chosen), r_hit[b].eq(hit)]
+            m.d.sync += returning.eq(complete & issue_keep)
+            collect = [Signal(32, name=f"{name}_collect{lane}") for lane in range(lanes)]
+            vector = []
+            for lane in range(lanes):
+                word = Signal(32, name=f"{name}_lane{lane}_word")
+                m.d.comb += word.eq(collect[lane])
+                for b, (_, rport) in enumerate(banks):
+                    with m.If(r_hit[b] & (r_lane[b] == lane)):
+                        m.d.comb += word.eq(rport.data)
+                m.d.sync += collect[lane].eq(word)
+                vector.append(word)
+            m.d.comb += [out_fifo.i.valid.eq(returning), out_fifo.i.payload.eq(Cat(*vector))]
+
+        inflight = Signal(name=f"{name}_inflight")
+        m.d.comb += inflight.eq(v0 | v1 | issue_valid | (returning if is_read else 0))
+        return inflight
