@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 JOBS ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-all lint verilog clean
+.PHONY: help setup demo test test-all lint verilog formal clean
 
 help:
 	@echo "make demo      set up, generate Verilog, run the smoke test on Icarus and Verilator, print a table"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-all  as test, plus the soak runs"
 	@echo "make lint      ruff + verilator --lint-only on every generated top of every preset"
 	@echo "make verilog   write Verilog for every preset to build/verilog/<preset>/"
+	@echo "make formal    every formal property check (SymbiYosys), with a summary table"
 	@echo "make setup     .venv, pip install -e .[test], Icarus, Verilator >= 5.036 (built if needed)"
 	@echo "make clean     remove build outputs (keeps .venv and the Verilator cache)"
 
@@ -33,6 +34,9 @@ test-all: setup
 lint: setup
 	$(VENV)/bin/ruff check hdl compiler sim coe_host tests
 	$(PY) -m coe_host.cli lint --preset all
+
+formal: setup
+	$(PY) -m coe_host.cli formal --all
 
 verilog: setup
 	@for p in $$($(PY) -c 'from hdl.presets import preset_names; print(*preset_names())'); do \

@@ -9,6 +9,7 @@
     openrdu smoke --sim all --preset small           stream smoke test on the simulators
     openrdu pcu-bench --preset small --k 256         PCU MAC-array utilisation on back-to-back tiles
     openrdu pmu-bench --preset small                 PMU bandwidth per access pattern
+    openrdu formal [--all]                           formal property checks with a summary table
     openrdu demo                                     what `make demo` runs
 
 Bad input (an unknown preset or simulator, a non-positive count) exits with
@@ -289,11 +290,12 @@ def cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
-def run_pcu_bench(preset: str, simulators: list[str], *, k: int, tiles: int, seed: int, build_dir: Path,
-                  waves: bool, console) -> list[dict]:
-    """:func:`sim.pcu_measure.measure_systolic` on each usable simulator, with progress."""
+def _on_each_simulator(simulators: list[str], console, label: str, measure) -> list:
+    """``measure(simulator)`` on each usable simulator with a progress line; unusable ones are reported.
+
+    ``measure`` returns a row (dict) or a list of rows; the rows of all simulators are returned.
+    """
     from sim import toolchain
-    from sim.pcu_measure import measure_systolic
 
     rows = []
     for sim in simulators:
@@ -301,12 +303,23 @@ def run_pcu_bench(preset: str, simulators: list[str], *, k: int, tiles: int, see
         if not status.usable:
             console.print(f"[yellow]{sim}: {status.reason}[/yellow]")
             continue
-        label = f"{sim}: {tiles} tiles of K={k} on the {preset} PCU's MAC array"
-        spinner = console.status(label) if console.is_terminal else nullcontext(console.print(label))
+        text = f"{sim}: {label}"
+        spinner = console.status(text) if console.is_terminal else nullcontext(console.print(text))
         with spinner:
-            rows.append(measure_systolic(preset, sim, k=k, tiles=tiles, seed=seed, build_dir=build_dir,
-                                         waves=waves))
+            result = measure(sim)
+        rows += result if isinstance(result, list) else [result]
     return rows
+
+
+def run_pcu_bench(preset: str, simulators: list[str], *, k: int, tiles: int, seed: int, build_dir: Path,
+                  waves: bool, console) -> list[dict]:
+    """:func:`sim.pcu_measure.measure_systolic` on each usable simulator, with progress."""
+    from sim.pcu_measure import measure_systolic
+
+    return _on_each_simulator(
+        simulators, console, f"{tiles} tiles of K={k} on the {preset} PCU's MAC array",
+        lambda sim: measure_systolic(preset, sim, k=k, tiles=tiles, seed=seed, build_dir=build_dir,
+                                     waves=waves))
 
 
 def _pcu_table(rows: list[dict]):
@@ -351,20 +364,11 @@ def cmd_pcu_bench(args) -> int:
 def run_pmu_bench(preset: str, simulators: list[str], *, seed: int, build_dir: Path, waves: bool,
                   console) -> list[dict]:
     """:func:`sim.pmu_measure.measure_patterns` on each usable simulator, with progress."""
-    from sim import toolchain
     from sim.pmu_measure import measure_patterns
 
-    rows = []
-    for sim in simulators:
-        status = toolchain.simulator_status(sim)
-        if not status.usable:
-            console.print(f"[yellow]{sim}: {status.reason}[/yellow]")
-            continue
-        label = f"{sim}: access patterns on the {preset} PMU"
-        spinner = console.status(label) if console.is_terminal else nullcontext(console.print(label))
-        with spinner:
-            rows += measure_patterns(preset, sim, seed=seed, build_dir=build_dir, waves=waves)
-    return rows
+    return _on_each_simulator(
+        simulators, console, f"access patterns on the {preset} PMU",
+        lambda sim: measure_patterns(preset, sim, seed=seed, build_dir=build_dir, waves=waves))
 
 
 def _pmu_table(rows: list[dict]):
@@ -393,6 +397,43 @@ def cmd_pmu_bench(args) -> int:
     else:
         console.print(_pmu_table(rows))
     return 0 if rows and all(r["bit_exact"] for r in rows) else 1
+
+
+def cmd_formal(args) -> int:
+    from rich.table import Table
+
+    from hdl.formal import JOBS
+    from sim.formal import run_job, tools_available
+
+    console = _console()
+    ok, reason = tools_available()
+    if not ok:
+        console.print(f"[red]{reason}[/red]")
+        return 1
+    jobs = [j for j in JOBS if (args.all or not j.slow) and (not args.job or j.name in args.job)]
+    table = Table(title="Formal property checks (SymbiYosys, smtbmc z3)")
+    for column in ("property", "guarantees", "mode", "depth", "result", "seconds"):
+        table.add_column(column, justify="right" if column in ("depth", "seconds") else "left")
+    results = []
+    for job in jobs:
+        spinner = console.status(f"{job.name}: {job.mode} depth {job.depth}") if console.is_terminal \
+            else nullcontext(console.print(f"{job.name}: {job.mode} depth {job.depth}"))
+        with spinner:
+            result = run_job(job, Path(args.build_dir))
+        results.append(result)
+        color = "green" if result.passed else "red"
+        table.add_row(job.name, job.guarantees, job.mode, str(job.depth),
+                      f"[{color}]{result.status}[/{color}]", f"{result.seconds:.1f}")
+    console.print(table)
+    for result in results:
+        if not result.passed:
+            log = result.workdir / "sby.log"
+            console.print(f"[red]{result.job.name}: {result.status}[/red] (log: {log})")
+            if result.counterexample:
+                console.print(f"  counterexample: {result.counterexample}")
+            if result.detail:
+                console.print(result.detail)
+    return 0 if results and all(r.passed for r in results) else 1
 
 
 def cmd_doctor(args) -> int:
@@ -446,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-dir", default="build/pcu-bench", help="where builds, logs and waves go")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_pcu_bench)
+
+    p = sub.add_parser("formal", help="run the formal property checks (SymbiYosys)")
+    p.add_argument("--all", action="store_true", help="include the slow jobs")
+    p.add_argument("--job", action="append", metavar="NAME", help="only this job (repeatable)")
+    p.add_argument("--build-dir", default="build/formal", help="where the jobs' work directories go")
+    p.set_defaults(func=cmd_formal)
 
     p = sub.add_parser("pmu-bench", help="measure PMU bandwidth per access pattern")
     add_preset(p)

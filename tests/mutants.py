@@ -41,3 +41,22 @@ class BrokenFifo(wiring.Component):
             with m.If(hit):
                 m.d.comb += self.o.payload.eq(fifo.o.payload ^ 1)
         return m
+
+
+class WithdrawingFifo(wiring.Component):
+    """Breaks the stream rules: when its output has been stalled for a cycle, it drops ``valid``
+    for one cycle (and offers the same payload again afterwards)."""
+
+    def __init__(self, width: int):
+        self.width = width
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = fifo = StreamFifo(self.width, 4)
+        wiring.connect(m, wiring.flipped(self.i), fifo.i)
+        stalled = Signal()
+        m.d.sync += stalled.eq(fifo.o.valid & ~self.o.ready & ~stalled)
+        m.d.comb += [self.o.payload.eq(fifo.o.payload), self.o.valid.eq(fifo.o.valid & ~stalled),
+                     fifo.o.ready.eq(self.o.ready & ~stalled)]
+        return m

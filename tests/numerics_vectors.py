@@ -85,5 +85,15 @@ def sequential_mac(a_bf16: np.ndarray, b_bf16: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["SPECIAL_F32", "SPECIAL_I32", "cross", "random_operands", "bf16_words_of", "sequential_mac",
-           "g"]
+def mismatch_report(label: str, columns, got, want) -> str:
+    """Which results differ from the golden model, with the first few operand tuples."""
+    bad = np.nonzero(got != want)[0]
+    lines = [f"{label}: {len(bad)} of {len(want)} results differ from the golden model"]
+    for k in bad[:6]:
+        operands = ", ".join(f"{int(c[k]):#010x}" for c in columns)
+        lines.append(f"  ({operands}) -> rtl {int(got[k]):#010x}, golden {int(want[k]):#010x}")
+    return "\n".join(lines)
+
+
+__all__ = ["mismatch_report", "SPECIAL_F32", "SPECIAL_I32", "cross", "random_operands", "bf16_words_of",
+           "sequential_mac", "g"]

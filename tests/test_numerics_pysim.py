@@ -14,7 +14,14 @@ from hdl.numerics.ops import ALU_OPS, UnknownOpError, golden
 from hdl.numerics.units import MacAccumulator, OpUnit
 from sim.pysim import run_pysim, stream_get, stream_put
 
-from .numerics_vectors import SPECIAL_F32, SPECIAL_I32, cross, random_operands, sequential_mac
+from .numerics_vectors import (
+    SPECIAL_F32,
+    SPECIAL_I32,
+    cross,
+    mismatch_report,
+    random_operands,
+    sequential_mac,
+)
 
 
 def _stream_through(dut, payloads, *, seed=1, stall_p=0.3):
@@ -46,15 +53,6 @@ def _operands(op, rng):
     return [np.concatenate([b, e]) for b, e in zip(base, extra, strict=True)]
 
 
-def _mismatch_report(columns, got, want):
-    bad = np.nonzero(got != want)[0]
-    lines = [f"{len(bad)} of {len(want)} results differ from the golden model"]
-    for k in bad[:5]:
-        operands = ", ".join(f"{int(c[k]):#010x}" for c in columns)
-        lines.append(f"  ({operands}): rtl {int(got[k]):#010x}, golden {int(want[k]):#010x}")
-    return "\n".join(lines)
-
-
 @pytest.mark.parametrize("name", sorted(ALU_OPS))
 def test_alu_op_matches_golden_with_backpressure(name):
     op = ALU_OPS[name]
@@ -63,7 +61,7 @@ def test_alu_op_matches_golden_with_backpressure(name):
     payloads = [{k: int(c[i]) for k, c in zip("abc", columns, strict=False)} for i in range(len(columns[0]))]
     got = _stream_through(OpUnit(name), payloads, seed=len(name))
     want = golden(name, *columns)
-    assert np.array_equal(got, want), _mismatch_report(columns, got, want)
+    assert np.array_equal(got, want), mismatch_report(name, columns, got, want)
 
 
 @pytest.mark.parametrize("latency", [0, 1, 3, 5])
@@ -102,7 +100,7 @@ def test_mac_accumulator_equals_sequential_numpy_loop():
                 for k, (x, y) in enumerate(zip(a, b, strict=True))]
     got = _stream_through(MacAccumulator(), payloads, seed=3, stall_p=0.4)
     want = sequential_mac(a, b)
-    assert np.array_equal(got, want), _mismatch_report([a, b], got, want)
+    assert np.array_equal(got, want), mismatch_report("mac chain", [a, b], got, want)
 
 
 def test_constructor_errors_are_clear():

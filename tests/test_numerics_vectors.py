@@ -24,7 +24,7 @@ from hdl.numerics.ops import ALU_OPS, TAIL_OPS, golden
 from hdl.numerics.units import ALU_OPCODE_BITS, TAIL_OPCODE_BITS, ArithmeticUnit, MacAccumulator, TailUnit
 from sim.vectors import VectorBench
 
-from .numerics_vectors import SPECIAL_F32, SPECIAL_I32, random_operands, sequential_mac
+from .numerics_vectors import SPECIAL_F32, SPECIAL_I32, mismatch_report, random_operands, sequential_mac
 
 pytestmark = pytest.mark.cocotb  # an HDL simulator path, parametrised over both simulators
 
@@ -51,15 +51,6 @@ def subset(columns, simulator: str, kind: str):
     if simulator == "verilator":
         return columns
     return [c[:: ICARUS_STRIDE[kind]] for c in columns]
-
-
-def mismatch_report(name, columns, got, want) -> str:
-    bad = np.nonzero(got != want)[0]
-    lines = [f"{name}: {len(bad)} of {len(want)} results differ from the golden model"]
-    for k in bad[:6]:
-        operands = ", ".join(f"{int(c[k]):#010x}" for c in columns)
-        lines.append(f"  ({operands}) -> rtl {int(got[k]):#010x}, golden {int(want[k]):#010x}")
-    return "\n".join(lines)
 
 
 def run_alu(simulator, name, columns, seed):

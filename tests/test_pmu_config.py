@@ -28,7 +28,7 @@ def test_encode_decode_round_trip():
 
 @pytest.mark.parametrize("config, message", [
     (PmuConfig(), "needs a write side, a read side or both"),
-    (PmuConfig(write=LINEAR, buffers=5), r"buffers must be in \[1, 4\]"),
+    (PmuConfig(write=LINEAR, buffers=5), r"buffers must be in \[1, 4\] \(this PMU's max_buffers\)"),
     (PmuConfig(write=LINEAR, buffers=3, buffer_words=400), "exceed the PMU's capacity of 1024 words"),
     (PmuConfig(write=LINEAR, stripe_shift=1), "stripe_shift must be 0"),
     (PmuConfig(write=LINEAR, stripe_shift=3, bank_shift=2), "stripe_shift must be 0"),
@@ -52,6 +52,15 @@ def test_encoder_rejects_invalid_programs(config, message):
 def test_counter_stride_zero_is_refused():
     with pytest.raises(ValueError, match="stride must be positive"):
         AddressProgram([Counter(0, 16, 0)])
+
+
+def test_max_buffers_is_a_build_option():
+    deep = PmuParams("tiny", max_buffers=8)
+    PmuConfig(write=LINEAR, buffers=8, buffer_words=64).encode(deep)
+    with pytest.raises(ConfigError, match=r"\[1, 8\]"):
+        PmuConfig(write=LINEAR, buffers=9, buffer_words=64).encode(deep)
+    with pytest.raises(ValueError, match="max_buffers must be"):
+        PmuParams("tiny", max_buffers=0)
 
 
 def test_params_need_one_bank_per_lane():

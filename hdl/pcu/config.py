@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from amaranth import Shape
 from amaranth.lib import data
 
+from ..config_port import body_words, decode_image, encode_image
 from ..counters import Counter, counter_layout
 from ..numerics.ops import ALU_OPS, TAIL_OPS
 from ..numerics.tail import TAIL_OPCODES
@@ -157,7 +158,7 @@ class PcuParams:
     @property
     def config_words(self) -> int:
         """Body words of a configuration image."""
-        return (self.layout.size + 31) // 32
+        return body_words(self.layout)
 
 
 def config_layout(params: PcuParams) -> data.StructLayout:
@@ -405,22 +406,14 @@ class PcuConfig:
         }
 
     # ------------------------------------------------------------------ words
-    def register_value(self, params: PcuParams) -> int:
-        """The configuration register as one integer (the layout's bits)."""
-        return params.layout.const(self.check(params)).as_value().value
-
     def encode(self, params: PcuParams) -> list[int]:
         """Header word plus body words (least significant first) for the configuration port."""
-        value = self.register_value(params)
-        words = [(value >> (32 * k)) & 0xFFFFFFFF for k in range(params.config_words)]
-        return [header_word(params.config_words), *words]
+        return encode_image(params.layout, self.check(params), CONFIG_MAGIC, CONFIG_VERSION)
 
     @classmethod
     def decode(cls, words: Sequence[int], params: PcuParams) -> PcuConfig:
         """Inverse of :meth:`encode` (stages and constants come back at full length)."""
-        check_header(words, params)
-        value = sum(int(w) << (32 * k) for k, w in enumerate(words[1:]))
-        view = data.Const(params.layout, value & ((1 << params.layout.size) - 1))
+        view = decode_image(words, params.layout, CONFIG_MAGIC, CONFIG_VERSION, "PCU", ConfigError)
         opcode_to_op = {op.opcode: name for name, op in ALU_OPS.items()}
         stages = []
         for s in range(params.stages):
@@ -441,23 +434,6 @@ class PcuConfig:
             tail=tails.get(int(view.tail), "none") if int(view.tail) else "none",
             to_bf16=bool(int(view.to_bf16)), vector_output=bool(int(view.vout_enable)),
             auto_start=bool(int(view.auto_start)))
-
-
-def header_word(body_words: int) -> int:
-    return (CONFIG_MAGIC << 16) | (CONFIG_VERSION << 8) | body_words
-
-
-def check_header(words: Sequence[int], params: PcuParams) -> None:
-    if not words:
-        raise ConfigError("empty configuration image")
-    header = int(words[0])
-    if header >> 16 != CONFIG_MAGIC:
-        raise ConfigError(f"not a PCU configuration (header {header:#010x}, magic {CONFIG_MAGIC:#06x})")
-    if (header >> 8) & 0xFF != CONFIG_VERSION:
-        raise ConfigError(f"configuration version {(header >> 8) & 0xFF}, this PCU reads {CONFIG_VERSION}")
-    if header & 0xFF != params.config_words or len(words) - 1 != params.config_words:
-        raise ConfigError(f"configuration has {len(words) - 1} body words (header says {header & 0xFF}); "
-                          f"this PCU takes {params.config_words}")
 
 
 def layout_fields(layout, prefix: str = "", offset: int = 0) -> list[tuple[str, int, int]]:

