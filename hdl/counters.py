@@ -19,7 +19,11 @@ from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Counter", "counter_layout", "counter_steps", "CounterChain"]
+__all__ = ["Counter", "counter_layout", "counter_steps", "nest_steps", "nest_fields", "nest_from_fields",
+           "IDLE_COUNTER", "CounterChain"]
+
+#: Configuration of a counter that takes no part in a nest (one iteration).
+IDLE_COUNTER = {"start": 0, "stop": 1, "stride": 1}
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,42 @@ def counter_steps(counters: Sequence[Counter]) -> Iterator[tuple[tuple[int, ...]
             index[k] = 0
         else:
             return
+
+
+def nest_steps(counters: Sequence[Counter]) -> int:
+    """Steps in one run of a nest (the product of the trip counts)."""
+    total = 1
+    for counter in counters:
+        total *= counter.trips
+    return total
+
+
+def nest_fields(counters: Sequence[Counter], count: int, width: int, where: str,
+                error: type[Exception] = ValueError) -> list[dict]:
+    """Check a loop nest for a chain of ``count`` counters of ``width`` bits; return the
+    ``counter_layout`` fields of all ``count`` counters (unused ones idle).
+
+    Raises ``error`` naming ``where`` for an empty or too deep nest, a non-Counter, or a
+    counter whose values do not fit.
+    """
+    if not counters:
+        raise error(f"{where}: needs at least one counter (its loop nest)")
+    if len(counters) > count:
+        raise error(f"{where}: {len(counters)} counters given, this unit has {count}")
+    for k, counter in enumerate(counters):
+        if not isinstance(counter, Counter):
+            raise error(f"{where}: counter {k} must be a hdl.counters.Counter, got {counter!r}")
+        try:
+            counter.check_width(width, f"{where} counter {k}")
+        except ValueError as e:
+            raise error(str(e)) from None
+    fields = [{"start": c.start, "stop": c.stop, "stride": c.stride} for c in counters]
+    return fields + [IDLE_COUNTER] * (count - len(fields))
+
+
+def nest_from_fields(fields, used: int) -> list[Counter]:
+    """The first ``used`` counters of a decoded ``ArrayLayout(counter_layout)`` value."""
+    return [Counter(int(fields[k].start), int(fields[k].stop), int(fields[k].stride)) for k in range(used)]
 
 
 class CounterChain(wiring.Component):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 
-from hdl.counters import counter_steps
 from hdl.pmu import PatternMemoryUnit, PmuConfig, PmuParams, run_golden
 
 from .runner import SimResult
@@ -25,7 +24,7 @@ PMU_PORTS = {"inputs": ["vin", "sin"], "outputs": ["vout", "sout"], "tokens": ["
 
 
 def _accesses(program) -> int:
-    return 0 if program is None else program.runs * sum(1 for _ in counter_steps(program.counters))
+    return 0 if program is None else program.runs * program.steps_per_run
 
 
 def pmu_job(name: str, config: PmuConfig, params: PmuParams, *, vin=None, sin=None, valid_p: float = 1.0,

@@ -48,6 +48,15 @@ def stream_rules(m: Module, stream, started, *, check, label: str):
                      check(Value.cast(stream.payload) == past_payload, f"{label}_payload_holds")]
 
 
+def stream_environment(m: Module, dut) -> Signal:
+    """Drive a stream unit's ``i`` and ``o.ready`` freely, assume the rules of ``i``, reset at the
+    start; return the "started" signal."""
+    free(m, dut.i.valid, dut.i.payload, dut.o.ready)
+    started = reset_at_start(m)
+    stream_rules(m, dut.i, started, check=Assume, label="i")
+    return started
+
+
 class StreamRulesHarness(Elaboratable):
     """A stream unit (input ``i``, output ``o``) whose output keeps the rules when its input does.
 
@@ -63,9 +72,7 @@ class StreamRulesHarness(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = self.factory()
-        free(m, dut.i.valid, dut.i.payload, dut.o.ready)
-        started = reset_at_start(m)
-        stream_rules(m, dut.i, started, check=Assume, label="i")
+        started = stream_environment(m, dut)
         stream_rules(m, dut.o, started, check=Assert, label="o")
         # covers: an output transfer, and a stalled output (the rule had something to check)
         stalled = Signal()
@@ -93,9 +100,7 @@ class FifoOrderHarness(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = self.factory()
-        free(m, dut.i.valid, dut.i.payload, dut.o.ready)
-        started = reset_at_start(m)
-        stream_rules(m, dut.i, started, check=Assume, label="i")
+        started = stream_environment(m, dut)
         bits = self.counter_bits
         n = Signal(bits)
         m.d.comb += n.eq(AnyConst(bits))

@@ -47,6 +47,32 @@ class Datapath:
             self.m.d.sync += signal.eq(value)
         return signal
 
+    def valid_delay(self, value, cycles: int) -> list[Signal]:
+        """A delay line for a control bit (``valid``): registers *with* reset, so a pipeline
+        is empty after reset. Returns the taps ``[value, after 1, …, after cycles]``."""
+        taps = [Value.cast(value)]
+        for _ in range(cycles):
+            self._count += 1
+            bit = Signal(name=f"valid{self._count}")
+            with self.m.If(self.advance):
+                self.m.d.sync += bit.eq(taps[-1])
+            taps.append(bit)
+        return taps
+
+    def select(self, index, values, name: str | None = None) -> Signal:
+        """``values[index]`` as a signal, 0 for an index past the end (every case covered, so the
+        Verilog has no incomplete case statements whatever ``len(values)`` is)."""
+        width = max(len(Value.cast(v)) for v in values)
+        self._count += 1
+        out = Signal(width, name=name or f"select{self._count}")
+        with self.m.Switch(index):
+            for k, value in enumerate(values):
+                with self.m.Case(k):
+                    self.m.d.comb += out.eq(value)
+            with self.m.Default():
+                self.m.d.comb += out.eq(0)
+        return out
+
     def wire(self, value, name: str | None = None) -> Signal:
         """``value`` as a named combinational signal, so that several readers share one copy
         of its logic (Amaranth does not merge repeated expressions)."""

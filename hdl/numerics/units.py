@@ -70,12 +70,7 @@ class _Pipelined(wiring.Component):
         dp = Datapath(m, advance)
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
         result = self.compute(dp, self.i.payload)
-        valid = self.i.valid
-        for _ in range(self._latency):
-            nxt = Signal()
-            with m.If(advance):
-                m.d.sync += nxt.eq(valid)
-            valid = nxt
+        valid = dp.valid_delay(self.i.valid, self._latency)[-1]
         m.d.comb += [self.o.valid.eq(valid), self.o.payload.eq(result)]
         return m
 

@@ -38,7 +38,7 @@ from amaranth import Shape
 from amaranth.lib import data
 
 from ..config_port import body_words, decode_image, encode_image
-from ..counters import Counter, counter_layout
+from ..counters import Counter, counter_layout, nest_fields, nest_from_fields
 from ..numerics.ops import ALU_OPS, TAIL_OPS
 from ..numerics.tail import TAIL_OPCODES
 from ..numerics.units import ALU_OPCODE_BITS, TAIL_OPCODE_BITS
@@ -307,17 +307,8 @@ class PcuConfig:
         """
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if not self.counters:
-            raise ConfigError("a PCU program needs at least one counter (its loop nest)")
-        if len(self.counters) > params.counters:
-            raise ConfigError(f"{len(self.counters)} counters given, this PCU has {params.counters}")
-        for k, counter in enumerate(self.counters):
-            if not isinstance(counter, Counter):
-                raise ConfigError(f"counter {k} must be a hdl.counters.Counter, got {counter!r}")
-            try:
-                counter.check_width(params.counter_width, f"counter {k}")
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
+        counters = nest_fields(self.counters, params.counters, params.counter_width, "PCU program",
+                               ConfigError)
         if len(self.stages) > params.stages:
             raise ConfigError(f"{len(self.stages)} stages given, this PCU has {params.stages}")
         if self.reduce not in REDUCE_OPS:
@@ -384,8 +375,6 @@ class PcuConfig:
             if self.scalars:
                 raise ConfigError("systolic mode takes no scalar inputs")
             vin_used = {0, 1}
-        counters = [{"start": c.start, "stop": c.stop, "stride": c.stride} for c in self.counters]
-        counters += [{"start": 0, "stop": 1, "stride": 1}] * (params.counters - len(counters))
         scalar_fields = [{"used": int(p in self.scalars),
                           "pop_level": self.scalars[p].pop_level if p in self.scalars else 0}
                          for p in range(SCALAR_INPUTS)]
@@ -420,9 +409,7 @@ class PcuConfig:
             st = view.stage[s]
             srcs = [source_text(int(st.src[k].kind), int(st.src[k].index)) for k in range(3)]
             stages.append(Stage(opcode_to_op[int(st.op)], *srcs, shift=int(st.shift)))
-        used = int(view.counters_used)
-        counters = [Counter(*(int(getattr(view.counter[k], f)) for f in ("start", "stop", "stride")))
-                    for k in range(used)]
+        counters = nest_from_fields(view.counter, int(view.counters_used))
         scalars = {p: ScalarInput(int(view.scalar[p].pop_level)) for p in range(SCALAR_INPUTS)
                    if int(view.scalar[p].used)}
         tails = {code: name for name, code in TAIL_OPCODES.items()}

@@ -47,20 +47,6 @@ from .config import CONFIG_MAGIC, CONFIG_VERSION, SCALAR_INPUTS, SOURCE_KINDS, V
 __all__ = ["PatternComputeUnit"]
 
 
-def _select(m: Module, index, values, name: str) -> Signal:
-    """``values[index]`` as a signal, 0 for an index past the end (every case covered, so the
-    Verilog has no incomplete case statements whatever ``len(values)`` is)."""
-    width = max(len(Value.cast(v)) for v in values)
-    out = Signal(width, name=name)
-    with m.Switch(index):
-        for k, value in enumerate(values):
-            with m.Case(k):
-                m.d.comb += out.eq(value)
-        with m.Default():
-            m.d.comb += out.eq(0)
-    return out
-
-
 class PatternComputeUnit(wiring.Component):
     """One PCU.
 
@@ -167,8 +153,8 @@ class PatternComputeUnit(wiring.Component):
         pops = []
         for k in range(SCALAR_INPUTS):
             level = cfg.scalar[k].pop_level
-            at_level = _select(m, level, [Const(1, 1), *[counters.first[j] for j in range(p.counters)]],
-                               f"scalar{k}_pop_level_first")
+            at_level = dp.select(level, [Const(1, 1), *[counters.first[j] for j in range(p.counters)]],
+                                 f"scalar{k}_pop_level_first")
             pops.append(cfg.scalar[k].used & at_level)
         needs = [cfg.vin_used[k] for k in range(VECTOR_INPUTS)] + pops
         sources = vins + sins
@@ -224,12 +210,7 @@ class PatternComputeUnit(wiring.Component):
         vin_line = [line(v, f"vin{k}") for k, v in enumerate(p0_vin)]
         scalar_line = [line(v, f"scalar{k}") for k, v in enumerate(p0_scalar)]
         ctr_line = [line(v, f"ctr{k}") for k, v in enumerate(p0_ctr)]
-        valid_line = [p0_valid]
-        for _ in range(depth):
-            nxt = Signal()
-            with m.If(advance):
-                m.d.sync += nxt.eq(valid_line[-1])
-            valid_line.append(nxt)
+        valid_line = dp.valid_delay(p0_valid, depth)
 
         stage_out = []          # stage_out[s] = list of lane results, at position (s + 1) * lat
         stage_lines = []        # stage_lines[s][d] = stage s results delayed by d more cycles
@@ -279,7 +260,7 @@ class PatternComputeUnit(wiring.Component):
                 lane_results.append(result)
             rotated = []
             for lane in range(lanes):
-                rotated.append(_select(m, (scfg.shift + lane)[:shift_bits], lane_results, f"s{s}_l{lane}_out")
+                rotated.append(dp.select((scfg.shift + lane)[:shift_bits], lane_results, f"s{s}_l{lane}_out")
                                if lanes > 1 else lane_results[0])
             stage_out.append(rotated)
             remaining = depth - (s + 1) * lat
@@ -310,23 +291,14 @@ class PatternComputeUnit(wiring.Component):
                 mx = dp.delay(ALU_OPS["fmax"].build(dp, [a, b], 1), 1)
                 nxt.append(Mux(cfg.reduce == 2, mx, add))
             level_values = nxt
-            for _ in range(2):
-                v = Signal()
-                with m.If(advance):
-                    m.d.sync += v.eq(red_valid)
-                red_valid = v
+            red_valid = dp.valid_delay(red_valid, 2)[-1]
         reduced = level_values[0]
 
         # ---------------------------------------------------------------- tail and conversion
         tail_on = cfg.tail != 0
         if p.tail:
             tail_vec = Cat(*[build_tail(dp, body_vec[32 * i:32 * (i + 1)], cfg.tail) for i in range(lanes)])
-            tail_valid = body_valid
-            for _ in range(TAIL_LATENCY):
-                v = Signal()
-                with m.If(advance):
-                    m.d.sync += v.eq(tail_valid)
-                tail_valid = v
+            tail_valid = dp.valid_delay(body_valid, TAIL_LATENCY)[-1]
             post_vec = Mux(tail_on, tail_vec, body_vec)
             post_valid = Mux(tail_on, tail_valid, body_valid)
         else:
@@ -404,4 +376,4 @@ class PatternComputeUnit(wiring.Component):
                 with m.If(event):
                     m.d.sync += [drain_valid.eq(1), drain_col.eq(j)]
         columns = [Cat(*[shadows[i][j] for i in range(lanes)]) for j in range(stages)]
-        return drain_valid, _select(m, drain_col, columns, "drain_column")
+        return drain_valid, dp.select(drain_col, columns, "drain_column")

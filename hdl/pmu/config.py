@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from amaranth.lib import data
 
 from ..config_port import body_words, decode_image, encode_image
-from ..counters import Counter, counter_layout
+from ..counters import IDLE_COUNTER, Counter, counter_layout, nest_fields, nest_from_fields, nest_steps
 from ..presets import Preset, get_preset
 
 __all__ = ["CONFIG_MAGIC", "CONFIG_VERSION", "ADDRESS_OPS", "PmuParams", "AddressProgram", "PmuConfig",
@@ -187,17 +187,7 @@ class AddressProgram:
 
     def fields(self, params: PmuParams, side: str) -> dict:
         where = f"{side} program"
-        if not self.counters:
-            raise ConfigError(f"{where}: needs at least one counter")
-        if len(self.counters) > params.counters:
-            raise ConfigError(f"{where}: {len(self.counters)} counters given, this PMU has {params.counters}")
-        for k, counter in enumerate(self.counters):
-            if not isinstance(counter, Counter):
-                raise ConfigError(f"{where}: counter {k} must be a hdl.counters.Counter, got {counter!r}")
-            try:
-                counter.check_width(params.counter_width, f"{where} counter {k}")
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
+        counters = nest_fields(self.counters, params.counters, params.counter_width, where, ConfigError)
         if len(self.alu) > 2:
             raise ConfigError(f"{where}: at most 2 address ALU ops, got {len(self.alu)}")
         alu = []
@@ -220,18 +210,14 @@ class AddressProgram:
                 raise ConfigError(f"{where}: {name} must be in [{low}, {high}], got {value!r}")
         if self.scalar_offset and side == "write":
             raise ConfigError("write program: scalar_offset is for the read side only")
-        counters = [{"start": c.start, "stop": c.stop, "stride": c.stride} for c in self.counters]
-        counters += [{"start": 0, "stop": 1, "stride": 1}] * (params.counters - len(counters))
         return {"enable": 1, "counters_used": len(self.counters), "counter": counters, "offset": self.offset,
                 "alu": alu, "lane_stride": self.lane_stride, "runs": self.runs,
                 "scalar_offset": int(self.scalar_offset)}
 
     @property
     def steps_per_run(self) -> int:
-        total = 1
-        for counter in self.counters:
-            total *= counter.trips
-        return total
+        """Accesses in one run."""
+        return nest_steps(self.counters)
 
 
 _DISABLED = {"enable": 0, "counters_used": 1, "offset": 0, "lane_stride": 0, "runs": 1, "scalar_offset": 0,
@@ -311,7 +297,7 @@ class PmuConfig:
         sides = {}
         for side, program in (("write", self.write), ("read", self.read)):
             if program is None:
-                fields = dict(_DISABLED, counter=[{"start": 0, "stop": 1, "stride": 1}] * params.counters)
+                fields = dict(_DISABLED, counter=[IDLE_COUNTER] * params.counters)
             elif not isinstance(program, AddressProgram):
                 raise ConfigError(f"{side} must be an AddressProgram or None, got {program!r}")
             else:
@@ -342,8 +328,7 @@ class PmuConfig:
         def side(v):
             if not int(v.enable):
                 return None
-            counters = [Counter(*(int(getattr(v.counter[k], f)) for f in ("start", "stop", "stride")))
-                        for k in range(int(v.counters_used))]
+            counters = nest_from_fields(v.counter, int(v.counters_used))
             alu = [(ADDRESS_OPS[int(v.alu[k].op)], int(v.alu[k].imm)) for k in range(2)
                    if int(v.alu[k].op) != 0]
             return AddressProgram(counters, int(v.offset), alu, int(v.lane_stride), int(v.runs),

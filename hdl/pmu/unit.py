@@ -225,10 +225,9 @@ class PatternMemoryUnit(wiring.Component):
         with m.If(ctr.start):
             m.d.sync += [buf_index.eq(0), buf_base.eq(0)]
 
+        # valid of stage 0 (step register), stage 1 (ALU op 1) and the issue register
+        _, v0, v1, issue_valid = dp.valid_delay(fire, 3)
         # stage 0: step register
-        v0 = Signal(name=f"{name}_v0")
-        with m.If(advance):
-            m.d.sync += v0.eq(fire)
         linear = side.offset + sum(ctr.values[k] for k in range(p.counters)) + scalar_now
         a0 = dp.reg(linear[0:32], f"{name}_a0")
         last0 = dp.reg(final, f"{name}_last0")
@@ -236,21 +235,12 @@ class PatternMemoryUnit(wiring.Component):
         data0 = dp.reg(data_in.payload, f"{name}_data0") if need_data else None
 
         def alu(stage, value):
-            choices = {k: ALU_OPS[op].build(dp, [value, side.alu[stage].imm], 0) if ALU_OPS[op].arity == 2
-                       else ALU_OPS[op].build(dp, [value], 0) for k, op in enumerate(ADDRESS_OPS)}
-            out = Signal(32, name=f"{name}_alu{stage}")
-            with m.Switch(side.alu[stage].op):
-                for k, v in choices.items():
-                    with m.Case(k):
-                        m.d.comb += out.eq(v)
-                with m.Default():
-                    m.d.comb += out.eq(value)
-            return out
+            # ADDRESS_OPS fills the 3-bit op field, so every code selects an op
+            results = [ALU_OPS[op].build(dp, [value, side.alu[stage].imm][:ALU_OPS[op].arity], 0)
+                       for op in ADDRESS_OPS]
+            return dp.select(side.alu[stage].op, results, f"{name}_alu{stage}")
 
         # stage 1: ALU op 1;  stage 2: ALU op 2, range check, buffer base
-        v1 = Signal(name=f"{name}_v1")
-        with m.If(advance):
-            m.d.sync += v1.eq(v0)
         a1 = dp.reg(alu(0, a0), f"{name}_a1")
         last1, base1 = dp.reg(last0, f"{name}_last1"), dp.reg(base0, f"{name}_base1")
         data1 = dp.reg(data0, f"{name}_data1") if need_data else None
@@ -258,13 +248,10 @@ class PatternMemoryUnit(wiring.Component):
         keep = (a_final >= cfg.range_lo) & (a_final < cfg.range_hi)
         local = (a_final - cfg.range_lo + base1)[0:32]
         # stage 3: the issue register
-        issue_valid = Signal(name=f"{name}_issue_valid")
         issue_keep = dp.reg(keep, f"{name}_keep")
         issue_addr = dp.reg(local, f"{name}_addr")
         issue_last = dp.reg(last1, f"{name}_last")
         issue_data = dp.reg(data1, f"{name}_data") if need_data else None
-        with m.If(advance):
-            m.d.sync += issue_valid.eq(v1)
 
         # per-lane word address → bank and row
         mask = (1 << abits) - 1
@@ -298,19 +285,12 @@ class PatternMemoryUnit(wiring.Component):
             for lane in reversed(range(lanes)):  # lowest pending lane wins
                 with m.If(issue_valid & room & active[lane] & (lane_bank[lane] == b)):
                     m.d.comb += [chosen.eq(lane), hit.eq(1)]
-            row = Signal(len(lane_row[0]), name=f"{name}_bank{b}_row")
-            with m.Switch(chosen):
-                for lane in range(lanes):
-                    with m.Case(lane):
-                        m.d.comb += row.eq(lane_row[lane])
+            row = dp.select(chosen, lane_row, f"{name}_bank{b}_row")
             if is_read:
                 m.d.comb += [rport.addr.eq(row), rport.en.eq(hit)]
             else:
-                word = Signal(32, name=f"{name}_bank{b}_data")
-                with m.Switch(chosen):
-                    for lane in range(lanes):
-                        with m.Case(lane):
-                            m.d.comb += word.eq(issue_data[32 * lane:32 * (lane + 1)])
+                word = dp.select(chosen, [issue_data[32 * lane:32 * (lane + 1)] for lane in range(lanes)],
+                                 f"{name}_bank{b}_data")
                 m.d.comb += [wport.addr.eq(row), wport.data.eq(word), wport.en.eq(hit)]
             served.append((chosen, hit))
         served_mask = Signal(lanes, name=f"{name}_served")
