@@ -77,6 +77,10 @@ class ConfigLoader(wiring.Component):
         Image words; taken only while ``accept`` is high.
     accept : In(1)
         The unit may be reconfigured now (it is idle).
+    clear : In(1)
+        Abandon a partly loaded image and deconfigure (``configured``, ``loading`` and
+        ``error`` fall); honoured only while ``accept`` is high. The launch controller
+        uses it so that a kernel image refused by its CRC leaves no unit configured.
     config : Out(layout)
         The loaded configuration.
     loaded : Out(1)
@@ -97,6 +101,7 @@ class ConfigLoader(wiring.Component):
         super().__init__({
             "words": In(stream.Signature(32)),
             "accept": In(1),
+            "clear": In(1),
             "config": Out(self._layout),
             "loaded": Out(1),
             "configured": Out(1),
@@ -123,4 +128,6 @@ class ConfigLoader(wiring.Component):
                 with m.If(index == count - 1):
                     m.d.sync += [self.config.eq(shifted[:self._layout.size]), loading.eq(0),
                                  self.configured.eq(1), self.loaded.eq(1)]
+        with m.If(self.clear & self.accept):
+            m.d.sync += [loading.eq(0), self.configured.eq(0), self.error.eq(0), self.loaded.eq(0)]
         return m

@@ -58,6 +58,15 @@ class Preset:
         Nested counters per PCU/PMU header, in [1, 3].
     counter_width : int
         Width of each counter in bits, in [4, 32].
+    vector_tracks, scalar_tracks, control_tracks : int
+        Capacity of each switch-to-switch link per direction on the vector, scalar and control
+        fabrics: the number of independent routes (tracks) it carries, each in [1, 8].
+    switch_fifo_depth : int
+        Entries of each switch input FIFO (and of the pin FIFO in front of each unit input), in
+        [2, 64]. Credit-based flow control runs at full rate when it covers the credit round
+        trip: 4 cycles with ``hop_register``, 2 without.
+    hop_register : bool
+        Put a pipeline register on every switch-to-switch hop (data forward, credits back).
     clock_mhz : float
         Nominal clock used to turn cycles into time, in (0, 10000].
     """
@@ -72,6 +81,11 @@ class Preset:
     fifo_depth: int = 8
     counters: int = 3
     counter_width: int = 16
+    vector_tracks: int = 1
+    scalar_tracks: int = 1
+    control_tracks: int = 2
+    switch_fifo_depth: int = 4
+    hop_register: bool = True
     clock_mhz: float = 1000.0
 
     def __post_init__(self):
@@ -104,6 +118,11 @@ class Preset:
         check_int("fifo_depth", 2, 1024)
         check_int("counters", 1, 3)
         check_int("counter_width", 4, 32)
+        for tracks in ("vector_tracks", "scalar_tracks", "control_tracks"):
+            check_int(tracks, 1, 8)
+        check_int("switch_fifo_depth", 2, 64)
+        if not isinstance(self.hop_register, bool):
+            raise TypeError(f"Preset {self.name!r}: hop_register must be a bool")
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)):
             raise TypeError(f"Preset {self.name!r}: clock_mhz must be a number")
         if not 0 < self.clock_mhz <= 10_000:
@@ -142,6 +161,12 @@ class Preset:
     def pmu_kib(self) -> int:
         """Capacity of one PMU in KiB."""
         return self.pmu_banks * self.pmu_bank_kib
+
+    def tracks(self, fabric: str) -> int:
+        """Tracks per link direction on ``fabric`` (``"vector"``, ``"scalar"`` or ``"control"``)."""
+        if fabric not in ("vector", "scalar", "control"):
+            raise ValueError(f"unknown fabric {fabric!r}; fabrics: vector, scalar, control")
+        return getattr(self, f"{fabric}_tracks")
 
     def replace(self, **changes) -> Preset:
         """Return a copy with some fields changed (validated like a new preset)."""

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from .presets import WORD_BITS
 
-__all__ = ["StreamFifo", "StreamRegister", "vector_layout"]
+__all__ = ["StreamFifo", "StreamRegister", "TokenCounter", "vector_layout"]
 
 
 def vector_layout(lanes: int, word_bits: int = WORD_BITS) -> data.ArrayLayout:
@@ -149,4 +149,39 @@ class StreamRegister(wiring.Component):
         with m.Elif(self.i.valid & self.i.ready):
             # Main is stalled: park the incoming payload in the skid register.
             m.d.sync += [skid_valid.eq(1), skid_data.eq(self.i.payload)]
+        return m
+
+
+class TokenCounter(wiring.Component):
+    """Turns control pulses into a stream of tokens, so that no pulse is lost under back-pressure.
+
+    Parameters
+    ----------
+    width : int
+        Bits of the pending-token counter; it saturates at ``2**width - 1`` (1 to 16).
+
+    Attributes
+    ----------
+    pulse : In(1)
+        One token per cycle it is high (a unit's ``done``-style output).
+    o : Out(stream.Signature(1))
+        One transfer per token, in order; ``valid`` while tokens are pending.
+    """
+
+    def __init__(self, width: int = 8):
+        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= 16:
+            raise ValueError(f"width must be an int in [1, 16], got {width!r}")
+        self._width = width
+        super().__init__({"pulse": In(1), "o": Out(stream.Signature(1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pending = Signal(self._width)
+        taken = self.o.valid & self.o.ready
+        full = pending == (1 << self._width) - 1
+        m.d.comb += [self.o.valid.eq(pending != 0), self.o.payload.eq(1)]
+        with m.If(self.pulse & ~taken & ~full):
+            m.d.sync += pending.eq(pending + 1)
+        with m.Elif(~self.pulse & taken):
+            m.d.sync += pending.eq(pending - 1)
         return m

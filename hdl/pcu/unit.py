@@ -63,6 +63,9 @@ class PatternComputeUnit(wiring.Component):
     cfg : In(stream.Signature(32))
         Configuration words (:meth:`PcuConfig.encode`): a header, then the body. Taken only
         while no run is in progress.
+    cfg_clear : In(1)
+        Abandon a partly loaded image and deconfigure (honoured only while idle; the tile's
+        launch controller uses it when it refuses a kernel image).
     vin0, vin1 : In(stream.Signature(vector_layout(lanes)))
         Vector inputs, one 32-bit word per lane (bf16 values in the low 16 bits).
     sin0, sin1 : In(stream.Signature(32))
@@ -95,6 +98,7 @@ class PatternComputeUnit(wiring.Component):
         vec = vector_layout(params.lanes)
         super().__init__({
             "cfg": In(stream.Signature(32)),
+            "cfg_clear": In(1),
             "vin0": In(stream.Signature(vec)),
             "vin1": In(stream.Signature(vec)),
             "sin0": In(stream.Signature(32)),
@@ -120,6 +124,7 @@ class PatternComputeUnit(wiring.Component):
         running = counters.running
         loader = m.submodules.config = ConfigLoader(p.layout, CONFIG_MAGIC, CONFIG_VERSION)
         wiring.connect(m, wiring.flipped(self.cfg), loader.words)
+        m.d.comb += loader.clear.eq(self.cfg_clear)
         cfg = loader.config
         pending_start = loader.loaded & cfg.auto_start
         m.d.comb += [

@@ -55,6 +55,9 @@ class PatternMemoryUnit(wiring.Component):
     ----------
     cfg : In(stream.Signature(32))
         Configuration words (:meth:`PmuConfig.encode`); taken only while the PMU is idle.
+    cfg_clear : In(1)
+        Abandon a partly loaded image and deconfigure (honoured only while idle; the tile's
+        launch controller uses it when it refuses a kernel image).
     vin : In(stream.Signature(vector_layout(lanes)))
         Write data: one vector per write access, in the write program's order.
     vout : Out(stream.Signature(vector_layout(lanes)))
@@ -81,6 +84,7 @@ class PatternMemoryUnit(wiring.Component):
         vec = vector_layout(params.lanes)
         super().__init__({
             "cfg": In(stream.Signature(32)),
+            "cfg_clear": In(1),
             "vin": In(stream.Signature(vec)),
             "vout": Out(stream.Signature(vec)),
             "sin": In(stream.Signature(32)),
@@ -111,6 +115,7 @@ class PatternMemoryUnit(wiring.Component):
         idle = ~running & ~inflight & ~unread
         loader = m.submodules.config = ConfigLoader(p.layout, CONFIG_MAGIC, CONFIG_VERSION)
         wiring.connect(m, wiring.flipped(self.cfg), loader.words)
+        m.d.comb += loader.clear.eq(self.cfg_clear)
         cfg, loaded = loader.config, loader.loaded
         m.d.comb += [loader.accept.eq(idle), self.configured.eq(loader.configured),
                      self.cfg_error.eq(loader.error), self.busy.eq(~idle)]

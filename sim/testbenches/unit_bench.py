@@ -153,6 +153,7 @@ async def programs_match_golden(dut):
         spec = json.load(f)
     rng = random.Random(cocotb.RANDOM_SEED)
     dut.start.value = 0
+    dut.cfg_clear.value = 0
     await start_clock_and_reset(dut)
     for index, job in enumerate(spec["jobs"]):
         result = await _run_job(dut, job, spec["ports"], rng, index)

@@ -1,0 +1,238 @@
+"""The tile: a preset's checkerboard of PCUs and PMUs, switches between them, edge ports.
+
+:class:`Tile` is assembled from the routing graph (:class:`hdl.network.FabricGraph`):
+one :class:`hdl.network.Switch` per site, mesh links between neighbours, every unit
+pin wired to its switch, and a :class:`hdl.launch.LaunchController` at the host
+site that distributes configuration images to every switch and unit and runs
+kernels. Sites without a unit (the AGCU sites on the west and east edges always;
+every unit site with ``units="none"``) are *open*: their pins become top-level
+stream ports named ``<site>_<pin>`` (``agcu_w0_vout``), so a testbench or, later,
+an AGCU drives them.
+
+Verilog
+-------
+With ``hierarchical=True`` (the default) each unit is a Verilog instance of one
+PCU module and one PMU module generated once (:meth:`Tile.verilog`), as a chip
+flow would do; the tile module holds the switches, links and launch controller.
+``hierarchical=False`` elaborates the units inline (for Amaranth's simulator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth import ClockSignal, Instance, Module, ResetSignal, Value
+from amaranth.back import verilog as verilog_backend
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .launch import LaunchController
+from .network.graph import DIRECTIONS, OPPOSITE, FabricGraph
+from .network.switch import Switch, fabric_shape, port_member
+from .pcu import PatternComputeUnit, PcuParams
+from .pmu import PatternMemoryUnit, PmuParams
+from .presets import Preset, get_preset
+from .stream import TokenCounter
+
+__all__ = ["TileParams", "Tile", "TILE_PCU_OPS", "UNIT_MODULES"]
+
+#: Verilog module names of the unit modules a hierarchical tile instantiates.
+UNIT_MODULES = {"pcu": "openrdu_pcu", "pmu": "openrdu_pmu"}
+
+#: ALU ops of a tile's PCUs unless told otherwise: enough for element-wise kernels while
+#: keeping a ``small`` tile's Verilog near half a million lines.
+TILE_PCU_OPS = ("mov", "fadd", "fmul")
+
+
+@dataclass(frozen=True)
+class TileParams:
+    """Build parameters of a tile.
+
+    Parameters
+    ----------
+    preset : Preset or str
+        Grid, lanes, stages, PMU size, tracks, FIFO depths.
+    units : str
+        ``"all"``: a PCU or PMU at every unit site; ``"none"``: only the network (every
+        unit site open, for testing the fabric alone).
+    pcu_ops : sequence of str
+        ALU ops of every PCU stage (see :class:`hdl.pcu.PcuParams`).
+    pcu_tail, pcu_systolic : bool
+        Build the PCUs' transcendental tail / systolic MAC array.
+    hierarchical : bool
+        Instantiate units as separately generated Verilog modules (see module docstring).
+    """
+
+    preset: Preset
+    units: str = "all"
+    pcu_ops: tuple[str, ...] = TILE_PCU_OPS
+    pcu_tail: bool = False
+    pcu_systolic: bool = False
+    hierarchical: bool = True
+
+    def __init__(self, preset: Preset | str, units: str = "all", pcu_ops=TILE_PCU_OPS,
+                 pcu_tail: bool = False, pcu_systolic: bool = False, hierarchical: bool = True):
+        preset = get_preset(preset)
+        if units not in ("all", "none"):
+            raise ValueError(f"units must be 'all' or 'none', got {units!r}")
+        for name, value in (("pcu_tail", pcu_tail), ("pcu_systolic", pcu_systolic),
+                            ("hierarchical", hierarchical)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        object.__setattr__(self, "preset", preset)
+        object.__setattr__(self, "units", units)
+        object.__setattr__(self, "pcu_ops", tuple(pcu_ops))
+        object.__setattr__(self, "pcu_tail", pcu_tail)
+        object.__setattr__(self, "pcu_systolic", pcu_systolic)
+        object.__setattr__(self, "hierarchical", hierarchical)
+        self.pcu  # validates the PCU options now
+
+    @property
+    def pcu(self) -> PcuParams:
+        return PcuParams(self.preset, ops=self.pcu_ops, tail=self.pcu_tail, systolic=self.pcu_systolic)
+
+    @property
+    def pmu(self) -> PmuParams:
+        return PmuParams(self.preset)
+
+    def populated(self, site) -> bool:
+        """Whether a unit is built at ``site`` (a :class:`hdl.network.Site`)."""
+        return self.units == "all" and site.kind in ("pcu", "pmu")
+
+
+def _open_port(pin, lanes):
+    shape = fabric_shape(pin.fabric, lanes)
+    # seen from the tile: a unit input pin leaves the tile, a unit output pin enters it
+    return Out(stream.Signature(shape)) if pin.direction == "in" else In(stream.Signature(shape))
+
+
+class Tile(wiring.Component):
+    """A tile of a preset (see the module docstring).
+
+    Parameters
+    ----------
+    params : TileParams, Preset or str
+        Build parameters (a preset gives :class:`TileParams` defaults).
+
+    Attributes
+    ----------
+    host : In(stream.Signature(32))
+        Host command words (:mod:`hdl.launch`): LOAD an image, ARGS, EXEC.
+    state, error, error_unit, cycles, tokens : Out
+        The launch controller's status (:class:`hdl.launch.LaunchController`).
+    unit_busy : Out(number of unit sites)
+        Per unit site (in :attr:`FabricGraph.sites` order), the unit is busy.
+    <site>_<pin> : In/Out(stream.Signature(shape))
+        The pins of every open site: the tile's outputs for pins that take data from
+        the fabric, inputs for pins that give data to it. Control pins carry 1-bit tokens.
+    """
+
+    def __init__(self, params: TileParams | Preset | str):
+        if not isinstance(params, TileParams):
+            params = TileParams(params)
+        self.params = params
+        self.fg = fg = FabricGraph(params.preset)
+        self.unit_sites = [s for s in fg.sites.values() if s.kind in ("pcu", "pmu")]
+        members = {
+            "host": In(stream.Signature(32)),
+            "state": Out(3), "error": Out(4), "error_unit": Out(16), "cycles": Out(32), "tokens": Out(16),
+            "unit_busy": Out(len(self.unit_sites)),
+        }
+        for site in self.open_sites:
+            for pin in site.pins:
+                members[f"{site.name}_{pin.name}"] = _open_port(pin, params.preset.lanes)
+        super().__init__(members)
+
+    @property
+    def open_sites(self):
+        return [s for s in self.fg.sites.values() if s.kind != "host" and not self.params.populated(s)]
+
+    # ----------------------------------------------------------------- Verilog
+    def verilog(self, name: str = "top") -> str:
+        """Verilog of the tile as module ``name``, plus its unit modules when hierarchical."""
+        text = verilog_backend.convert(self, name=name, emit_src=False)
+        if self.params.hierarchical and self.params.units == "all":
+            text += verilog_backend.convert(PatternComputeUnit(self.params.pcu), name=UNIT_MODULES["pcu"],
+                                            emit_src=False)
+            text += verilog_backend.convert(PatternMemoryUnit(self.params.pmu), name=UNIT_MODULES["pmu"],
+                                            emit_src=False)
+        return text
+
+    def _unit(self, m, site):
+        unit = PatternComputeUnit(self.params.pcu) if site.kind == "pcu" else PatternMemoryUnit(self.params.pmu)
+        if not self.params.hierarchical:
+            m.submodules[site.name] = unit
+            return unit
+        unit._MustUse__silence = True  # only its ports are used: the module is generated once
+        ports = [("i", "clk", ClockSignal()), ("i", "rst", ResetSignal())]
+        for path, member, value in unit.signature.flatten(unit):
+            direction = "i" if member.flow is wiring.In else "o"
+            ports.append((direction, "__".join(str(p) for p in path), Value.cast(value)))
+        m.submodules[site.name] = Instance(UNIT_MODULES[site.kind], *ports)
+        return unit
+
+    def elaborate(self, platform):
+        m = Module()
+        fg, params = self.fg, self.params
+        lanes = params.preset.lanes
+
+        switches = {}
+        for xy in fg.switches:
+            switches[xy] = m.submodules[f"switch_{xy[0]}_{xy[1]}"] = Switch(fg, *xy)
+        for (x, y), sw in switches.items():
+            for fabric in ("vector", "scalar", "control"):
+                for port in fg.switch_outputs(x, y, fabric):
+                    if "." in port:
+                        continue
+                    dx, dy = DIRECTIONS[port[0]]
+                    peer = switches[(x + dx, y + dy)]
+                    wiring.connect(m, getattr(sw, port_member(fabric, "out", port)),
+                                   getattr(peer, port_member(fabric, "in", OPPOSITE[port[0]] + port[1:])))
+
+        units = {}
+        for site in self.unit_sites:
+            if params.populated(site):
+                units[site.name] = self._unit(m, site)
+
+        present = []
+        for kind, key in fg.config_endpoints:
+            present.append(kind == "switch" or key in units)
+        lc = m.submodules.launch = LaunchController(present)
+        wiring.connect(m, wiring.flipped(self.host), lc.host)
+        m.d.comb += [self.state.eq(lc.state), self.error.eq(lc.error), self.error_unit.eq(lc.error_unit),
+                     self.cycles.eq(lc.cycles), self.tokens.eq(lc.tokens)]
+        for k, (kind, key) in enumerate(fg.config_endpoints):
+            target = switches[key] if kind == "switch" else units.get(key)
+            if target is None:
+                continue
+            wiring.connect(m, lc.ep_cfg[k], target.cfg)
+            m.d.comb += [target.cfg_clear.eq(lc.ep_clear), lc.ep_configured[k].eq(target.configured)]
+        for k, site in enumerate(self.unit_sites):
+            if site.name in units:
+                m.d.comb += self.unit_busy[k].eq(units[site.name].busy)
+
+        for site in fg.sites.values():
+            sw = switches[site.switch]
+            for pin in site.pins:
+                side = "in" if pin.direction == "out" else "out"
+                sw_port = getattr(sw, port_member(pin.fabric, side, f"{site.name}.{pin.name}"))
+                if site.kind == "host":
+                    ours = lc.arg[int(pin.name[3:])] if pin.name.startswith("arg") else getattr(lc, pin.name)
+                elif site.name in units:
+                    unit_port = getattr(units[site.name], pin.name)
+                    if pin.fabric == "control" and pin.direction == "in":
+                        m.d.comb += [unit_port.eq(sw_port.valid), sw_port.ready.eq(1)]
+                        continue
+                    if pin.fabric == "control":
+                        tc = m.submodules[f"{site.name}_{pin.name}_tokens"] = TokenCounter()
+                        m.d.comb += tc.pulse.eq(unit_port)
+                        ours = tc.o
+                    else:
+                        ours = unit_port
+                else:
+                    ours = wiring.flipped(getattr(self, f"{site.name}_{pin.name}"))
+                if pin.direction == "out":
+                    wiring.connect(m, ours, sw_port)
+                else:
+                    wiring.connect(m, sw_port, ours)
+        return m
