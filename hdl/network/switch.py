@@ -24,7 +24,8 @@ holds every output's select code for the three fabrics; code 0 is "none", code
 ``k`` the ``k``-th entry of :meth:`FabricGraph.mux_inputs`. ``cfg_clear`` is a
 synchronous reset of the whole switch: routes, FIFOs and credits (the launch
 controller clears every switch at once before loading a kernel, so credit counts
-stay consistent on every link).
+stay consistent on every link). Whatever was still in the network is dropped then;
+unit pins are not ready during the clear, so nothing is taken and lost in that cycle.
 """
 
 from __future__ import annotations
@@ -186,8 +187,9 @@ class Switch(wiring.Component):
                 q = m.submodules[f"{name}_fifo"] = fifo.SyncFIFO(width=width, depth=depth)
                 ext = getattr(self, name)
                 pop = Signal(name=f"{name}_pop")
-                if "." in port:  # a unit output pin: ordinary stream handshake
-                    m.d.comb += [q.w_data.eq(ext.payload), q.w_en.eq(ext.valid), ext.ready.eq(q.w_rdy)]
+                if "." in port:  # a unit output pin: ordinary stream handshake (none while clearing)
+                    m.d.comb += [q.w_data.eq(ext.payload), q.w_en.eq(ext.valid),
+                                 ext.ready.eq(q.w_rdy & ~self.cfg_clear)]
                 else:            # a link: credits guarantee room
                     m.d.comb += [q.w_data.eq(ext.payload), q.w_en.eq(ext.valid)]
                     if hop:

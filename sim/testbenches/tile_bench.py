@@ -67,7 +67,7 @@ async def _sink(dut, port, count, p, rng, clock, got, stamps, timeout):
         ready.value = int(r)
         await FallingEdge(dut.clk)
         if r and valid.value == 1:
-            got.append(data.value.to_unsigned())
+            got.append(int(data.value))
             stamps.append(clock.n)
         await RisingEdge(dut.clk)
         waited += 1
@@ -106,7 +106,7 @@ async def tile_phases(dut):
         async def watch_busy():
             while True:
                 await FallingEdge(dut.clk)
-                if dut.unit_busy.value.to_unsigned() != 0:
+                if int(dut.unit_busy.value) != 0:
                     busy_seen["any"] = True
 
         watcher = cocotb.start_soon(watch_busy())
@@ -122,7 +122,14 @@ async def tile_phases(dut):
                                                  got[port], arrived[port], timeout)))
         host_cycle = clock.n
         if phase.get("host"):
-            await StreamSource(dut, "host").send(phase["host"])
+            sender = cocotb.start_soon(StreamSource(dut, "host").send(phase["host"]))
+            for _ in range(timeout):
+                if sender.done():
+                    break
+                await RisingEdge(dut.clk)
+            else:
+                raise AssertionError(f"{name}: the tile took no host word for {timeout} cycles "
+                                     f"(state {dut.state.value}, still running a kernel?)")
         for task in tasks:
             await task
         wanted = phase.get("until_state")
@@ -143,7 +150,7 @@ async def tile_phases(dut):
                 await RisingEdge(dut.clk)
             for port in spec["outputs"]:
                 getattr(dut, f"{port}__ready").value = 0
-        watcher.kill()
+        watcher.cancel()
         await FallingEdge(dut.clk)
         results[name] = {
             "status": _status(dut), "received": got,
@@ -152,5 +159,5 @@ async def tile_phases(dut):
             "busy_seen": busy_seen["any"], "stray": stray, "phase_cycles": clock.n - begin,
         }
         await RisingEdge(dut.clk)
-    ticker.kill()
+    ticker.cancel()
     record("tile_phases", **results)

@@ -1,0 +1,216 @@
+"""The tile on Icarus and Verilator: streams across the mesh, and whole-tile kernel launches.
+
+* ``small`` with ``units="none"``: every unit site is an open pin, so the bench drives
+  and takes streams anywhere in the 4 × 4 mesh. Point-to-point and multicast vector
+  routes, a scalar route on the same links as a vector route, and a control-token
+  multicast run together under random valid and ready stalls; every sink must get
+  exactly what its source sent, in order. A second kernel measures latency per link
+  hop and full-rate throughput.
+* ``tiny`` with every unit: a first kernel fills a PMU from an edge pin; a bit-flipped
+  second image is refused (the status names the unit) and nothing runs; the intact
+  image then routes the PMU's vectors through two PCUs (fmul by a constant, fadd of a
+  kernel argument) into another PMU and out to an edge pin, where the result must equal
+  the PCU and PMU golden models bit for bit.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from hdl.counters import Counter
+from hdl.kernel_image import Kernel, Route
+from hdl.launch import Command, LaunchError, LaunchState, command_word
+from hdl.pcu import PcuConfig, ScalarInput, Stage
+from hdl.pcu import run_golden as pcu_golden
+from hdl.pmu import AddressProgram, PmuConfig
+from hdl.pmu import run_golden as pmu_golden
+from hdl.tile import TileParams
+from sim.tile import phase, run_tile_phases
+from sim.unit_jobs import pack_vector
+
+pytestmark = pytest.mark.cocotb
+
+LOADED, DONE, REFUSED = int(LaunchState.LOADED), int(LaunchState.DONE), int(LaunchState.REFUSED)
+
+
+def run(params, phases, simulator, build_dir, waves):
+    result = run_tile_phases(params, phases, simulator=simulator, build_dir=build_dir, waves=waves)
+    assert result.passed, result.summary()
+    return result.metrics["tile_phases"]
+
+
+def load_words(kernel: Kernel) -> list[int]:
+    """LOAD (and ARGS) only: the kernel's host words without the EXEC."""
+    return kernel.host_words()[:-1]
+
+
+# ---------------------------------------------------------------------------- the mesh alone
+def mesh_traffic_kernel(params):
+    row1 = {"agcu_e1.vin": [(0, 1), (1, 1), (2, 1), (3, 1)]}
+    return Kernel(params, routes=[
+        Route("agcu_w0.vout", ["agcu_e3.vin"]),                                   # corner to corner
+        Route("agcu_w2.vout", ["agcu_e0.vin", "agcu_e2.vin", "pmu_1_2.vin"]),     # multicast
+        Route("agcu_w1.vout", ["agcu_e1.vin"], via=row1),                          # vector and scalar
+        Route("agcu_w1.sout", ["agcu_e1.sin"], via={"agcu_e1.sin": row1["agcu_e1.vin"]}),  # share links
+        Route("agcu_w3.done", ["agcu_e3.start", "pcu_2_2.start"]),                 # control tokens
+    ])
+
+
+def hop_kernel(params):
+    west_then_north = [(0, 3), (0, 2), (0, 1), (0, 0), (1, 0), (2, 0), (3, 0)]
+    return Kernel(params, routes=[
+        Route("agcu_w1.vout", ["pmu_0_1.vin"]),                                              # 0 link hops
+        Route("agcu_w2.vout", ["agcu_e2.vin"], via={"agcu_e2.vin": [(0, 2), (1, 2), (2, 2), (3, 2)]}),  # 3
+        Route("agcu_w3.vout", ["agcu_e0.vin"], via={"agcu_e0.vin": west_then_north}),         # 6
+    ])
+
+
+def test_mesh_streams_point_to_point_multicast_and_shared_links(simulator, sim_build_dir, waves):
+    params = TileParams("small", units="none")
+    rng = random.Random(7)
+    vec = lambda n: [rng.getrandbits(params.preset.vector_bits) for _ in range(n)]  # noqa: E731
+    traffic = mesh_traffic_kernel(params)
+    hops = hop_kernel(params)
+    # the shared-link routes really share switch-to-switch links, on different fabrics
+    links = {f: {(a[1:3], b[1:3]) for tree in traffic.trees for a, b in tree
+                 if a[0] == b[0] == "sw" and a[4] == "out" and a[3] == f} for f in ("vector", "scalar")}
+    assert links["vector"] & links["scalar"], "the vector and scalar routes were meant to share links"
+
+    sent = {"agcu_w0.vout": vec(48), "agcu_w2.vout": vec(48), "agcu_w1.vout": vec(40),
+            "agcu_w1.sout": [rng.getrandbits(32) for _ in range(40)], "agcu_w3.done": [1] * 24}
+    expect = {"agcu_e3.vin": "agcu_w0.vout", "agcu_e0.vin": "agcu_w2.vout", "agcu_e2.vin": "agcu_w2.vout",
+              "pmu_1_2.vin": "agcu_w2.vout", "agcu_e1.vin": "agcu_w1.vout", "agcu_e1.sin": "agcu_w1.sout",
+              "agcu_e3.start": "agcu_w3.done", "pcu_2_2.start": "agcu_w3.done"}
+    full_rate = {"agcu_w1.vout": vec(64), "agcu_w2.vout": vec(64), "agcu_w3.vout": vec(64)}
+    phases = [
+        phase("load_traffic", host=load_words(traffic), until_state=[LOADED, REFUSED]),
+        phase("traffic", sources=sent, sinks={k: len(sent[v]) for k, v in expect.items()},
+              valid_p=0.7, ready_p=0.4, timeout=6000, quiet_cycles=30),
+        phase("load_hops", host=load_words(hops), until_state=[LOADED, REFUSED]),
+        phase("hops", sources=full_rate, sinks={"pmu_0_1.vin": 64, "agcu_e2.vin": 64, "agcu_e0.vin": 64},
+              timeout=3000),
+    ]
+    m = run(params, phases, simulator, sim_build_dir, waves)
+    for name in ("load_traffic", "load_hops"):
+        assert m[name]["status"]["state"] == LOADED, (name, m[name]["status"])
+    got = m["traffic"]["received"]
+    for sink, source in expect.items():
+        port = sink.replace(".", "_")
+        assert got[port] == sent[source], f"{sink}: order, loss or duplication in what {source} sent"
+    assert m["traffic"]["stray"] == {}, f"payloads nobody routed: {m['traffic']['stray']}"
+
+    # latency per link hop: first payload, every sink always ready
+    h = m["hops"]
+    lat = {sink: h["arrived_at"][sink][0] - h["sent_at"][src][0]
+           for sink, src in (("pmu_0_1_vin", "agcu_w1_vout"), ("agcu_e2_vin", "agcu_w2_vout"),
+                             ("agcu_e0_vin", "agcu_w3_vout"))}
+    per_hop = [(lat["agcu_e2_vin"] - lat["pmu_0_1_vin"]) / 3, (lat["agcu_e0_vin"] - lat["pmu_0_1_vin"]) / 6]
+    expected_hop = 1 + int(params.preset.hop_register)  # hop register + the receiving FIFO
+    assert per_hop == [expected_hop, expected_hop], f"latencies {lat}"
+    for port, src in (("agcu_e0_vin", "agcu_w3_vout"), ("pmu_0_1_vin", "agcu_w1_vout")):
+        assert h["received"][port] == [x for x in full_rate[src.replace("_vout", ".vout")]]
+        span = h["arrived_at"][port][-1] - h["arrived_at"][port][0] + 1
+        assert span == 64, f"{port}: 64 payloads took {span} cycles at the sink (credit loop too short?)"
+
+
+# ---------------------------------------------------------------------------- whole-tile launch
+N = 16  # vectors through the kernel
+
+
+def launch_kernels(params, scale_bits: int, bias_bits: int):
+    lanes = params.preset.lanes
+    linear = AddressProgram([Counter(0, N * lanes, lanes)])
+    fill = Kernel(params, units={"pmu_1_0": PmuConfig(write=linear, auto_start=False)}, routes=[
+        Route("agcu_w0.vout", ["pmu_1_0.vin"]),
+        Route("host.start", ["pmu_1_0.start"]),
+        Route("pmu_1_0.wdone", ["host.done"]),
+    ])
+    scale = PcuConfig(counters=[Counter(0, N)], stages=[Stage("fmul", "vin0", "const0")],
+                      constants=[scale_bits], auto_start=False)
+    bias = PcuConfig(counters=[Counter(0, N)], stages=[Stage("fadd", "vin0", "scalar0")],
+                     scalars={0: ScalarInput(pop_level=1)}, auto_start=False)
+    stage_buffer = PmuConfig(write=linear, read=linear, auto_start=False)
+    compute = Kernel(params, units={
+        "pmu_1_0": PmuConfig(read=linear, auto_start=False), "pcu_0_0": scale, "pcu_1_1": bias,
+        "pmu_0_1": stage_buffer,
+    }, routes=[
+        Route("pmu_1_0.vout", ["pcu_0_0.vin0"]),
+        Route("pcu_0_0.vout", ["pcu_1_1.vin0"]),
+        Route("pcu_1_1.vout", ["pmu_0_1.vin"]),
+        Route("pmu_0_1.vout", ["agcu_w1.vin"]),
+        Route("host.arg0", ["pcu_1_1.sin0"]),
+        Route("host.start", ["pmu_1_0.start", "pcu_0_0.start", "pcu_1_1.start", "pmu_0_1.start"]),
+        Route("pmu_0_1.rdone", ["host.done"]),
+    ], arguments=[bias_bits], done_tokens=1)
+    return fill, compute, (scale, bias, stage_buffer, linear)
+
+
+def golden_result(params, data, scale, bias, stage_buffer, linear, bias_bits):
+    held = pmu_golden(PmuConfig(write=linear, read=linear), params.pmu, vin=data)["vout"]
+    scaled = pcu_golden(scale, params.pcu, vin0=held)["vout"]
+    biased = pcu_golden(bias, params.pcu, vin0=scaled, sin0=[bias_bits])["vout"]
+    return pmu_golden(stage_buffer, params.pmu, vin=biased)["vout"]
+
+
+def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_build_dir, waves):
+    params = TileParams("tiny")
+    lanes = params.preset.lanes
+    rng = np.random.default_rng(11)
+    data = rng.normal(0, 4, (N, lanes)).astype(np.float32).view(np.uint32)
+    scale_bits = int(np.float32(1.5).view(np.uint32))
+    bias_bits = int(np.float32(-0.25).view(np.uint32))
+    fill, compute, programs = launch_kernels(params, scale_bits, bias_bits)
+    want = [pack_vector(row) for row in golden_result(params, data, *programs, bias_bits)]
+    # an independent float64 view: within one rounding of (x * 1.5) - 0.25
+    exact = data.view(np.float32).astype(np.float64) * 1.5 - 0.25
+    got_f32 = golden_result(params, data, *programs, bias_bits).view(np.float32)
+    assert np.allclose(got_f32, exact, rtol=2 ** -22, atol=2 ** -126)
+
+    # flip one bit inside the PCU at (1, 1)'s record
+    image = compute.image()
+    address = compute.fg.address_of("pcu_1_1")
+    start = next(i for i, first in enumerate(_record_starts(image)) if first and image[i] >> 16 == address)
+    corrupted = list(image)
+    corrupted[start + 3] ^= 1 << 9
+    refused_load = [command_word(Command.LOAD, len(corrupted)), *corrupted]
+    out_ports = {"agcu_w1.vin": N}
+    phases = [
+        phase("load_fill", host=load_words(fill), until_state=[LOADED, REFUSED]),
+        phase("fill", host=[command_word(Command.EXEC, 1)], sources={"agcu_w0.vout": [pack_vector(r) for r in data]},
+              until_state=[DONE, REFUSED], timeout=4000),
+        phase("load_corrupted", host=refused_load, until_state=[REFUSED, LOADED]),
+        phase("exec_refused", host=[command_word(Command.EXEC, 1)], until_state=[REFUSED], quiet_cycles=300),
+        phase("compute", host=compute.host_words(), sinks=out_ports, ready_p=0.5,
+              until_state=[DONE, REFUSED], timeout=8000),
+        phase("rerun", host=[command_word(Command.EXEC, 1)], sinks=out_ports, until_state=[DONE, REFUSED],
+              timeout=8000),
+    ]
+    m = run(params, phases, simulator, sim_build_dir, waves)
+    assert m["fill"]["status"]["state"] == DONE, m["fill"]["status"]
+    assert m["fill"]["status"]["tokens"] == 1
+    bad = m["load_corrupted"]["status"]
+    assert (bad["state"], bad["error"], bad["error_unit"]) == (REFUSED, int(LaunchError.CRC), address), bad
+    refused = m["exec_refused"]
+    assert refused["status"]["error"] == int(LaunchError.NOT_LOADED), refused["status"]
+    assert not refused["busy_seen"], "a unit ran although the image was refused"
+    assert refused["stray"] == {}, f"output after a refused image: {refused['stray']}"
+
+    done = m["compute"]
+    assert done["status"]["state"] == DONE and done["status"]["error"] == 0, done["status"]
+    assert done["received"]["agcu_w1_vin"] == want, "tile result differs from the PCU/PMU golden models"
+    assert done["status"]["cycles"] >= N, done["status"]
+    # EXEC again without reloading: the PMU still holds the data, the same result comes out
+    assert m["rerun"]["received"]["agcu_w1_vin"] == want
+    assert m["rerun"]["status"]["state"] == DONE
+
+
+def _record_starts(image: list[int]) -> list[bool]:
+    starts = [False] * len(image)
+    i = 0
+    while i < len(image):
+        starts[i] = True
+        i += (image[i] & 0xFFFF) + 2
+    return starts
