@@ -152,7 +152,7 @@ class LaunchController(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = len(self.present)
-        present = Const(sum(1 << k for k, p in enumerate(self.present)), n)
+        present = Const(sum(1 << k for k, p in enumerate(self.present) if p), n)
         host = self.host
         word = host.payload
         take = host.valid & host.ready

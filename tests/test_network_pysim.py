@@ -1,0 +1,238 @@
+"""The network and launch controller in Amaranth's simulator (fast; no Verilog simulator needed).
+
+The ``tiny`` tile with ``units="none"`` (four switches, every unit site an open pin):
+every way the launch controller can refuse an image or command, with the status it
+must report and the proof that nothing was configured (a payload offered afterwards
+goes nowhere); a multicast under random stalls at the source and at each sink;
+the hardware CRC network against zlib; and the token counter.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from hdl.kernel_image import Kernel, Route
+from hdl.launch import Command, LaunchError, LaunchState, command_word
+from hdl.network.crc import CRC_INIT, crc32_words, crc_result_value, crc_update_value
+from hdl.counters import Counter
+from hdl.pmu import AddressProgram, PmuConfig
+from hdl.pmu.config import CONFIG_MAGIC as PMU_MAGIC
+from hdl.stream import TokenCounter
+from hdl.tile import Tile, TileParams
+from sim.pysim import stream_get, stream_put
+
+PARAMS = TileParams("tiny", units="none")
+LANES = PARAMS.preset.lanes
+
+
+def lanes_of(value: int) -> list[int]:
+    return [(value >> (32 * k)) & 0xFFFFFFFF for k in range(LANES)]
+
+
+def value_of(view) -> int:
+    return view.as_value().value if hasattr(view, "as_value") else int(view)
+
+
+def route_kernel():
+    return Kernel(PARAMS, routes=[Route("agcu_w0.vout", ["pmu_1_0.vin"])])
+
+
+def record(address: int, body: list[int]) -> list[int]:
+    head = (address << 16) | len(body)
+    return [head, *body, crc32_words([head, *body])]
+
+
+def run_tile(host_words, *, probe_payload=True, cycles=400):
+    """Send ``host_words``; then offer one payload on agcu_w0.vout; return status and what arrived."""
+    dut = Tile(PARAMS)
+    out = {}
+
+    async def host(ctx):
+        for w in host_words:
+            await stream_put(ctx, dut.host, w)
+        for _ in range(12):
+            await ctx.tick()
+        out["status"] = {k: ctx.get(getattr(dut, k)) for k in ("state", "error", "error_unit")}
+        if probe_payload:
+            ctx.set(dut.agcu_w0_vout.valid, 1)
+            ctx.set(dut.agcu_w0_vout.payload, lanes_of(0x1234))
+            await ctx.tick()
+            ctx.set(dut.agcu_w0_vout.valid, 0)
+            ctx.set(dut.pmu_1_0_vin.ready, 1)
+            arrived = 0
+            for _ in range(40):
+                await ctx.tick()
+                arrived += ctx.get(dut.pmu_1_0_vin.valid)
+            out["arrived"] = arrived
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(host)
+    sim.run_until(cycles * 1e-8 + len(host_words) * 2e-8)
+    return out
+
+
+def load(image):
+    return [command_word(Command.LOAD, len(image)), *image]
+
+
+def test_good_image_loads_and_routes():
+    out = run_tile(load(route_kernel().image()))
+    assert out["status"] == {"state": LaunchState.LOADED, "error": 0, "error_unit": 0}
+    assert out["arrived"] == 1
+
+
+def _refusals():
+    k = route_kernel()
+    image = k.image()
+    first = image[0] >> 16
+    fg = k.fg
+    pmu_address = fg.address_of("pmu_1_0")  # a unit site with no unit when units="none"
+    switch_words = image[1:1 + (image[0] & 0xFFFF)]
+    flipped = list(image)
+    flipped[2] ^= 1 << 5
+    pmu_image = PmuConfig(write=AddressProgram([Counter(0, 8, 4)])).encode(PARAMS.pmu)
+    assert pmu_image[0] >> 16 == PMU_MAGIC
+    return [
+        ("crc", flipped, LaunchError.CRC, first),
+        ("absent endpoint", record(pmu_address, [1, 2]) + image, LaunchError.BAD_ADDRESS, pmu_address),
+        ("address out of range", record(999, [1]), LaunchError.BAD_ADDRESS, 999),
+        ("empty record", record(first, []) + image, LaunchError.BAD_RECORD, first),
+        ("twice", image + record(first, switch_words), LaunchError.DUPLICATE, first),
+        ("truncated", image[:-1], LaunchError.TRUNCATED, fg.address_of((1, 0))),  # the last record
+        ("wrong kind", image + record(fg.address_of((1, 1)), pmu_image), LaunchError.UNIT_REFUSED,
+         fg.address_of((1, 1))),
+    ]
+
+
+@pytest.mark.parametrize("name, image, error, unit", _refusals(), ids=[r[0] for r in _refusals()])
+def test_refused_images_configure_nothing(name, image, error, unit):
+    out = run_tile(load(image))
+    status = out["status"]
+    assert status["state"] == LaunchState.REFUSED and status["error"] == error, status
+    if unit is not None:
+        assert status["error_unit"] == unit, status
+    assert out["arrived"] == 0, f"{name}: a refused image still routed a payload"
+
+
+@pytest.mark.parametrize("words, error", [
+    ([0x12000000], LaunchError.BAD_COMMAND),
+    ([command_word(Command.EXEC, 1)], LaunchError.NOT_LOADED),
+    ([command_word(Command.ARGS, 5)], LaunchError.BAD_COMMAND),
+    ([command_word(Command.EXEC, 0)], LaunchError.BAD_COMMAND),
+])
+def test_refused_commands(words, error):
+    out = run_tile(words, probe_payload=False)
+    assert out["status"]["state"] == LaunchState.REFUSED and out["status"]["error"] == error
+
+
+def test_multicast_under_random_stalls_keeps_order_at_every_sink():
+    k = Kernel(PARAMS, routes=[Route("agcu_w0.vout", ["pmu_1_0.vin", "agcu_e1.vin", "pcu_1_1.vin1"]),
+                               Route("agcu_e1.sout", ["agcu_w0.sin"])])
+    dut = Tile(PARAMS)
+    rng = random.Random(3)
+    data = [rng.getrandbits(32 * LANES) for _ in range(30)]
+    scalars = [rng.getrandbits(32) for _ in range(30)]
+    got = {"pmu_1_0_vin": [], "agcu_e1_vin": [], "pcu_1_1_vin1": [], "agcu_w0_sin": []}
+    loaded = {}
+
+    async def host(ctx):
+        for w in load(k.image()):
+            await stream_put(ctx, dut.host, w)
+        for _ in range(8):
+            await ctx.tick()
+        loaded["state"] = ctx.get(dut.state)
+        loaded["go"] = True
+
+    def source(port, values, vector):
+        async def testbench(ctx):
+            while not loaded.get("go"):
+                await ctx.tick()
+            for v in values:
+                await stream_put(ctx, getattr(dut, port), lanes_of(v) if vector else v, rng=rng, stall_p=0.3)
+        return testbench
+
+    def sink(port, count):
+        async def testbench(ctx):
+            for _ in range(count):
+                got[port].append(value_of(await stream_get(ctx, getattr(dut, port), rng=rng, stall_p=0.6)))
+        return testbench
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(host)
+    sim.add_testbench(source("agcu_w0_vout", data, True))
+    sim.add_testbench(source("agcu_e1_sout", scalars, False))
+    for port in got:
+        sim.add_testbench(sink(port, 30))
+    sim.run_until(2500e-8)
+    assert loaded["state"] == LaunchState.LOADED
+    for port in ("pmu_1_0_vin", "agcu_e1_vin", "pcu_1_1_vin1"):
+        assert got[port] == data, port
+    assert got["agcu_w0_sin"] == scalars
+
+
+class _CrcHarness(wiring.Component):
+    def __init__(self):
+        super().__init__({"state": In(32), "word": In(32), "update": Out(32), "result": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.update.eq(crc_update_value(self.state, self.word)),
+                     self.result.eq(crc_result_value(self.state))]
+        return m
+
+
+def test_hardware_crc_network_matches_zlib():
+    dut = _CrcHarness()
+    rng = random.Random(9)
+    words = [rng.getrandbits(32) for _ in range(20)]
+
+    async def bench(ctx):
+        state = CRC_INIT
+        for n, w in enumerate(words, 1):
+            ctx.set(dut.state, state)
+            ctx.set(dut.word, w)
+            await ctx.delay(1e-9)
+            state = ctx.get(dut.update)
+            ctx.set(dut.state, state)
+            await ctx.delay(1e-9)
+            assert ctx.get(dut.result) == crc32_words(words[:n])
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_token_counter_keeps_every_pulse_under_back_pressure():
+    dut = TokenCounter(width=4)
+    rng = random.Random(2)
+    pulses = [rng.random() < 0.6 for _ in range(200)]
+    taken = {"n": 0}
+
+    async def pulser(ctx):
+        for p in pulses:
+            ctx.set(dut.pulse, int(p))
+            await ctx.tick()
+        ctx.set(dut.pulse, 0)
+
+    async def taker(ctx):
+        for _ in range(400):
+            ctx.set(dut.o.ready, int(rng.random() < 0.7))
+            taken["n"] += ctx.get(dut.o.valid) & ctx.get(dut.o.ready)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(pulser)
+    sim.add_testbench(taker)
+    sim.run()
+    assert taken["n"] == sum(pulses)
+    with pytest.raises(ValueError):
+        TokenCounter(width=0)
