@@ -399,6 +399,45 @@ def cmd_pmu_bench(args) -> int:
     return 0 if rows and all(r["bit_exact"] for r in rows) else 1
 
 
+def run_net_bench(preset: str, simulators: list[str], *, hop_register: bool | None, seed: int,
+                  build_dir: Path, waves: bool, console) -> list[dict]:
+    """:func:`sim.tile.measure_hops` on each usable simulator, with progress."""
+    from sim.tile import measure_hops
+
+    return _on_each_simulator(
+        simulators, console, f"full-rate streams over 0, 3 and 6 link hops of the {preset} mesh",
+        lambda sim: measure_hops(preset, sim, build_dir=build_dir, hop_register=hop_register, seed=seed,
+                                 waves=waves))
+
+
+def _net_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="Network: latency per link hop and throughput (vector fabric, sinks always ready)")
+    for column in ("simulator", "hop register", "route", "link hops", "latency (cycles)", "cycles/hop",
+                   "payloads/cycle", "intact"):
+        table.add_column(column, justify="left" if column == "route" else "right")
+    for r in rows:
+        table.add_row(r["simulator"], "yes" if r["hop_register"] else "no", r["route"], str(r["link_hops"]),
+                      str(r["latency_cycles"]),
+                      "-" if r["cycles_per_hop"] is None else f"{r['cycles_per_hop']:.2f}",
+                      f"{r['payloads_per_cycle']:.3f}", "yes" if r["intact"] else "[red]NO[/red]")
+    return table
+
+
+def cmd_net_bench(args) -> int:
+    console = _console(args.json)
+    rows = []
+    for hop_register in ((True, False) if args.hop_register == "both" else (args.hop_register == "on",)):
+        rows += run_net_bench(args.preset, _simulators(args.sim), hop_register=hop_register, seed=args.seed,
+                              build_dir=Path(args.build_dir), waves=args.waves, console=console)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        console.print(_net_table(rows))
+    return 0 if rows and all(r["intact"] for r in rows) else 1
+
+
 def cmd_formal(args) -> int:
     from rich.table import Table
 
@@ -503,6 +542,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-dir", default="build/pmu-bench", help="where builds, logs and waves go")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_pmu_bench)
+
+    p = sub.add_parser("net-bench", help="measure network latency per hop and throughput")
+    add_preset(p)
+    p.add_argument("--sim", default="verilator", choices=SIM_CHOICES, metavar="SIM",
+                   help=f"simulator, one of: {', '.join(SIM_CHOICES)} (default verilator)")
+    p.add_argument("--hop-register", default="on", choices=("on", "off", "both"),
+                   help="pipeline register per hop: on (the preset's default), off, or both builds")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random data")
+    p.add_argument("--waves", action="store_true", help="record waveforms in the build directory")
+    p.add_argument("--build-dir", default="build/net-bench", help="where builds, logs and waves go")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.set_defaults(func=cmd_net_bench)
 
     for name, func, help_text in (
         ("smoke", cmd_smoke, "stream smoke test on Icarus and/or Verilator"),

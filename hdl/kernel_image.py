@@ -58,7 +58,8 @@ class Route:
         via = {k: tuple(tuple(xy) for xy in v) for k, v in (via or {}).items()}
         unknown = [k for k in via if k not in sinks]
         if unknown:
-            raise RouteError(f"route from {source}: 'via' names {', '.join(unknown)}, which are not its sinks")
+            raise RouteError(f"route from {source}: 'via' names {', '.join(unknown)}, "
+                             f"which are not its sinks")
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "sinks", sinks)
         object.__setattr__(self, "via", via)
@@ -104,15 +105,16 @@ class Kernel:
             if want is None:
                 raise ValueError(f"site {name} is an {site.kind} and takes no program")
             if not isinstance(config, want):
-                raise TypeError(f"site {name} is a {site.kind.upper()}; its program must be a {want.__name__}, "
-                                f"got {type(config).__name__}")
+                raise TypeError(f"site {name} is a {site.kind.upper()}; its program must be a "
+                                f"{want.__name__}, got {type(config).__name__}")
         if len(arguments) > ARGUMENTS:
             raise ValueError(f"at most {ARGUMENTS} kernel arguments, got {len(arguments)}")
         self.arguments = [int(a) for a in arguments]
         for a in self.arguments:
             if not 0 <= a < 1 << 32:
                 raise ValueError(f"kernel arguments are 32-bit words, got {a}")
-        if isinstance(done_tokens, bool) or not isinstance(done_tokens, int) or not 1 <= done_tokens < 1 << 16:
+        if isinstance(done_tokens, bool) or not isinstance(done_tokens, int) \
+                or not 1 <= done_tokens < 1 << 16:
             raise ValueError(f"done_tokens must be an int in [1, 65535], got {done_tokens!r}")
         self.done_tokens = done_tokens
         self.routes = list(routes)
@@ -122,8 +124,8 @@ class Kernel:
                 raise TypeError(f"routes must be Route objects, got {type(route).__name__}")
             for sink in route.sinks:
                 if sink in taken:
-                    raise RouteError(f"pin {sink} is the sink of two routes (from {taken[sink]} and {route.source}); "
-                                     f"a pin takes one route")
+                    raise RouteError(f"pin {sink} is the sink of two routes (from {taken[sink]} and "
+                                     f"{route.source}); a pin takes one route")
                 taken[sink] = route.source
         self.trees: list[list[tuple]] = []
         used: dict[tuple, int] = {}
@@ -135,9 +137,10 @@ class Kernel:
             for node in {n for edge in tree for n in edge if n[0] == "sw"}:
                 if node in used and used[node] != i:
                     other = self.routes[used[node]]
-                    where = _link_name(node) if "." not in node[5] else f"pin {node[5]}"
-                    raise RouteError(f"{where} is over-subscribed: capacity "
-                                     f"{fg.preset.tracks(node[3]) if '.' not in node[5] else 1}, wanted by the "
+                    pin = "." in node[5]
+                    where = f"pin {node[5]}" if pin else _link_name(node)
+                    capacity = 1 if pin else fg.preset.tracks(node[3])
+                    raise RouteError(f"{where} is over-subscribed: capacity {capacity}, wanted by the "
                                      f"routes from {other.source} and {self.routes[i].source}")
                 used[node] = i
             trees[i] = tree
@@ -173,11 +176,12 @@ class Kernel:
                                  f"to switch {d_site.switch}, got {list(path)}")
             node = ("sw", *path[0], fabric, "in", route.source)
             add(src, node)
-            for a, b in zip(path, path[1:]):
+            for a, b in zip(path, path[1:], strict=False):
                 step = (b[0] - a[0], b[1] - a[1])
                 dirs = [d for d, v in DIRECTIONS.items() if v == step]
                 if not dirs or b not in fg.switches:
-                    raise RouteError(f"route {route.source} -> {sink}: switches {a} and {b} are not neighbours")
+                    raise RouteError(f"route {route.source} -> {sink}: switches {a} and {b} "
+                                     f"are not neighbours")
                 d = dirs[0]
                 tracks = fg.preset.tracks(fabric)
                 options = [("sw", *a, fabric, "out", f"{d}{t}") for t in range(tracks)]
@@ -242,6 +246,6 @@ class Kernel:
 
     def summary(self) -> dict:
         hops = {}
-        for route, tree in zip(self.routes, self.trees):
+        for route, tree in zip(self.routes, self.trees, strict=True):
             hops[route.source] = sum(1 for a, b in tree if a[0] == "sw" and b[0] == "sw" and a[4] == "out")
         return {"records": len(self.records()), "image_words": len(self.image()), "link_hops": hops}

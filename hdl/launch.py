@@ -179,6 +179,8 @@ class LaunchController(wiring.Component):
 
         # endpoint words: pass-through of a record's body, or the held words at commit
         body_word = Signal()
+        addressed_ready = Signal()
+        m.d.comb += addressed_ready.eq(Cat((addr == k) & ep.ready for k, ep in enumerate(self.ep_cfg)).any())
         committing = Signal()
         for k in range(n):
             ep = self.ep_cfg[k]
@@ -233,7 +235,7 @@ class LaunchController(wiring.Component):
             with m.If(last):
                 m.d.comb += host.ready.eq(1)   # the last word is held until commit
             with m.Else():
-                m.d.comb += [body_word.eq(host.valid), host.ready.eq(Cat((addr == k) & ep.ready for k, ep in enumerate(self.ep_cfg)).any())]
+                m.d.comb += [body_word.eq(host.valid), host.ready.eq(addressed_ready)]
             with m.If(take):
                 m.d.sync += [remaining.eq(remaining - 1), record_left.eq(record_left - 1),
                              crc.eq(crc_update_value(crc, word))]
@@ -255,7 +257,7 @@ class LaunchController(wiring.Component):
                 with m.Else():
                     m.d.sync += phase.eq(_PHASES.index("ADDRESS"))
 
-        with m.Elif(phase == _PHASES.index("DRAIN")):  # swallow the rest of a refused image, then clear everything
+        with m.Elif(phase == _PHASES.index("DRAIN")):  # swallow the rest of a refused image, clear all
             m.d.comb += host.ready.eq(remaining != 0)
             with m.If(take):
                 m.d.sync += remaining.eq(remaining - 1)
@@ -264,7 +266,7 @@ class LaunchController(wiring.Component):
                 m.d.sync += holding.eq(0)
                 m.d.sync += phase.eq(_PHASES.index("COMMAND"))
 
-        with m.Elif(phase == _PHASES.index("COMMIT")):  # release every held word; endpoints take them together
+        with m.Elif(phase == _PHASES.index("COMMIT")):  # release the held words; all endpoints commit
             m.d.comb += committing.eq(1)
             for k in range(n):
                 with m.If(self.ep_cfg[k].valid & self.ep_cfg[k].ready):
@@ -273,7 +275,7 @@ class LaunchController(wiring.Component):
             with m.If(holding == 0):
                 m.d.sync += phase.eq(_PHASES.index("SETTLE"))
 
-        with m.Elif(phase == _PHASES.index("SETTLE")):  # loaders report `configured` the cycle after their last word
+        with m.Elif(phase == _PHASES.index("SETTLE")):  # loaders report `configured` a cycle later
             m.d.sync += settle.eq(settle + 1)
             with m.If(settle == 1):
                 missing = addressed & ~self.ep_configured

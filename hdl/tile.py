@@ -85,7 +85,7 @@ class TileParams:
         object.__setattr__(self, "pcu_tail", pcu_tail)
         object.__setattr__(self, "pcu_systolic", pcu_systolic)
         object.__setattr__(self, "hierarchical", hierarchical)
-        self.pcu  # validates the PCU options now
+        _ = self.pcu  # validates the PCU options now
 
     @property
     def pcu(self) -> PcuParams:
@@ -159,7 +159,10 @@ class Tile(wiring.Component):
         return text
 
     def _unit(self, m, site):
-        unit = PatternComputeUnit(self.params.pcu) if site.kind == "pcu" else PatternMemoryUnit(self.params.pmu)
+        if site.kind == "pcu":
+            unit = PatternComputeUnit(self.params.pcu)
+        else:
+            unit = PatternMemoryUnit(self.params.pmu)
         if not self.params.hierarchical:
             m.submodules[site.name] = unit
             return unit
@@ -174,7 +177,6 @@ class Tile(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fg, params = self.fg, self.params
-        lanes = params.preset.lanes
 
         switches = {}
         for xy in fg.switches:

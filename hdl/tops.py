@@ -3,7 +3,8 @@
 ``openrdu verilog``, ``make verilog`` and ``make lint`` all walk this registry,
 so a component added here is generated and linted everywhere at once; the stream
 smoke test (``openrdu smoke``, ``make demo``) runs on the tops marked ``stream``.
-Later units (switches, the tile) register themselves here as they land.
+The tile top is hierarchical (:meth:`hdl.tile.Tile.verilog`): one PCU and one PMU
+module, instantiated at every site.
 
 The PCU top is its structure (configuration loader, counters, SIMD stages with
 a small op set, MAC array); the ``alu`` and ``tail`` tops hold the rest of its
@@ -19,11 +20,13 @@ from dataclasses import dataclass
 
 from amaranth.lib import wiring
 
+from .network import FabricGraph, Switch
 from .numerics.units import ArithmeticUnit, TailUnit
 from .pcu import PatternComputeUnit, PcuParams
 from .pmu import PatternMemoryUnit
 from .presets import Preset, get_preset
 from .stream import StreamFifo, StreamRegister, vector_layout
+from .tile import Tile, TileParams
 
 __all__ = ["Top", "TOPS", "generated_tops", "stream_tops"]
 
@@ -52,6 +55,10 @@ TOPS: dict[str, Top] = {
                lambda p: ArithmeticUnit()),
     "tail": Top("one lane of the PCU tail: exp, recip, rsqrt, sigmoid, SiLU, GeLU",
                 lambda p: TailUnit()),
+    "switch": Top("the network switch of an inner mesh position: three fabrics, credits, multicast",
+                  lambda p: Switch(FabricGraph(p), min(1, p.grid_cols - 1), min(1, p.grid_rows - 1))),
+    "tile": Top("the whole tile: PCUs, PMUs, switches, launch controller (unit modules generated once)",
+                lambda p: Tile(TileParams(p))),
 }
 
 

@@ -133,12 +133,18 @@ class SimResult:
 
 
 def write_verilog(component: wiring.Component, path: str | os.PathLike, name: str = "top") -> Path:
-    """Write ``component`` as a Verilog module called ``name`` to ``path``; return the path."""
+    """Write ``component`` as a Verilog module called ``name`` to ``path``; return the path.
+
+    A component with a ``verilog(name)`` method (a hierarchical design such as
+    :class:`hdl.tile.Tile`, whose unit modules are generated once) writes what it returns.
+    """
     if not isinstance(component, wiring.Component):
         raise TypeError(f"Expected an amaranth.lib.wiring.Component, got {type(component).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(verilog.convert(component, name=name, emit_src=False))
+    custom = getattr(component, "verilog", None)
+    text = custom(name) if callable(custom) else verilog.convert(component, name=name, emit_src=False)
+    path.write_text(text)
     return path
 
 

@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 
 from hdl.tile import Tile, TileParams
 
-from .runner import SimResult, run_cocotb
+from .runner import SimResult, run_cocotb, write_verilog
 
 __all__ = ["phase", "pin_port", "run_tile_phases", "tile_stream_ports"]
 
@@ -73,9 +73,85 @@ def run_tile_phases(params: TileParams | str, phases: list[dict], *, simulator: 
                 raise ValueError(f"phase {ph['name']}: {port} is not an open output pin of this tile")
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    source = build_dir / "tile.v"
-    source.write_text(tile.verilog("top"))
+    source = write_verilog(tile, build_dir / "tile.v", "top")
     spec = build_dir / "phases.json"
     spec.write_text(json.dumps({"inputs": inputs, "outputs": outputs, "phases": phases}))
     return run_cocotb(source, BENCH, simulator=simulator, build_dir=build_dir, waves=waves, seed=seed,
                       env={"OPENRDU_TILE_PHASES": str(spec.resolve())})
+
+
+# --------------------------------------------------------------------------- hop latency
+#: Routes of the hop measurement: (source pin, sink pin, switches passed); 0, 3 and 6 link hops.
+HOP_ROUTES = (
+    ("agcu_w1.vout", "pmu_0_1.vin", [(0, 1)]),
+    ("agcu_w2.vout", "agcu_e2.vin", [(0, 2), (1, 2), (2, 2), (3, 2)]),
+    ("agcu_w3.vout", "agcu_e0.vin", [(0, 3), (0, 2), (0, 1), (0, 0), (1, 0), (2, 0), (3, 0)]),
+)
+
+
+def hop_kernel(params):
+    """A kernel with the three :data:`HOP_ROUTES` (needs a mesh of at least 4 × 4)."""
+    from hdl.kernel_image import Kernel, Route
+
+    return Kernel(params, routes=[Route(src, [dst], via={dst: path}) for src, dst, path in HOP_ROUTES])
+
+
+def hop_phases(params, payloads: dict[str, list[int]]) -> list[dict]:
+    """LOAD the hop kernel, then stream ``payloads[source]`` down each route at full rate."""
+    kernel = hop_kernel(params)
+    count = {dst: len(payloads[src]) for src, dst, _ in HOP_ROUTES}
+    return [phase("load_hops", host=kernel.host_words()[:-1], until_state=[2, 3]),
+            phase("hops", sources=payloads, sinks=count, timeout=4000)]
+
+
+def hop_figures(metrics: dict) -> dict:
+    """Latency of each route's first payload, cycles per link hop, and payloads per cycle per route."""
+    routes = {}
+    for src, dst, path in HOP_ROUTES:
+        s, d = pin_port(src), pin_port(dst)
+        arrived = metrics["arrived_at"][d]
+        routes[f"{src} -> {dst}"] = {
+            "link_hops": len(path) - 1,
+            "latency_cycles": arrived[0] - metrics["sent_at"][s][0],
+            "payloads_per_cycle": len(arrived) / (arrived[-1] - arrived[0] + 1),
+        }
+    base = next(iter(routes.values()))
+    per_hop = [(r["latency_cycles"] - base["latency_cycles"]) / r["link_hops"]
+               for r in routes.values() if r["link_hops"]]
+    return {"routes": routes, "cycles_per_hop": per_hop}
+
+
+def measure_hops(preset, simulator: str, *, build_dir, hop_register: bool | None = None, payloads: int = 64,
+                 seed: int = 1, waves: bool = False) -> list[dict]:
+    """Stream ``payloads`` vectors down the :data:`HOP_ROUTES` of a network-only tile at full rate.
+
+    Returns one row per route: link hops, first-payload latency, payloads per cycle at the sink,
+    cycles per hop (relative to the 0-hop route) and whether every payload arrived intact and in order.
+    """
+    import random
+
+    from hdl.presets import get_preset
+
+    p = get_preset(preset)
+    if p.grid_cols < 4 or p.grid_rows < 4:
+        raise ValueError(f"the hop routes need a mesh of at least 4 x 4; "
+                         f"{p.name!r} is {p.grid_cols} x {p.grid_rows}")
+    if hop_register is not None:
+        p = p.replace(hop_register=hop_register)
+    params = TileParams(p, units="none")
+    rng = random.Random(seed)
+    data = {src: [rng.getrandbits(p.vector_bits) for _ in range(payloads)] for src, _, _ in HOP_ROUTES}
+    tag = "hopreg" if p.hop_register else "nohopreg"
+    result = run_tile_phases(params, hop_phases(params, data), simulator=simulator,
+                             build_dir=Path(build_dir) / f"{p.name}-{tag}-{simulator}", waves=waves)
+    if not result.passed:
+        raise RuntimeError(result.summary())
+    metrics = result.metrics["tile_phases"]["hops"]
+    figures = hop_figures(metrics)
+    rows = []
+    per_hop = iter(figures["cycles_per_hop"])
+    for (src, dst, _), (route, f) in zip(HOP_ROUTES, figures["routes"].items(), strict=True):
+        rows.append({"simulator": simulator, "preset": p.name, "hop_register": p.hop_register, "route": route,
+                     **f, "cycles_per_hop": next(per_hop) if f["link_hops"] else None,
+                     "intact": metrics["received"][pin_port(dst)] == data[src]})
+    return rows

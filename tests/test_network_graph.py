@@ -86,16 +86,16 @@ def test_route_errors_name_the_problem():
     # the same two paths on different fabrics share the links without conflict
     Kernel("small", routes=[
         Route("agcu_w0.vout", ["agcu_e0.vin"], via={"agcu_e0.vin": [(0, 0), (1, 0), (2, 0), (3, 0)]}),
-        Route("agcu_w1.sout", ["agcu_e1.sin"], via={"agcu_e1.sin": [(0, 1), (0, 0), (1, 0), (1, 1), (2, 1), (3, 1)]}),
+        Route("agcu_w1.sout", ["agcu_e1.sin"],
+              via={"agcu_e1.sin": [(0, 1), (0, 0), (1, 0), (1, 1), (2, 1), (3, 1)]}),
     ])
     # two tracks on the control fabric: two routes fit, a third does not
-    path = {"agcu_e0.start": [(0, 0), (1, 0), (2, 0), (3, 0)]}
-    Kernel("small", routes=[Route("agcu_w0.done", ["agcu_e0.start"], via=path),
-                            Route("pcu_0_0.done", ["pmu_3_0.start"], via={"pmu_3_0.start": path["agcu_e0.start"]})])
+    row = [(0, 0), (1, 0), (2, 0), (3, 0)]
+    two = [Route("agcu_w0.done", ["agcu_e0.start"], via={"agcu_e0.start": row}),
+           Route("pcu_0_0.done", ["pmu_3_0.start"], via={"pmu_3_0.start": row})]
+    Kernel("small", routes=two)
     with pytest.raises(RouteError, match="capacity 2"):
-        Kernel("small", routes=[Route("agcu_w0.done", ["agcu_e0.start"], via=path),
-                                Route("pcu_0_0.done", ["pmu_3_0.start"], via={"pmu_3_0.start": path["agcu_e0.start"]}),
-                                Route("host.start", ["pcu_2_0.start"], via={"pcu_2_0.start": [(0, 0), (1, 0), (2, 0)]})])
+        Kernel("small", routes=[*two, Route("host.start", ["pcu_2_0.start"], via={"pcu_2_0.start": row[:3]})])
     cases = [
         (lambda: Route("agcu_w0.vout", ["agcu_e0.sin"]), "scalar fabric"),
         (lambda: Route("agcu_w0.vin", ["agcu_e0.vin"]), "cannot be a route source"),
@@ -110,7 +110,8 @@ def test_route_errors_name_the_problem():
         with pytest.raises(RouteError, match=message):
             Kernel("small", routes=[make()])
     with pytest.raises(RouteError, match="sink of two routes"):
-        Kernel("small", routes=[Route("agcu_w0.vout", ["agcu_e0.vin"]), Route("agcu_w1.vout", ["agcu_e0.vin"])])
+        Kernel("small", routes=[Route("agcu_w0.vout", ["agcu_e0.vin"]),
+                                Route("agcu_w1.vout", ["agcu_e0.vin"])])
     with pytest.raises(TypeError, match="must be a PmuConfig"):
         Kernel("small", units={"pmu_1_0": PcuConfig()})
     with pytest.raises(ValueError, match="takes no program"):
@@ -122,7 +123,8 @@ def test_route_errors_name_the_problem():
 def test_image_records_crcs_and_switch_selects():
     params = TileParams("small")
     prog = PcuConfig(counters=[Counter(0, 4)], stages=[Stage("fadd", "vin0", "vin1")])
-    k = Kernel(params, units={"pcu_2_0": prog, "pmu_1_0": PmuConfig(write=AddressProgram([Counter(0, 32, 8)]))},
+    pmu = PmuConfig(write=AddressProgram([Counter(0, 32, 8)]))
+    k = Kernel(params, units={"pcu_2_0": prog, "pmu_1_0": pmu},
                routes=[Route("pmu_1_0.vout", ["pcu_2_0.vin0", "pcu_2_0.vin1"]),
                        Route("host.start", ["pmu_1_0.start"])], arguments=[7], done_tokens=3)
     image = k.image()

@@ -17,10 +17,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from hdl.counters import Counter
 from hdl.kernel_image import Kernel, Route
 from hdl.launch import Command, LaunchError, LaunchState, command_word
 from hdl.network.crc import CRC_INIT, crc32_words, crc_result_value, crc_update_value
-from hdl.counters import Counter
 from hdl.pmu import AddressProgram, PmuConfig
 from hdl.pmu.config import CONFIG_MAGIC as PMU_MAGIC
 from hdl.stream import TokenCounter

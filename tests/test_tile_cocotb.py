@@ -28,7 +28,7 @@ from hdl.pcu import run_golden as pcu_golden
 from hdl.pmu import AddressProgram, PmuConfig
 from hdl.pmu import run_golden as pmu_golden
 from hdl.tile import TileParams
-from sim.tile import phase, run_tile_phases
+from sim.tile import HOP_ROUTES, hop_figures, hop_phases, phase, pin_port, run_tile_phases
 from sim.unit_jobs import pack_vector
 
 pytestmark = pytest.mark.cocotb
@@ -59,21 +59,11 @@ def mesh_traffic_kernel(params):
     ])
 
 
-def hop_kernel(params):
-    west_then_north = [(0, 3), (0, 2), (0, 1), (0, 0), (1, 0), (2, 0), (3, 0)]
-    return Kernel(params, routes=[
-        Route("agcu_w1.vout", ["pmu_0_1.vin"]),                                              # 0 link hops
-        Route("agcu_w2.vout", ["agcu_e2.vin"], via={"agcu_e2.vin": [(0, 2), (1, 2), (2, 2), (3, 2)]}),  # 3
-        Route("agcu_w3.vout", ["agcu_e0.vin"], via={"agcu_e0.vin": west_then_north}),         # 6
-    ])
-
-
 def test_mesh_streams_point_to_point_multicast_and_shared_links(simulator, sim_build_dir, waves):
     params = TileParams("small", units="none")
     rng = random.Random(7)
     vec = lambda n: [rng.getrandbits(params.preset.vector_bits) for _ in range(n)]  # noqa: E731
     traffic = mesh_traffic_kernel(params)
-    hops = hop_kernel(params)
     # the shared-link routes really share switch-to-switch links, on different fabrics
     links = {f: {(a[1:3], b[1:3]) for tree in traffic.trees for a, b in tree
                  if a[0] == b[0] == "sw" and a[4] == "out" and a[3] == f} for f in ("vector", "scalar")}
@@ -84,14 +74,12 @@ def test_mesh_streams_point_to_point_multicast_and_shared_links(simulator, sim_b
     expect = {"agcu_e3.vin": "agcu_w0.vout", "agcu_e0.vin": "agcu_w2.vout", "agcu_e2.vin": "agcu_w2.vout",
               "pmu_1_2.vin": "agcu_w2.vout", "agcu_e1.vin": "agcu_w1.vout", "agcu_e1.sin": "agcu_w1.sout",
               "agcu_e3.start": "agcu_w3.done", "pcu_2_2.start": "agcu_w3.done"}
-    full_rate = {"agcu_w1.vout": vec(64), "agcu_w2.vout": vec(64), "agcu_w3.vout": vec(64)}
+    full_rate = {src: vec(64) for src, _, _ in HOP_ROUTES}
     phases = [
         phase("load_traffic", host=load_words(traffic), until_state=[LOADED, REFUSED]),
         phase("traffic", sources=sent, sinks={k: len(sent[v]) for k, v in expect.items()},
               valid_p=0.7, ready_p=0.4, timeout=6000, quiet_cycles=30),
-        phase("load_hops", host=load_words(hops), until_state=[LOADED, REFUSED]),
-        phase("hops", sources=full_rate, sinks={"pmu_0_1.vin": 64, "agcu_e2.vin": 64, "agcu_e0.vin": 64},
-              timeout=3000),
+        *hop_phases(params, full_rate),
     ]
     m = run(params, phases, simulator, sim_build_dir, waves)
     for name in ("load_traffic", "load_hops"):
@@ -102,18 +90,15 @@ def test_mesh_streams_point_to_point_multicast_and_shared_links(simulator, sim_b
         assert got[port] == sent[source], f"{sink}: order, loss or duplication in what {source} sent"
     assert m["traffic"]["stray"] == {}, f"payloads nobody routed: {m['traffic']['stray']}"
 
-    # latency per link hop: first payload, every sink always ready
+    # latency per link hop (first payload, every sink always ready) and full-rate throughput
     h = m["hops"]
-    lat = {sink: h["arrived_at"][sink][0] - h["sent_at"][src][0]
-           for sink, src in (("pmu_0_1_vin", "agcu_w1_vout"), ("agcu_e2_vin", "agcu_w2_vout"),
-                             ("agcu_e0_vin", "agcu_w3_vout"))}
-    per_hop = [(lat["agcu_e2_vin"] - lat["pmu_0_1_vin"]) / 3, (lat["agcu_e0_vin"] - lat["pmu_0_1_vin"]) / 6]
+    for src, dst, _ in HOP_ROUTES:
+        assert h["received"][pin_port(dst)] == full_rate[src], f"{dst}: order, loss or duplication"
+    figures = hop_figures(h)
     expected_hop = 1 + int(params.preset.hop_register)  # hop register + the receiving FIFO
-    assert per_hop == [expected_hop, expected_hop], f"latencies {lat}"
-    for port, src in (("agcu_e0_vin", "agcu_w3_vout"), ("pmu_0_1_vin", "agcu_w1_vout")):
-        assert h["received"][port] == [x for x in full_rate[src.replace("_vout", ".vout")]]
-        span = h["arrived_at"][port][-1] - h["arrived_at"][port][0] + 1
-        assert span == 64, f"{port}: 64 payloads took {span} cycles at the sink (credit loop too short?)"
+    assert figures["cycles_per_hop"] == [expected_hop, expected_hop], figures
+    for route, f in figures["routes"].items():
+        assert f["payloads_per_cycle"] == 1.0, f"{route}: {f} (is the credit loop longer than the FIFO?)"
 
 
 # ---------------------------------------------------------------------------- whole-tile launch
@@ -179,7 +164,8 @@ def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_buil
     out_ports = {"agcu_w1.vin": N}
     phases = [
         phase("load_fill", host=load_words(fill), until_state=[LOADED, REFUSED]),
-        phase("fill", host=[command_word(Command.EXEC, 1)], sources={"agcu_w0.vout": [pack_vector(r) for r in data]},
+        phase("fill", host=[command_word(Command.EXEC, 1)],
+              sources={"agcu_w0.vout": [pack_vector(r) for r in data]},
               until_state=[DONE, REFUSED], timeout=4000),
         phase("load_corrupted", host=refused_load, until_state=[REFUSED, LOADED]),
         phase("exec_refused", host=[command_word(Command.EXEC, 1)], until_state=[REFUSED], quiet_cycles=300),

@@ -28,10 +28,12 @@ JOBS: list[FormalJob] = [
               lambda: register_harness(8), "prove", 4),
     FormalJob("pcu_stream_rules", "a PCU's vector and scalar outputs keep the stream rules for every "
               "program and every rule-abiding environment (2 lanes, 2 stages, MAC array)",
-              lambda: UnitStreamRulesHarness(small_pcu, PCU_IN, ("vout", "sout"), ("start", "cfg_clear")), "prove", 3),
+              lambda: UnitStreamRulesHarness(small_pcu, PCU_IN, ("vout", "sout"), ("start", "cfg_clear")),
+              "prove", 3),
     FormalJob("pmu_stream_rules", "a PMU's vector and scalar outputs keep the stream rules for every program "
               "and every rule-abiding environment (tiny preset)",
-              lambda: UnitStreamRulesHarness(tiny_pmu, PMU_IN, ("vout", "sout"), ("start", "cfg_clear")), "prove", 3,
+              lambda: UnitStreamRulesHarness(tiny_pmu, PMU_IN, ("vout", "sout"), ("start", "cfg_clear")),
+              "prove", 3,
               map_memories=False),
     FormalJob("pcu_covers", "the PCU rules are not vacuous: some program is loaded and a vector output is "
               "taken after a stall", lambda: UnitStreamRulesHarness(small_pcu, PCU_IN, ("vout", "sout"),

@@ -306,8 +306,9 @@ def find_route(fg: FabricGraph, source: str, sinks: Sequence[str], *,
         try:
             _, path = nx.multi_source_dijkstra(view, tree_nodes, sink)
         except nx.NetworkXNoPath:
-            raise RouteError(f"no free path from {source} to {sink[1]}.{sink[2]} on the {fabric} fabric") from None
-        for a, b in zip(path, path[1:]):
+            raise RouteError(f"no free path from {source} to {sink[1]}.{sink[2]} "
+                             f"on the {fabric} fabric") from None
+        for a, b in zip(path, path[1:], strict=False):
             edges.append((a, b))
             tree_nodes.add(b)
     return edges

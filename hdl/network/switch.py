@@ -206,7 +206,8 @@ class Switch(wiring.Component):
                 choices = fg.mux_inputs(x, y, fabric, out)
                 sel = Signal(range(len(choices) + 1), name=f"{port_member(fabric, 'out', out)}_sel")
                 m.d.comb += sel.eq(loader.config[_field(fabric, out)] & loader.configured.replicate(len(sel)))
-                credits = Signal(range(depth + 1), init=depth, name=f"{port_member(fabric, 'out', out)}_credits")
+                member = port_member(fabric, "out", out)
+                credits = Signal(range(depth + 1), init=depth, name=f"{member}_credits")
                 has_credit[out] = credits != 0
                 sends[out] = (sel, credits, choices)
                 for k, src in enumerate(choices):

@@ -77,7 +77,8 @@ async def _sink(dut, port, count, p, rng, clock, got, stamps, timeout):
 
 
 def _status(dut) -> dict:
-    return {k: getattr(dut, k).value.to_unsigned() for k in ("state", "error", "error_unit", "cycles", "tokens")}
+    return {k: getattr(dut, k).value.to_unsigned()
+            for k in ("state", "error", "error_unit", "cycles", "tokens")}
 
 
 @cocotb.test()
@@ -103,7 +104,7 @@ async def tile_phases(dut):
         begin = clock.n
         busy_seen = {"any": False}
 
-        async def watch_busy():
+        async def watch_busy(busy_seen=busy_seen):
             while True:
                 await FallingEdge(dut.clk)
                 if int(dut.unit_busy.value) != 0:
