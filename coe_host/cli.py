@@ -238,9 +238,9 @@ def cmd_demo(args) -> int:
         f"grid {preset.grid_cols}x{preset.grid_rows} ({preset.num_pcus} PCUs, {preset.num_pmus} PMUs), "
         f"PCU {preset.lanes} lanes x {preset.stages} stages, "
         f"PMU {preset.pmu_banks} banks x {preset.pmu_bank_kib} KiB")
-    console.print("The tile top arrives with the network/tile issue; until then the demo generates the "
-                  "preset's unit tops, smoke-tests the stream tops, measures a PMU's access patterns "
-                  "and runs GEMM tiles on a PCU.")
+    console.print("The demo generates the preset's tops (units, switch, whole tile), smoke-tests the "
+                  "stream tops, measures a PMU's access patterns, runs GEMM tiles on a PCU and launches "
+                  "a two-PCU kernel on a whole tile.")
 
     out_dir = Path(args.build_dir) / "verilog" / preset.name
     paths = write_preset_verilog(preset.name, out_dir)
@@ -282,9 +282,15 @@ def cmd_demo(args) -> int:
                              console=console)
     console.print(_pcu_table(pcu_rows))
     _report_pcu_failures(console, pcu_rows)
+
+    console.rule("Tile: program load, argument load, kernel execute")
+    tile_rows = run_tile_launch("tiny", _simulators(args.sim), seed=args.seed or 1,
+                                build_dir=Path(args.build_dir) / "demo" / "tile", waves=args.waves,
+                                console=console)
+    console.print(_tile_table(tile_rows))
     missing = [s for s in _simulators(args.sim) if not toolchain.simulator_status(s).usable]
     ok = (bool(ran) and all(r["result"] == "pass" for r in ran) and all(r["bit_exact"] for r in pcu_rows)
-          and all(r["bit_exact"] for r in pmu_rows))
+          and all(r["bit_exact"] for r in pmu_rows) and all(r["bit_exact"] for r in tile_rows))
     console.print(("[green]demo passed[/green]" if ok else "[red]demo FAILED[/red]")
                   + (f" (not run on: {', '.join(missing)})" if missing else ""))
     return 0 if ok else 1
@@ -397,6 +403,30 @@ def cmd_pmu_bench(args) -> int:
     else:
         console.print(_pmu_table(rows))
     return 0 if rows and all(r["bit_exact"] for r in rows) else 1
+
+
+def run_tile_launch(preset: str, simulators: list[str], *, seed: int, build_dir: Path, waves: bool,
+                    console) -> list[dict]:
+    """:func:`sim.tile.run_scale_bias` (fill a PMU, then x * 1.5 - 0.25 through two PCUs) per simulator."""
+    from sim.tile import run_scale_bias
+
+    return _on_each_simulator(
+        simulators, console, f"launching the scale-bias kernel on the {preset} tile",
+        lambda sim: run_scale_bias(preset, sim, build_dir=build_dir, seed=seed, waves=waves))
+
+
+def _tile_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="Whole-tile launch: PMU -> PCU (x * 1.5) -> PCU (+ argument -0.25) -> PMU -> edge")
+    for column in ("simulator", "preset", "vectors", "records", "image words", "state", "kernel cycles",
+                   "bit-exact", "build s"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(r["simulator"], r["preset"], str(r["vectors"]), str(r["records"]),
+                      str(r["image_words"]), r["state"], str(r["kernel_cycles"]), "yes" if r["bit_exact"] else "[red]NO[/red]",
+                      f"{r['build_s']:.1f}")
+    return table
 
 
 def run_net_bench(preset: str, simulators: list[str], *, hop_register: bool | None, seed: int,

@@ -155,3 +155,96 @@ def measure_hops(preset, simulator: str, *, build_dir, hop_register: bool | None
                      **f, "cycles_per_hop": next(per_hop) if f["link_hops"] else None,
                      "intact": metrics["received"][pin_port(dst)] == data[src]})
     return rows
+
+
+# --------------------------------------------------------------------------- an example kernel
+def scale_bias_kernels(params, vectors: int, scale: float, bias: float):
+    """Two kernels for a 2 × 2 (or larger) tile computing ``y = x · scale + bias`` on fp32 vectors.
+
+    ``fill`` writes ``vectors`` vectors arriving on ``agcu_w0.vout`` into the PMU at (1, 0).
+    ``compute`` reads them out of that PMU, through the PCU at (0, 0) (``fmul`` by a
+    configuration constant) and the PCU at (1, 1) (``fadd`` of kernel argument 0, delivered on
+    the scalar fabric), into the PMU at (0, 1), which buffers the run and sends it to
+    ``agcu_w1.vin``. Both end with one done token (the PMUs' ``wdone`` / ``rdone``).
+
+    Returns ``(fill, compute, golden)``; ``golden(x)`` gives the expected output words of
+    ``compute`` for input words ``x`` ((vectors, lanes) uint32), from the PMU and PCU golden models.
+    """
+    import numpy as np
+
+    from hdl.counters import Counter
+    from hdl.kernel_image import Kernel, Route
+    from hdl.pcu import PcuConfig, ScalarInput, Stage
+    from hdl.pcu import run_golden as pcu_golden
+    from hdl.pmu import AddressProgram, PmuConfig
+    from hdl.pmu import run_golden as pmu_golden
+
+    params = params if isinstance(params, TileParams) else TileParams(params)
+    lanes = params.preset.lanes
+    scale_bits = int(np.float32(scale).view(np.uint32))
+    bias_bits = int(np.float32(bias).view(np.uint32))
+    linear = AddressProgram([Counter(0, vectors * lanes, lanes)])
+    fill = Kernel(params, units={"pmu_1_0": PmuConfig(write=linear, auto_start=False)}, routes=[
+        Route("agcu_w0.vout", ["pmu_1_0.vin"]),
+        Route("host.start", ["pmu_1_0.start"]),
+        Route("pmu_1_0.wdone", ["host.done"]),
+    ])
+    times = PcuConfig(counters=[Counter(0, vectors)], stages=[Stage("fmul", "vin0", "const0")],
+                      constants=[scale_bits], auto_start=False)
+    plus = PcuConfig(counters=[Counter(0, vectors)], stages=[Stage("fadd", "vin0", "scalar0")],
+                     scalars={0: ScalarInput(pop_level=1)}, auto_start=False)
+    stage_buffer = PmuConfig(write=linear, read=linear, auto_start=False)
+    compute = Kernel(params, units={
+        "pmu_1_0": PmuConfig(read=linear, auto_start=False), "pcu_0_0": times, "pcu_1_1": plus,
+        "pmu_0_1": stage_buffer,
+    }, routes=[
+        Route("pmu_1_0.vout", ["pcu_0_0.vin0"]),
+        Route("pcu_0_0.vout", ["pcu_1_1.vin0"]),
+        Route("pcu_1_1.vout", ["pmu_0_1.vin"]),
+        Route("pmu_0_1.vout", ["agcu_w1.vin"]),
+        Route("host.arg0", ["pcu_1_1.sin0"]),
+        Route("host.start", ["pmu_1_0.start", "pcu_0_0.start", "pcu_1_1.start", "pmu_0_1.start"]),
+        Route("pmu_0_1.rdone", ["host.done"]),
+    ], arguments=[bias_bits], done_tokens=1)
+
+    def golden(x):
+        held = pmu_golden(PmuConfig(write=linear, read=linear), params.pmu, vin=x)["vout"]
+        scaled = pcu_golden(times, params.pcu, vin0=held)["vout"]
+        biased = pcu_golden(plus, params.pcu, vin0=scaled, sin0=[bias_bits])["vout"]
+        return pmu_golden(stage_buffer, params.pmu, vin=biased)["vout"]
+
+    return fill, compute, golden
+
+
+def run_scale_bias(preset, simulator: str, *, build_dir, vectors: int = 16, seed: int = 1,
+                   waves: bool = False) -> dict:
+    """Launch :func:`scale_bias_kernels` on a whole tile: fill, then compute; compare with golden."""
+    import numpy as np
+
+    from hdl.launch import Command, LaunchState, command_word
+
+    from .unit_jobs import pack_vector
+
+    params = TileParams(preset)
+    fill, compute, golden = scale_bias_kernels(params, vectors, 1.5, -0.25)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 4, (vectors, params.preset.lanes)).astype(np.float32).view(np.uint32)
+    want = [pack_vector(row) for row in golden(x)]
+    done = [int(LaunchState.DONE), int(LaunchState.REFUSED)]
+    phases = [
+        phase("load_fill", host=fill.host_words()[:-1], until_state=[int(LaunchState.LOADED), 3]),
+        phase("fill", host=[command_word(Command.EXEC, 1)],
+              sources={"agcu_w0.vout": [pack_vector(r) for r in x]}, until_state=done),
+        phase("compute", host=compute.host_words(), sinks={"agcu_w1.vin": vectors}, until_state=done),
+    ]
+    result = run_tile_phases(params, phases, simulator=simulator,
+                             build_dir=Path(build_dir) / f"{params.preset.name}-{simulator}", waves=waves)
+    if not result.passed:
+        raise RuntimeError(result.summary())
+    m = result.metrics["tile_phases"]
+    status = m["compute"]["status"]
+    return {"simulator": simulator, "preset": params.preset.name, "vectors": vectors,
+            "image_words": len(compute.image()), "records": len(compute.records()),
+            "state": LaunchState(status["state"]).name, "kernel_cycles": status["cycles"],
+            "bit_exact": m["compute"]["received"]["agcu_w1_vin"] == want,
+            "build_s": round(result.build_s, 1), "run_s": round(result.run_s, 1)}

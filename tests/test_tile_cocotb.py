@@ -20,15 +20,10 @@ import random
 import numpy as np
 import pytest
 
-from hdl.counters import Counter
 from hdl.kernel_image import Kernel, Route
 from hdl.launch import Command, LaunchError, LaunchState, command_word
-from hdl.pcu import PcuConfig, ScalarInput, Stage
-from hdl.pcu import run_golden as pcu_golden
-from hdl.pmu import AddressProgram, PmuConfig
-from hdl.pmu import run_golden as pmu_golden
 from hdl.tile import TileParams
-from sim.tile import HOP_ROUTES, hop_figures, hop_phases, phase, pin_port, run_tile_phases
+from sim.tile import HOP_ROUTES, hop_figures, hop_phases, phase, pin_port, run_tile_phases, scale_bias_kernels
 from sim.unit_jobs import pack_vector
 
 pytestmark = pytest.mark.cocotb
@@ -105,54 +100,17 @@ def test_mesh_streams_point_to_point_multicast_and_shared_links(simulator, sim_b
 N = 16  # vectors through the kernel
 
 
-def launch_kernels(params, scale_bits: int, bias_bits: int):
-    lanes = params.preset.lanes
-    linear = AddressProgram([Counter(0, N * lanes, lanes)])
-    fill = Kernel(params, units={"pmu_1_0": PmuConfig(write=linear, auto_start=False)}, routes=[
-        Route("agcu_w0.vout", ["pmu_1_0.vin"]),
-        Route("host.start", ["pmu_1_0.start"]),
-        Route("pmu_1_0.wdone", ["host.done"]),
-    ])
-    scale = PcuConfig(counters=[Counter(0, N)], stages=[Stage("fmul", "vin0", "const0")],
-                      constants=[scale_bits], auto_start=False)
-    bias = PcuConfig(counters=[Counter(0, N)], stages=[Stage("fadd", "vin0", "scalar0")],
-                     scalars={0: ScalarInput(pop_level=1)}, auto_start=False)
-    stage_buffer = PmuConfig(write=linear, read=linear, auto_start=False)
-    compute = Kernel(params, units={
-        "pmu_1_0": PmuConfig(read=linear, auto_start=False), "pcu_0_0": scale, "pcu_1_1": bias,
-        "pmu_0_1": stage_buffer,
-    }, routes=[
-        Route("pmu_1_0.vout", ["pcu_0_0.vin0"]),
-        Route("pcu_0_0.vout", ["pcu_1_1.vin0"]),
-        Route("pcu_1_1.vout", ["pmu_0_1.vin"]),
-        Route("pmu_0_1.vout", ["agcu_w1.vin"]),
-        Route("host.arg0", ["pcu_1_1.sin0"]),
-        Route("host.start", ["pmu_1_0.start", "pcu_0_0.start", "pcu_1_1.start", "pmu_0_1.start"]),
-        Route("pmu_0_1.rdone", ["host.done"]),
-    ], arguments=[bias_bits], done_tokens=1)
-    return fill, compute, (scale, bias, stage_buffer, linear)
-
-
-def golden_result(params, data, scale, bias, stage_buffer, linear, bias_bits):
-    held = pmu_golden(PmuConfig(write=linear, read=linear), params.pmu, vin=data)["vout"]
-    scaled = pcu_golden(scale, params.pcu, vin0=held)["vout"]
-    biased = pcu_golden(bias, params.pcu, vin0=scaled, sin0=[bias_bits])["vout"]
-    return pmu_golden(stage_buffer, params.pmu, vin=biased)["vout"]
-
-
 def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_build_dir, waves):
     params = TileParams("tiny")
     lanes = params.preset.lanes
     rng = np.random.default_rng(11)
     data = rng.normal(0, 4, (N, lanes)).astype(np.float32).view(np.uint32)
-    scale_bits = int(np.float32(1.5).view(np.uint32))
-    bias_bits = int(np.float32(-0.25).view(np.uint32))
-    fill, compute, programs = launch_kernels(params, scale_bits, bias_bits)
-    want = [pack_vector(row) for row in golden_result(params, data, *programs, bias_bits)]
-    # an independent float64 view: within one rounding of (x * 1.5) - 0.25
+    fill, compute, golden = scale_bias_kernels(params, N, 1.5, -0.25)
+    expected = golden(data)
+    want = [pack_vector(row) for row in expected]
+    # the golden models against float64: within one fp32 rounding of x * 1.5 - 0.25 each step
     exact = data.view(np.float32).astype(np.float64) * 1.5 - 0.25
-    got_f32 = golden_result(params, data, *programs, bias_bits).view(np.float32)
-    assert np.allclose(got_f32, exact, rtol=2 ** -22, atol=2 ** -126)
+    assert np.allclose(expected.view(np.float32), exact, rtol=2 ** -22, atol=2 ** -126)
 
     # flip one bit inside the PCU at (1, 1)'s record
     image = compute.image()
