@@ -424,8 +424,8 @@ def _tile_table(rows: list[dict]):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(r["simulator"], r["preset"], str(r["vectors"]), str(r["records"]),
-                      str(r["image_words"]), r["state"], str(r["kernel_cycles"]), "yes" if r["bit_exact"] else "[red]NO[/red]",
-                      f"{r['build_s']:.1f}")
+                      str(r["image_words"]), r["state"], str(r["kernel_cycles"]),
+                      "yes" if r["bit_exact"] else "[red]NO[/red]", f"{r['build_s']:.1f}")
     return table
 
 
