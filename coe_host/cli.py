@@ -121,7 +121,8 @@ def cmd_lint(args) -> int:
     presets = preset_names() if args.preset == "all" else [args.preset]
     failures = 0
     for preset in presets:
-        paths = write_preset_verilog(preset, Path(args.output) / preset)
+        tops = [t for t in (args.top or TOPS) if t not in args.skip]
+        paths = write_preset_verilog(preset, Path(args.output) / preset, tops)
         for path, ok, text in lint_verilog(paths):
             console.print(f"{'[green]clean[/green]' if ok else '[red]FAIL[/red]'}  {path}")
             if not ok:
@@ -457,6 +458,11 @@ def _net_table(rows: list[dict]):
 
 def cmd_net_bench(args) -> int:
     console = _console(args.json)
+    preset = get_preset(args.preset)
+    if preset.grid_cols < 4 or preset.grid_rows < 4:
+        console.print(f"[red]net-bench routes over 6 link hops and needs a mesh of at least 4 x 4; "
+                      f"preset {preset.name!r} is {preset.grid_cols} x {preset.grid_rows}[/red]")
+        return 2
     rows = []
     for hop_register in ((True, False) if args.hop_register == "both" else (args.hop_register == "on",)):
         rows += run_net_bench(args.preset, _simulators(args.sim), hop_register=hop_register, seed=args.seed,
@@ -543,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lint", help="verilator --lint-only on every generated top")
     add_preset(p, allow_all=True)
     p.add_argument("-o", "--output", default="build/lint", help="where the Verilog is written")
+    p.add_argument("--top", action="append", choices=list(TOPS), metavar="TOP",
+                   help="only this top (repeatable; default: all)")
+    p.add_argument("--skip", action="append", default=[], choices=list(TOPS), metavar="TOP",
+                   help="leave this top out (repeatable)")
     p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("pcu-bench", help="measure the PCU MAC array's utilisation on back-to-back tiles")

@@ -12,8 +12,10 @@ an AGCU drives them.
 Verilog
 -------
 With ``hierarchical=True`` (the default) each unit is a Verilog instance of one
-PCU module and one PMU module generated once (:meth:`Tile.verilog`), as a chip
-flow would do; the tile module holds the switches, links and launch controller.
+PCU module and one PMU module generated once (:meth:`Tile.verilog`), and each
+switch an instance of one module per distinct switch shape (neighbours and
+attached site roles; :meth:`FabricGraph.switch_key`), as a chip flow would do; the
+tile module holds the links, the instances and the launch controller.
 ``hierarchical=False`` elaborates the units inline (for Amaranth's simulator).
 """
 
@@ -133,6 +135,12 @@ class Tile(wiring.Component):
         self.params = params
         self.fg = fg = FabricGraph(params.preset)
         self.unit_sites = [s for s in fg.sites.values() if s.kind in ("pcu", "pmu")]
+        # switches with equal keys are one hardware module: {key: (module name, a representative)}
+        self.switch_modules: dict[tuple, tuple[str, tuple[int, int]]] = {}
+        for xy in fg.switches:
+            key = fg.switch_key(*xy)
+            if key not in self.switch_modules:
+                self.switch_modules[key] = (f"openrdu_switch{len(self.switch_modules)}", xy)
         members = {
             "host": In(stream.Signature(32)),
             "state": Out(3), "error": Out(4), "error_unit": Out(16), "cycles": Out(32), "tokens": Out(16),
@@ -151,28 +159,36 @@ class Tile(wiring.Component):
     def verilog(self, name: str = "top") -> str:
         """Verilog of the tile as module ``name``, plus its unit modules when hierarchical."""
         text = verilog_backend.convert(self, name=name, emit_src=False)
-        if self.params.hierarchical and self.params.units == "all":
+        if not self.params.hierarchical:
+            return text
+        for module, xy in self.switch_modules.values():
+            text += verilog_backend.convert(Switch(self.fg, *xy), name=module, emit_src=False)
+        if self.params.units == "all":
             text += verilog_backend.convert(PatternComputeUnit(self.params.pcu), name=UNIT_MODULES["pcu"],
                                             emit_src=False)
             text += verilog_backend.convert(PatternMemoryUnit(self.params.pmu), name=UNIT_MODULES["pmu"],
                                             emit_src=False)
         return text
 
+    def _place(self, m, name: str, component: wiring.Component, module: str):
+        """Add ``component`` as submodule ``name``: inline, or as an instance of Verilog ``module``."""
+        if not self.params.hierarchical:
+            m.submodules[name] = component
+            return component
+        component._MustUse__silence = True  # only its ports are used: the module is generated once
+        ports = [("i", "clk", ClockSignal()), ("i", "rst", ResetSignal())]
+        for path, member, value in component.signature.flatten(component):
+            direction = "i" if member.flow is wiring.In else "o"
+            ports.append((direction, "__".join(str(p) for p in path), Value.cast(value)))
+        m.submodules[name] = Instance(module, *ports)
+        return component
+
     def _unit(self, m, site):
         if site.kind == "pcu":
             unit = PatternComputeUnit(self.params.pcu)
         else:
             unit = PatternMemoryUnit(self.params.pmu)
-        if not self.params.hierarchical:
-            m.submodules[site.name] = unit
-            return unit
-        unit._MustUse__silence = True  # only its ports are used: the module is generated once
-        ports = [("i", "clk", ClockSignal()), ("i", "rst", ResetSignal())]
-        for path, member, value in unit.signature.flatten(unit):
-            direction = "i" if member.flow is wiring.In else "o"
-            ports.append((direction, "__".join(str(p) for p in path), Value.cast(value)))
-        m.submodules[site.name] = Instance(UNIT_MODULES[site.kind], *ports)
-        return unit
+        return self._place(m, site.name, unit, UNIT_MODULES[site.kind])
 
     def elaborate(self, platform):
         m = Module()
@@ -180,7 +196,8 @@ class Tile(wiring.Component):
 
         switches = {}
         for xy in fg.switches:
-            switches[xy] = m.submodules[f"switch_{xy[0]}_{xy[1]}"] = Switch(fg, *xy)
+            module = self.switch_modules[fg.switch_key(*xy)][0]
+            switches[xy] = self._place(m, f"switch_{xy[0]}_{xy[1]}", Switch(fg, *xy), module)
         for (x, y), sw in switches.items():
             for fabric in ("vector", "scalar", "control"):
                 for port in fg.switch_outputs(x, y, fabric):
@@ -188,8 +205,8 @@ class Tile(wiring.Component):
                         continue
                     dx, dy = DIRECTIONS[port[0]]
                     peer = switches[(x + dx, y + dy)]
-                    wiring.connect(m, getattr(sw, port_member(fabric, "out", port)),
-                                   getattr(peer, port_member(fabric, "in", OPPOSITE[port[0]] + port[1:])))
+                    wiring.connect(m, getattr(sw, port_member(fg, fabric, "out", port)),
+                                   getattr(peer, port_member(fg, fabric, "in", OPPOSITE[port[0]] + port[1:])))
 
         units = {}
         for site in self.unit_sites:
@@ -217,7 +234,7 @@ class Tile(wiring.Component):
             sw = switches[site.switch]
             for pin in site.pins:
                 side = "in" if pin.direction == "out" else "out"
-                sw_port = getattr(sw, port_member(pin.fabric, side, f"{site.name}.{pin.name}"))
+                sw_port = getattr(sw, port_member(fg, pin.fabric, side, f"{site.name}.{pin.name}"))
                 if site.kind == "host":
                     ours = lc.arg[int(pin.name[3:])] if pin.name.startswith("arg") else getattr(lc, pin.name)
                 elif site.name in units:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hdl.presets import preset_names
+from hdl.presets import get_preset, preset_names
 from hdl.tops import TOPS
 from sim import toolchain
 
@@ -47,22 +47,46 @@ def test_bad_item_count_exits_2():
     assert proc.returncode == 2 and "positive integer" in proc.stderr
 
 
+#: The plasticine tile (64 PCUs, 64 PMUs, 128 switches) takes minutes to generate and lint: soak only.
+HEAVY = {"plasticine": ["tile"]}
+
+
 @pytest.mark.parametrize("preset", preset_names())
 def test_verilog_writes_every_top(tmp_path, preset):
-    proc = run("verilog", "--preset", preset, "-o", str(tmp_path))
+    tops = [t for t in TOPS if t not in HEAVY.get(preset, [])]
+    proc = run("verilog", "--preset", preset, "-o", str(tmp_path), *[a for t in tops for a in ("--top", t)])
     assert proc.returncode == 0, proc.stderr
-    for top in TOPS:
+    for top in tops:
         text = (tmp_path / f"{preset}_{top}.v").read_text()
         assert f"module {preset}_{top}(" in text
+    if "tile" in tops:  # hierarchical: the unit modules come with the tile, instantiated per site
+        text = (tmp_path / f"{preset}_tile.v").read_text()
+        assert "module openrdu_pcu(" in text and "module openrdu_pmu(" in text
+        assert text.count("openrdu_pcu pcu_") == get_preset(preset).num_pcus
 
 
-def test_generated_verilog_is_lint_clean(tmp_path):
+def _need_verilator():
     status = toolchain.verilator_status()
     if not status.usable:
         if "verilator" in toolchain.required_simulators():
             pytest.fail(status.reason)
         pytest.skip(f"verilator unusable: {status.reason}")
-    proc = run("lint", "--preset", "all", "-o", str(tmp_path))
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_generated_verilog_is_lint_clean(tmp_path, preset):
+    """Every top of every preset, including the tiny and small tiles (`openrdu verilog --preset small`)."""
+    _need_verilator()
+    skips = [a for t in HEAVY.get(preset, []) for a in ("--skip", t)]
+    proc = run("lint", "--preset", preset, "-o", str(tmp_path), *skips)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every generated top is clean" in proc.stdout
+
+
+@pytest.mark.soak
+def test_plasticine_tile_is_lint_clean(tmp_path):
+    _need_verilator()
+    proc = run("lint", "--preset", "plasticine", "--top", "tile", "-o", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "every generated top is clean" in proc.stdout
 
@@ -117,3 +141,24 @@ def test_pmu_bench_reports_bandwidth(simulator, tmp_path):
     assert rows["transpose_striped"]["read_vectors_per_cycle"] == 1.0
     assert rows["transpose_plain"]["read_vectors_per_cycle"] < 0.3  # four lanes in one bank
     assert rows["linear"]["write_vectors_per_cycle"] == 1.0
+
+
+@pytest.mark.cocotb
+def test_net_bench_reports_latency_per_hop(tmp_path):
+    """Icarus only: the small mesh builds in a second there (Verilator takes minutes)."""
+    if not toolchain.simulator_status("icarus").usable:
+        pytest.skip("icarus unusable")
+    proc = run("net-bench", "--preset", "small", "--sim", "icarus", "--hop-register", "both", "--json",
+               "--build-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 6 and all(r["intact"] for r in rows)
+    for r in rows:
+        assert r["payloads_per_cycle"] == 1.0
+        if r["link_hops"]:
+            assert r["cycles_per_hop"] == (2.0 if r["hop_register"] else 1.0)
+
+
+def test_net_bench_rejects_a_mesh_too_small(tmp_path):
+    proc = run("net-bench", "--preset", "tiny", "--sim", "icarus", "--build-dir", str(tmp_path))
+    assert proc.returncode != 0 and "at least 4 x 4" in (proc.stdout + proc.stderr)

@@ -27,7 +27,7 @@ from hdl.stream import TokenCounter
 from hdl.tile import Tile, TileParams
 from sim.pysim import stream_get, stream_put
 
-PARAMS = TileParams("tiny", units="none")
+PARAMS = TileParams("tiny", units="none", hierarchical=False)  # Amaranth simulates no Instances
 LANES = PARAMS.preset.lanes
 
 

@@ -106,6 +106,19 @@ class Site:
     def pins(self) -> tuple[Pin, ...]:
         return UNIT_PINS[self.kind]
 
+    @property
+    def role(self) -> str:
+        """What the site is to its switch: ``unit`` (its own PCU/PMU), ``agcu_w``, ``agcu_e`` or ``host``.
+
+        A switch has at most one site of each role, so switch ports are named by role and
+        switches with the same neighbours and roles are the same hardware module.
+        """
+        if self.kind in ("pcu", "pmu"):
+            return "unit"
+        if self.kind == "agcu":
+            return "agcu_w" if self.x < 0 else "agcu_e"
+        return self.kind
+
     def pin(self, name: str) -> Pin:
         for pin in self.pins:
             if pin.name == name:
@@ -214,6 +227,17 @@ class FabricGraph:
         """The inputs output ``output`` can select, in select-code order (code 0 = none, k = k-th)."""
         node = ("sw", x, y, fabric, "out", output)
         return [pred[5] for pred in self.graph.predecessors(node)]
+
+    def role_port(self, port: str) -> str:
+        """A switch port by role: ``"pcu_1_1.vin0"`` → ``"unit.vin0"``; track ports are unchanged."""
+        if "." not in port:
+            return port
+        site, pin = port.split(".")
+        return f"{self.sites[site].role}.{pin}"
+
+    def switch_key(self, x: int, y: int) -> tuple:
+        """Switches with equal keys have identical ports, configuration layout and hardware."""
+        return (tuple(self.neighbours(x, y)), tuple((s.role, s.kind) for s in self.attached(x, y)))
 
     def links(self, fabric: str) -> dict[tuple[tuple[int, int], tuple[int, int]], int]:
         """Capacity (tracks) of every directed switch-to-switch link of ``fabric``."""

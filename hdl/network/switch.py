@@ -67,17 +67,18 @@ def fabric_shape(fabric: str, lanes: int):
     return {"vector": vector_layout(lanes), "scalar": 32, "control": 1}[fabric]
 
 
-def port_member(fabric: str, side: str, port: str) -> str:
+def port_member(fg: FabricGraph, fabric: str, side: str, port: str) -> str:
     """Name of the switch's component member for a graph port.
 
     ``side`` is ``"in"`` or ``"out"``; link ports become ``<fabric>_in_E0`` /
-    ``<fabric>_out_E0``, pin ports ``<fabric>_from_<site>_<pin>`` (a unit output
-    entering) and ``<fabric>_to_<site>_<pin>`` (a unit input leaving).
+    ``<fabric>_out_E0``, pin ports ``<fabric>_from_<role>_<pin>`` (a unit output
+    entering) and ``<fabric>_to_<role>_<pin>`` (a unit input leaving), where the role
+    (:attr:`Site.role`: ``unit``, ``agcu_w``, ``agcu_e``, ``host``) names the site.
     """
     if port[0] in DIRECTIONS and port[1:].isdigit():
         return f"{fabric}_{side}_{port}"
-    site, pin = port.split(".")
-    return f"{fabric}_{'from' if side == 'in' else 'to'}_{site}_{pin}"
+    role, pin = fg.role_port(port).split(".")
+    return f"{fabric}_{'from' if side == 'in' else 'to'}_{role}_{pin}"
 
 
 def _or_all(values):
@@ -129,10 +130,10 @@ class Switch(wiring.Component):
         Track ``t`` of the link arriving from direction ``D``.
     <fabric>_out_<D><t> : Out(LinkSignature(shape))
         Track ``t`` of the link leaving towards direction ``D``.
-    <fabric>_from_<site>_<pin> : In(stream.Signature(shape))
-        An output pin of an attached unit.
-    <fabric>_to_<site>_<pin> : Out(stream.Signature(shape))
-        An input pin of an attached unit (from a pin FIFO).
+    <fabric>_from_<role>_<pin> : In(stream.Signature(shape))
+        An output pin of an attached site (role ``unit``, ``agcu_w``, ``agcu_e`` or ``host``).
+    <fabric>_to_<role>_<pin> : Out(stream.Signature(shape))
+        An input pin of an attached site (from a pin FIFO).
     cfg : In(stream.Signature(32))
         Configuration image words (always accepted).
     cfg_clear : In(1)
@@ -156,10 +157,10 @@ class Switch(wiring.Component):
             shape = fabric_shape(fabric, lanes)
             for port in fg.switch_inputs(x, y, fabric):
                 sig = LinkSignature(shape) if "." not in port else stream.Signature(shape)
-                members[port_member(fabric, "in", port)] = In(sig)
+                members[port_member(fg, fabric, "in", port)] = In(sig)
             for port in fg.switch_outputs(x, y, fabric):
                 sig = LinkSignature(shape) if "." not in port else stream.Signature(shape)
-                members[port_member(fabric, "out", port)] = Out(sig)
+                members[port_member(fg, fabric, "out", port)] = Out(sig)
         members.update({"cfg": In(stream.Signature(32)), "cfg_clear": In(1),
                         "configured": Out(1), "cfg_error": Out(1)})
         super().__init__(members)
@@ -183,7 +184,7 @@ class Switch(wiring.Component):
 
             heads, pops = {}, {}
             for port in inputs:
-                name = port_member(fabric, "in", port)
+                name = port_member(fg, fabric, "in", port)
                 q = m.submodules[f"{name}_fifo"] = fifo.SyncFIFO(width=width, depth=depth)
                 ext = getattr(self, name)
                 pop = Signal(name=f"{name}_pop")
@@ -204,31 +205,31 @@ class Switch(wiring.Component):
             sends, has_credit = {}, {}
             for out in outputs:
                 choices = fg.mux_inputs(x, y, fabric, out)
-                sel = Signal(range(len(choices) + 1), name=f"{port_member(fabric, 'out', out)}_sel")
+                sel = Signal(range(len(choices) + 1), name=f"{port_member(fg, fabric, 'out', out)}_sel")
                 m.d.comb += sel.eq(loader.config[_field(fabric, out)] & loader.configured.replicate(len(sel)))
-                member = port_member(fabric, "out", out)
+                member = port_member(fg, fabric, "out", out)
                 credits = Signal(range(depth + 1), init=depth, name=f"{member}_credits")
                 has_credit[out] = credits != 0
                 sends[out] = (sel, credits, choices)
                 for k, src in enumerate(choices):
-                    t = Signal(name=f"{port_member(fabric, 'out', out)}_takes_{k}")
+                    t = Signal(name=f"{port_member(fg, fabric, 'out', out)}_takes_{k}")
                     m.d.comb += t.eq(sel == k + 1)
                     takes[src].append((out, t))
 
             fire = {}
             for port in inputs:
                 q = heads[port]
-                wanted = Signal(name=f"{port_member(fabric, 'in', port)}_wanted")
-                blocked = Signal(name=f"{port_member(fabric, 'in', port)}_blocked")
+                wanted = Signal(name=f"{port_member(fg, fabric, 'in', port)}_wanted")
+                blocked = Signal(name=f"{port_member(fg, fabric, 'in', port)}_blocked")
                 if takes[port]:
                     m.d.comb += [wanted.eq(Cat(t for _, t in takes[port]).any()),
                                  blocked.eq(Cat(t & ~has_credit[out] for out, t in takes[port]).any())]
-                f = fire[port] = Signal(name=f"{port_member(fabric, 'in', port)}_fire")
+                f = fire[port] = Signal(name=f"{port_member(fg, fabric, 'in', port)}_fire")
                 m.d.comb += [f.eq(q.r_rdy & wanted & ~blocked), pops[port].eq(f)]
 
             for out in outputs:
                 sel, credits, choices = sends[out]
-                name = port_member(fabric, "out", out)
+                name = port_member(fg, fabric, "out", out)
                 send = Signal(name=f"{name}_send")
                 payload = Signal(width, name=f"{name}_data")
                 # one-hot AND-OR multiplexer (continuous assignments only: simulators evaluate them at
