@@ -474,6 +474,39 @@ def cmd_net_bench(args) -> int:
     return 0 if rows and all(r["intact"] for r in rows) else 1
 
 
+def cmd_tile_build(args) -> int:
+    from rich.table import Table
+
+    from sim import toolchain
+    from sim.tile import build_tile
+
+    console = _console(args.json)
+    status = toolchain.simulator_status("verilator")
+    if not status.usable:
+        console.print(f"[red]cannot build:[/red] {status.reason}")
+        return 1
+    presets = preset_names() if args.preset == "all" else [args.preset]
+    rows = []
+    for preset in presets:
+        text = f"{preset}: generating the tile's Verilog and building it with Verilator"
+        with console.status(text) if console.is_terminal else nullcontext(console.print(text)):
+            rows.append(build_tile(preset, build_dir=Path(args.build_dir), jobs=args.jobs))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0 if all(r["ok"] for r in rows) else 1
+    table = Table(title="Whole tile: Verilog size and Verilator build (verilator --cc --build)")
+    for column in ("preset", "Verilog lines", "MiB", "modules", "generate s", "verilate s", "build s",
+                   "peak MiB", "result"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(r["preset"], f"{r['verilog_lines']:,}", f"{r['verilog_bytes'] / 2**20:.1f}",
+                      str(r["modules"]), f"{r['generate_s']:.1f}", str(r["verilate_s"]),
+                      f"{r['build_s']:.1f}", str(r["peak_mib"]),
+                      "ok" if r["ok"] else f"[red]failed[/red] ({r['log']})")
+    console.print(table)
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
 def cmd_formal(args) -> int:
     from rich.table import Table
 
@@ -582,6 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-dir", default="build/pmu-bench", help="where builds, logs and waves go")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_pmu_bench)
+
+    p = sub.add_parser("tile-build", help="Verilog size and Verilator build time of a whole tile")
+    add_preset(p, allow_all=True)
+    p.add_argument("--jobs", type=_positive_int, default=2, help="parallel C++ compile jobs (default 2)")
+    p.add_argument("--build-dir", default="build/tile-build", help="where the Verilog and objects go")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.set_defaults(func=cmd_tile_build)
 
     p = sub.add_parser("net-bench", help="measure network latency per hop and throughput")
     add_preset(p)

@@ -248,3 +248,40 @@ def run_scale_bias(preset, simulator: str, *, build_dir, vectors: int = 16, seed
             "state": LaunchState(status["state"]).name, "kernel_cycles": status["cycles"],
             "bit_exact": m["compute"]["received"]["agcu_w1_vin"] == want,
             "build_s": round(result.build_s, 1), "run_s": round(result.run_s, 1)}
+
+
+def build_tile(preset, *, build_dir, jobs: int = 2, extra_args=()) -> dict:
+    """Generate a whole tile's Verilog and build it with Verilator (``--cc --build``): sizes and times.
+
+    Returns Verilog lines and bytes, modules, generation seconds, Verilator's verilation
+    and total build seconds, and the build's peak memory (MiB, from ``getrusage``).
+    """
+    import re
+    import resource
+    import subprocess
+    import time
+
+    from . import toolchain
+
+    toolchain.activate("verilator")
+    params = TileParams(preset)
+    out = Path(build_dir) / params.preset.name
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    source = write_verilog(Tile(params), out / "tile.v", "top")
+    generate_s = time.perf_counter() - start
+    text = source.read_text()
+    start = time.perf_counter()
+    proc = subprocess.run(["verilator", "--cc", "--build", "-j", str(jobs), "-Wno-WIDTH", *extra_args,
+                           "--top-module", "top", "-Mdir", str(out / "obj"), str(source)],
+                          capture_output=True, text=True)
+    build_s = time.perf_counter() - start
+    log = proc.stdout + proc.stderr
+    (out / "build.log").write_text(log)
+    walltime = re.search(r"Walltime ([\d.]+) s", log)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"preset": params.preset.name, "ok": proc.returncode == 0, "verilog_lines": text.count("\n"),
+            "verilog_bytes": len(text), "modules": text.count("\nmodule "),
+            "generate_s": round(generate_s, 1),
+            "verilate_s": float(walltime.group(1)) if walltime else None, "build_s": round(build_s, 1),
+            "peak_mib": round(peak), "log": str(out / "build.log")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sim.formal import FormalJob
 
+from .network import SwitchCreditHarness
 from .streams import FifoOrderHarness, fifo_rules_harness, register_harness
 from .units import ConfigLoaderHarness, UnitStreamRulesHarness, small_pcu, tiny_pmu
 
@@ -55,6 +56,13 @@ JOBS: list[FormalJob] = [
               16, slow=True),
     FormalJob("register_covers", "a StreamRegister transfers, also right after a stall",
               lambda: register_harness(8), "cover", 12),
+    FormalJob("switch_credits", "a switch never sends on a link without a credit (a full receiver never "
+              "receives), never holds more credits than the receiver's depth, and every unit pin it drives keeps "
+              "the stream rules, for every configuration and rule-abiding neighbour (2 x 2 fabric, switch (0, 0))",
+              lambda: SwitchCreditHarness(), "bmc", 16),
+    FormalJob("switch_covers", "the switch properties are not vacuous: a link's receiver fills to its last "
+              "free entry, and one input is multicast to a link and a unit pin at once",
+              lambda: SwitchCreditHarness(), "cover", 14),
 ]
 
 
