@@ -57,8 +57,9 @@ JOBS: list[FormalJob] = [
     FormalJob("register_covers", "a StreamRegister transfers, also right after a stall",
               lambda: register_harness(8), "cover", 12),
     FormalJob("switch_credits", "a switch never sends on a link without a credit (a full receiver never "
-              "receives), never holds more credits than the receiver's depth, and every unit pin it drives keeps "
-              "the stream rules, for every configuration and rule-abiding neighbour (2 x 2 fabric, switch (0, 0))",
+              "receives), never holds more credits than the receiver's depth, and every unit pin it drives "
+              "keeps the stream rules, for every configuration and rule-abiding neighbour (2 x 2 fabric, "
+              "switch (0, 0))",
               lambda: SwitchCreditHarness(), "bmc", 16),
     FormalJob("switch_covers", "the switch properties are not vacuous: a link's receiver fills to its last "
               "free entry, and one input is multicast to a link and a unit pin at once",
