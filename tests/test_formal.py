@@ -10,6 +10,7 @@ import os
 import pytest
 
 from hdl.formal import JOBS
+from hdl.formal.network import SwitchCreditHarness
 from hdl.formal.streams import FifoOrderHarness, StreamRulesHarness
 from hdl.formal.units import ConfigLoaderHarness
 from sim.formal import FormalJob, run_job, tools_available
@@ -58,5 +59,12 @@ def test_stream_rules_proof_fails_when_valid_is_withdrawn(formal_dir):
 def test_refusal_proof_fails_when_loader_checks_another_magic(formal_dir):
     job = FormalJob("wrong_magic", "mutant", lambda: ConfigLoaderHarness(True, loader_magic=0x9C0F), "prove",
                     4)
+    result = run_job(job, formal_dir)
+    assert result.status == "FAIL" and result.counterexample, result.detail
+
+
+def test_credit_proof_fails_when_credits_start_above_the_receiver_depth(formal_dir):
+    """Mutation "credit counters start at depth + 1": neighbours hold one entry fewer than counted."""
+    job = FormalJob("credits_too_high", "mutant", lambda: SwitchCreditHarness(receiver_depth=3), "bmc", 10)
     result = run_job(job, formal_dir)
     assert result.status == "FAIL" and result.counterexample, result.detail

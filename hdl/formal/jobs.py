@@ -60,10 +60,12 @@ JOBS: list[FormalJob] = [
               "receives), never holds more credits than the receiver's depth, and every unit pin it drives "
               "keeps the stream rules, for every configuration and rule-abiding neighbour (2 x 2 fabric, "
               "switch (0, 0))",
-              lambda: SwitchCreditHarness(), "bmc", 16),
+              lambda: SwitchCreditHarness(), "bmc", 10),
+    FormalJob("switch_credits_deep", "as switch_credits, bounded to 16 cycles", lambda: SwitchCreditHarness(),
+              "bmc", 16, slow=True),
     FormalJob("switch_covers", "the switch properties are not vacuous: a link's receiver fills to its last "
               "free entry, and one input is multicast to a link and a unit pin at once",
-              lambda: SwitchCreditHarness(), "cover", 14),
+              lambda: SwitchCreditHarness(), "cover", 10),
 ]
 
 

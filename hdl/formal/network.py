@@ -36,17 +36,24 @@ def formal_fabric() -> FabricGraph:
 
 
 class SwitchCreditHarness(Elaboratable):
-    """Credits and stream rules of switch (x, y) of ``fg`` (see the module docstring)."""
+    """Credits and stream rules of switch (x, y) of ``fg`` (see the module docstring).
 
-    def __init__(self, fg: FabricGraph | None = None, x: int = 0, y: int = 0):
+    ``receiver_depth`` is the FIFO depth the neighbours really have (default: the preset's,
+    which the switch's credit counters start from); a smaller one models a switch whose
+    credit counters start too high, which the proof must catch.
+    """
+
+    def __init__(self, fg: FabricGraph | None = None, x: int = 0, y: int = 0,
+                 receiver_depth: int | None = None):
         self.fg = fg or formal_fabric()
         self.x, self.y = x, y
+        self.receiver_depth = receiver_depth or self.fg.preset.switch_fifo_depth
 
     def elaborate(self, platform):
         m = Module()
         fg = self.fg
         dut = m.submodules.dut = Switch(fg, self.x, self.y)
-        depth = fg.preset.switch_fifo_depth
+        depth = self.receiver_depth
         started = reset_at_start(m)
         free(m, dut.cfg.valid, dut.cfg.payload, dut.cfg_clear)
         stream_rules(m, dut.cfg, started, check=Assume, label="cfg")
