@@ -102,6 +102,14 @@ class TileParams:
         return self.units == "all" and site.kind in ("pcu", "pmu")
 
 
+def _hier_block(text: str, module: str) -> str:
+    """Mark ``module`` as a Verilator hierarchical block (``verilator --hierarchical`` then
+    verilates it once instead of once per instance; other tools read a comment)."""
+    head = text.index(f"module {module}(")
+    end = text.index(");", head) + 2
+    return text[:end] + "\n  /*verilator hier_block*/" + text[end:]
+
+
 def _open_port(pin, lanes):
     shape = fabric_shape(pin.fabric, lanes)
     # seen from the tile: a unit input pin leaves the tile, a unit output pin enters it
@@ -164,10 +172,10 @@ class Tile(wiring.Component):
         for module, xy in self.switch_modules.values():
             text += verilog_backend.convert(Switch(self.fg, *xy), name=module, emit_src=False)
         if self.params.units == "all":
-            text += verilog_backend.convert(PatternComputeUnit(self.params.pcu), name=UNIT_MODULES["pcu"],
-                                            emit_src=False)
-            text += verilog_backend.convert(PatternMemoryUnit(self.params.pmu), name=UNIT_MODULES["pmu"],
-                                            emit_src=False)
+            for kind, unit in (("pcu", PatternComputeUnit(self.params.pcu)),
+                               ("pmu", PatternMemoryUnit(self.params.pmu))):
+                text += _hier_block(verilog_backend.convert(unit, name=UNIT_MODULES[kind], emit_src=False),
+                                    UNIT_MODULES[kind])
         return text
 
     def _place(self, m, name: str, component: wiring.Component, module: str):

@@ -251,7 +251,10 @@ def run_scale_bias(preset, simulator: str, *, build_dir, vectors: int = 16, seed
 
 
 def build_tile(preset, *, build_dir, jobs: int = 2, extra_args=()) -> dict:
-    """Generate a whole tile's Verilog and build it with Verilator (``--cc --build``): sizes and times.
+    """Generate a whole tile's Verilog and build it with Verilator (``--cc --build --hierarchical``).
+
+    The PCU and PMU modules are marked as hierarchical blocks (:meth:`hdl.tile.Tile.verilog`),
+    so Verilator compiles each once; flattened, a ``plasticine`` tile needs more than 20 GB.
 
     Returns Verilog lines and bytes, modules, generation seconds, Verilator's verilation
     and total build seconds, and the build's peak memory (MiB, from ``getrusage``).
@@ -272,7 +275,8 @@ def build_tile(preset, *, build_dir, jobs: int = 2, extra_args=()) -> dict:
     generate_s = time.perf_counter() - start
     text = source.read_text()
     start = time.perf_counter()
-    proc = subprocess.run(["verilator", "--cc", "--build", "-j", str(jobs), "-Wno-WIDTH", *extra_args,
+    proc = subprocess.run(["verilator", "--cc", "--build", "--hierarchical", "-j", str(jobs), "-Wno-WIDTH",
+                           *extra_args,
                            "--top-module", "top", "-Mdir", str(out / "obj"), str(source)],
                           capture_output=True, text=True)
     build_s = time.perf_counter() - start
