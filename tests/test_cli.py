@@ -162,3 +162,16 @@ def test_net_bench_reports_latency_per_hop(tmp_path):
 def test_net_bench_rejects_a_mesh_too_small(tmp_path):
     proc = run("net-bench", "--preset", "tiny", "--sim", "icarus", "--build-dir", str(tmp_path))
     assert proc.returncode != 0 and "at least 4 x 4" in (proc.stdout + proc.stderr)
+
+
+@pytest.mark.cocotb
+def test_tile_build_compiles_the_hierarchical_tile(tmp_path):
+    """`openrdu tile-build`: the tile with its PCU and PMU as Verilator hierarchical blocks."""
+    _need_verilator()
+    proc = run("tile-build", "--preset", "tiny", "--json", "--build-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [row] = json.loads(proc.stdout)
+    assert row["ok"] and row["verilog_lines"] > 10_000 and row["build_s"] > 0
+    objects = tmp_path / "tiny" / "obj"
+    assert (objects / "Vopenrdu_pcu").is_dir() and (objects / "Vopenrdu_pmu").is_dir(), \
+        "the units were not built as hierarchical blocks"
