@@ -121,7 +121,12 @@ def cmd_lint(args) -> int:
     presets = preset_names() if args.preset == "all" else [args.preset]
     failures = 0
     for preset in presets:
-        tops = [t for t in (args.top or TOPS) if t not in args.skip]
+        heavy = [t for t in TOPS if preset in TOPS[t].heavy and not args.top]
+        if heavy:
+            console.print(f"skipping {', '.join(heavy)} of {preset} (flattened, it needs > 13 GB to lint; "
+                          f"name it with --top, or build it hierarchically: "
+                          f"openrdu tile-build --preset {preset})")
+        tops = [t for t in (args.top or TOPS) if t not in args.skip and t not in heavy]
         paths = write_preset_verilog(preset, Path(args.output) / preset, tops)
         for path, ok, text in lint_verilog(paths):
             console.print(f"{'[green]clean[/green]' if ok else '[red]FAIL[/red]'}  {path}")

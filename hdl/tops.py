@@ -39,6 +39,9 @@ class Top:
     description: str
     factory: Callable[[Preset], wiring.Component]
     stream: bool = False
+    #: presets for which this top is too big for routine linting (``openrdu lint`` skips it
+    #: unless named with ``--top``; ``openrdu tile-build`` builds it hierarchically instead)
+    heavy: tuple[str, ...] = ()
 
 
 TOPS: dict[str, Top] = {
@@ -58,7 +61,7 @@ TOPS: dict[str, Top] = {
     "switch": Top("the network switch of an inner mesh position: three fabrics, credits, multicast",
                   lambda p: Switch(FabricGraph(p), min(1, p.grid_cols - 1), min(1, p.grid_rows - 1))),
     "tile": Top("the whole tile: PCUs, PMUs, switches, launch controller (unit modules generated once)",
-                lambda p: Tile(TileParams(p))),
+                lambda p: Tile(TileParams(p)), heavy=("plasticine",)),
 }
 
 
