@@ -248,4 +248,6 @@ class Kernel:
         hops = {}
         for route, tree in zip(self.routes, self.trees, strict=True):
             hops[route.source] = sum(1 for a, b in tree if a[0] == "sw" and b[0] == "sw" and a[4] == "out")
-        return {"records": len(self.records()), "image_words": len(self.image()), "link_hops": hops}
+        records = self.records()
+        image_words = sum(len(body) + 2 for _, body in records)  # address word, body, CRC
+        return {"records": len(records), "image_words": image_words, "link_hops": hops}

@@ -100,7 +100,10 @@ def hop_phases(params, payloads: dict[str, list[int]]) -> list[dict]:
     """LOAD the hop kernel, then stream ``payloads[source]`` down each route at full rate."""
     kernel = hop_kernel(params)
     count = {dst: len(payloads[src]) for src, dst, _ in HOP_ROUTES}
-    return [phase("load_hops", host=kernel.host_words()[:-1], until_state=[2, 3]),
+    from hdl.launch import LaunchState
+
+    settled = [int(LaunchState.LOADED), int(LaunchState.REFUSED)]
+    return [phase("load_hops", host=kernel.host_words()[:-1], until_state=settled),
             phase("hops", sources=payloads, sinks=count, timeout=4000)]
 
 
@@ -232,7 +235,8 @@ def run_scale_bias(preset, simulator: str, *, build_dir, vectors: int = 16, seed
     want = [pack_vector(row) for row in golden(x)]
     done = [int(LaunchState.DONE), int(LaunchState.REFUSED)]
     phases = [
-        phase("load_fill", host=fill.host_words()[:-1], until_state=[int(LaunchState.LOADED), 3]),
+        phase("load_fill", host=fill.host_words()[:-1],
+              until_state=[int(LaunchState.LOADED), int(LaunchState.REFUSED)]),
         phase("fill", host=[command_word(Command.EXEC, 1)],
               sources={"agcu_w0.vout": [pack_vector(r) for r in x]}, until_state=done),
         phase("compute", host=compute.host_words(), sinks={"agcu_w1.vin": vectors}, until_state=done),
