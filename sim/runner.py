@@ -183,6 +183,7 @@ def run_cocotb(
     seed: int | None = None,
     verbose: bool = False,
     internal_signals: bool = False,
+    reuse_build: bool = False,
 ) -> SimResult:
     """Build ``design`` and run the cocotb ``test_module`` against it.
 
@@ -211,6 +212,10 @@ def run_cocotb(
     internal_signals : bool
         Verilator only: let the testbench reach every internal signal (cocotb's default,
         much slower to build). By default only the toplevel's ports are visible.
+    reuse_build : bool
+        Keep an existing build in ``build_dir`` when the Verilog is unchanged (several
+        runs against one design, e.g. benchmark patterns); the Verilog file is then only
+        rewritten when its text differs.
 
     Raises
     ------
@@ -226,7 +231,16 @@ def run_cocotb(
     build_dir.mkdir(parents=True, exist_ok=True)
 
     if isinstance(design, wiring.Component):
-        sources = [write_verilog(design, build_dir / f"{toplevel}.v", toplevel)]
+        target = build_dir / f"{toplevel}.v"
+        if reuse_build and target.exists():
+            fresh = write_verilog(design, build_dir / f"{toplevel}.v.new", toplevel)
+            if fresh.read_text() == target.read_text():
+                fresh.unlink()
+            else:
+                fresh.replace(target)
+            sources = [target]
+        else:
+            sources = [write_verilog(design, target, toplevel)]
     elif isinstance(design, (str, os.PathLike)):
         sources = [Path(design).resolve()]
     else:
@@ -256,7 +270,7 @@ def run_cocotb(
             build_args=build_args,
             timescale=TIMESCALE,
             waves=waves,
-            always=True,
+            always=waves or not reuse_build,
             log_file=None if verbose else build_log,
         )
     except (SystemExit, Exception) as e:  # cocotb's runner reports build failures as SystemExit

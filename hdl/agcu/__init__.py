@@ -1,0 +1,13 @@
+"""The address generation and coalescing unit (AGCU): configuration, RTL and golden model.
+
+* :mod:`.config` — :class:`AgcuParams`, :class:`AgcuConfig` with its words, :class:`Segment` entries.
+* :mod:`.unit` — :class:`AddressGenerationUnit`, the Amaranth component (a DMA engine on a memory port).
+* :mod:`.golden` — :func:`run_golden`, the model of one run (requests, vectors, memory, faults).
+"""
+
+from .config import AgcuConfig, AgcuParams, ConfigError, Segment
+from .golden import AgcuResult, LineRequest, run_golden
+from .unit import AddressGenerationUnit
+
+__all__ = ["AgcuConfig", "AgcuParams", "ConfigError", "Segment", "AgcuResult", "LineRequest", "run_golden",
+           "AddressGenerationUnit"]

@@ -1,0 +1,17 @@
+"""Off-chip memory: DRAM timing presets, channel controllers, tiers, SECDED ECC.
+
+* :mod:`.timing` — :class:`DramTiming` presets (HBM2-2000, HBM3-6400, DDR4-3200, DDR5-4800).
+* :mod:`.interface` — the DFI-like bus, the user port, the address mapping.
+* :mod:`.controller` — :class:`MemoryController`, one channel (FR-FCFS, open page, refresh).
+* :mod:`.tier` — :class:`MemoryTier` (channels interleaved) and :class:`MemoryPortBridge`.
+* :mod:`.ecc` — SECDED (72, 64) encoder/decoder and its golden model.
+"""
+
+from .controller import FRONTEND_CYCLES, MemoryController
+from .interface import Command, DfiSignature, MemoryPortSignature, join_line_address, split_line_address
+from .tier import MemoryPortBridge, MemoryTier
+from .timing import LINE_BYTES, TIMING_PRESETS, DramTiming, timing_names, timing_preset
+
+__all__ = ["FRONTEND_CYCLES", "MemoryController", "Command", "DfiSignature", "MemoryPortSignature",
+           "join_line_address", "split_line_address", "MemoryPortBridge", "MemoryTier", "LINE_BYTES",
+           "TIMING_PRESETS", "DramTiming", "timing_names", "timing_preset"]

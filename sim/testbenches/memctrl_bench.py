@@ -1,0 +1,202 @@
+"""cocotb testbench for one memory channel: MemoryController (hdl.memctrl) + DramDevice (sim.dram).
+
+The job (a JSON file named by ``OPENRDU_MEM_JOB``; :func:`sim.memory.run_memory_job` writes it)::
+
+    {"timing": {"name": "HBM2-2000", "overrides": {...}}, "ecc": false,
+     "traffic": {"requests": [[addr, write, mask, data_hex], ...],
+                 "valid_p": 1.0, "ready_p": 1.0, "timeout": 100000},
+     "latency": {"miss_addr": 0, "hit_addr": 4},
+     "ecc_case": {"lines": [...], "single": [[line, word, bit]], "double": [[line, word, b1, b2]]}}
+
+Tests (each runs only when its key is present):
+
+``traffic``   offers the requests in order (random gaps ``valid_p``) and takes the
+              responses (random back-pressure ``ready_p``); records each request's
+              accept cycle, each response's cycle and payload, and the device's
+              statistics. The device model raises on any timing violation.
+``latency``   one read to a closed bank, then one read to the same row, on an idle
+              channel; records front-end latencies and the device's ACT → data latency.
+``ecc``       writes lines, flips stored bits in the device, reads them back; records
+              the responses' corrected/uncorrectable flags and the controller's counters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+
+from hdl.memctrl.interface import request_layout, response_layout
+from hdl.memctrl.timing import timing_preset
+from sim.dram import DramDevice
+from sim.metrics import record
+
+JOB_ENV = "OPENRDU_MEM_JOB"
+
+
+def _job():
+    with open(os.environ[JOB_ENV]) as f:
+        return json.load(f)
+
+
+def _timing(job):
+    spec = job["timing"]
+    t = timing_preset(spec["name"])
+    return t.reduced(**spec.get("overrides", {})) if spec.get("overrides") else t
+
+
+def _offsets(layout):
+    return {name: (field.offset, field.width) for name, field in layout}
+
+
+class Channel:
+    """Clock, reset, device model and the request/response drivers of one channel."""
+
+    def __init__(self, dut, job):
+        self.dut = dut
+        self.job = job
+        self.timing = _timing(job)
+        self.ecc = bool(job.get("ecc"))
+        self.req_fields = _offsets(request_layout(self.timing.line_address_bits))
+        self.resp_fields = _offsets(response_layout())
+        self.cycle = 0
+
+    async def start(self):
+        dut = self.dut
+        period_ps = round(self.timing.tck_ns * 1000)
+        Clock(dut.clk, period_ps, unit="ps", period_high=period_ps // 2).start()
+        dut.rst.value = 1
+        dut.port__req__valid.value = 0
+        dut.port__resp__ready.value = 0
+        self.device = DramDevice(dut, self.timing, prefix="dfi", ecc=self.ecc, name="dram")
+        await ClockCycles(dut.clk, 3)
+        dut.rst.value = 0
+        self.device.start()
+        cocotb.start_soon(self._count())
+        await RisingEdge(dut.clk)
+
+    async def _count(self):
+        while True:
+            await RisingEdge(self.dut.clk)
+            self.cycle += 1
+
+    def pack(self, addr, write, mask, data):
+        f = self.req_fields
+        return ((addr << f["addr"][0]) | (write << f["write"][0]) | (mask << f["mask"][0])
+                | (data << f["data"][0]))
+
+    def unpack(self, value):
+        return {name: (value >> off) & ((1 << width) - 1) for name, (off, width) in self.resp_fields.items()}
+
+    async def send(self, payloads, valid_p, rng, stamps):
+        dut = self.dut
+        index, offering = 0, False
+        while index < len(payloads):
+            if not offering and (valid_p >= 1.0 or rng.random() < valid_p):
+                offering = True
+                dut.port__req__payload.value = payloads[index]
+            dut.port__req__valid.value = int(offering)
+            await FallingEdge(dut.clk)
+            if offering and dut.port__req__ready.value == 1:
+                stamps.append(self.cycle)
+                index += 1
+                offering = False
+            await RisingEdge(dut.clk)
+        dut.port__req__valid.value = 0
+
+    async def receive(self, count, ready_p, rng, stamps, payloads, timeout):
+        dut = self.dut
+        waited = 0
+        while len(payloads) < count:
+            ready = ready_p >= 1.0 or rng.random() < ready_p
+            dut.port__resp__ready.value = int(ready)
+            await FallingEdge(dut.clk)
+            if ready and dut.port__resp__valid.value == 1:
+                stamps.append(self.cycle)
+                payloads.append(dut.port__resp__payload.value.to_unsigned())
+            await RisingEdge(dut.clk)
+            waited += 1
+            if waited > timeout:
+                raise TimeoutError(f"{len(payloads)} of {count} responses after {waited} cycles")
+        dut.port__resp__ready.value = 0
+
+    async def transact(self, requests, *, valid_p=1.0, ready_p=1.0, seed=0, timeout=200_000):
+        """Run ``requests`` ([(addr, write, mask, data)]).
+
+        Returns (accept cycles, response cycles, decoded responses)."""
+        rng = random.Random(seed)
+        payloads = [self.pack(*r) for r in requests]
+        sent, got, responses = [], [], []
+        sender = cocotb.start_soon(self.send(payloads, valid_p, rng, sent))
+        await self.receive(len(payloads), ready_p, random.Random(seed + 1), got, responses, timeout)
+        await sender
+        return sent, got, [self.unpack(v) for v in responses]
+
+
+def _decode_requests(spec):
+    return [(a, w, m, int(d, 16)) for a, w, m, d in spec]
+
+
+@cocotb.test()
+async def traffic(dut):
+    job = _job()
+    if "traffic" not in job:
+        return
+    ch = Channel(dut, job)
+    await ch.start()
+    spec = job["traffic"]
+    requests = _decode_requests(spec["requests"])
+    sent, got, responses = await ch.transact(requests, valid_p=spec.get("valid_p", 1.0),
+                                             ready_p=spec.get("ready_p", 1.0), seed=spec.get("seed", 0),
+                                             timeout=spec.get("timeout", 200_000))
+    await ClockCycles(dut.clk, 4)
+    stats = ch.device.stats()
+    record("traffic", sent=sent, received=got,
+           responses=[[r["write"], f"{r['data']:x}", r["corrected"], r["uncorrectable"]] for r in responses],
+           device=stats, refreshes=int(dut.refreshes.value.to_unsigned()),
+           busy_after=int(dut.busy.value))
+
+
+@cocotb.test()
+async def latency(dut):
+    job = _job()
+    if "latency" not in job:
+        return
+    ch = Channel(dut, job)
+    await ch.start()
+    spec = job["latency"]
+    results = {}
+    for label in ("miss", "hit"):
+        addr = spec[f"{label}_addr"]
+        await ClockCycles(dut.clk, 2)
+        sent, got, _ = await ch.transact([(addr, 0, 0xFF, 0)])
+        results[label] = got[0] - sent[0]
+    stats = ch.device.stats()
+    record("latency", miss_cycles=results["miss"], hit_cycles=results["hit"], device=stats)
+
+
+@cocotb.test()
+async def ecc(dut):
+    job = _job()
+    if "ecc_case" not in job:
+        return
+    ch = Channel(dut, job)
+    await ch.start()
+    spec = job["ecc_case"]
+    lines = spec["lines"]
+    writes = [(addr, 1, 0xFF, int(data, 16)) for addr, data in lines]
+    await ch.transact(writes)
+    await ClockCycles(dut.clk, ch.timing.CWL + 8)
+    for line, word, bit in spec["single"]:
+        ch.device.inject_error(line, word, [bit])
+    for line, word, b1, b2 in spec["double"]:
+        ch.device.inject_error(line, word, [b1, b2])
+    _, _, responses = await ch.transact([(addr, 0, 0xFF, 0) for addr, _ in lines])
+    await ClockCycles(dut.clk, 2)
+    record("ecc", responses=[[f"{r['data']:x}", r["corrected"], r["uncorrectable"]] for r in responses],
+           corrected=int(dut.ecc_corrected.value.to_unsigned()),
+           uncorrectable=int(dut.ecc_uncorrectable.value.to_unsigned()))
