@@ -15,12 +15,13 @@ import random
 from pathlib import Path
 
 from hdl.memctrl.controller import MemoryController
+from hdl.memctrl.tier import MemoryTier
 from hdl.memctrl.interface import LINE_WORDS, WORD_BITS
 from hdl.memctrl.timing import LINE_BYTES, DramTiming, timing_names, timing_preset
 
 from .runner import SimResult, run_cocotb
 
-__all__ = ["PATTERNS", "run_memory_job", "run_traffic", "traffic_requests", "expected_responses",
+__all__ = ["PATTERNS", "run_memory_job", "run_traffic", "traffic_phase", "traffic_requests", "expected_responses",
            "traffic_figures",
            "check_responses", "mem_bench", "timing_spec"]
 
@@ -151,24 +152,30 @@ def traffic_figures(timing: DramTiming, sent: list[int], received: list[int], de
     }
 
 
-def default_build_dir(timing: DramTiming, simulator: str, ecc: bool, queue_depth: int) -> Path:
+def default_build_dir(timing: DramTiming, simulator: str, ecc: bool, queue_depth: int,
+                      channels: int = 1) -> Path:
     spec = timing_spec(timing)
     tag = timing.name + ("-reduced" + str(abs(hash(json.dumps(spec, sort_keys=True))) % 10**6)
                          if spec["overrides"] else "")
+    tag += f"-x{channels}" if channels > 1 else ""
     return Path("build/sim/memctrl") / f"{tag}-q{queue_depth}{'-ecc' if ecc else ''}" / simulator
 
 
 def run_memory_job(timing: DramTiming | str, job: dict, *, simulator: str, ecc: bool = False,
-                   queue_depth: int = 32, build_dir=None, waves: bool = False, testcase=None,
-                   seed: int | None = None) -> SimResult:
-    """Build (or reuse) the controller for ``timing`` and run ``job`` (see the bench's docstring)."""
+                   queue_depth: int = 32, channels: int = 1, build_dir=None, waves: bool = False,
+                   testcase=None, seed: int | None = None) -> SimResult:
+    """Build (or reuse) the controller (``channels`` > 1: a :class:`MemoryTier`) for ``timing``
+    and run ``job`` (see :mod:`sim.testbenches.memctrl_bench`)."""
     timing = timing_preset(timing)
-    build_dir = Path(build_dir or default_build_dir(timing, simulator, ecc, queue_depth))
+    build_dir = Path(build_dir or default_build_dir(timing, simulator, ecc, queue_depth, channels))
     build_dir.mkdir(parents=True, exist_ok=True)
-    full = {"timing": timing_spec(timing), "ecc": ecc, **job}
+    full = {"timing": timing_spec(timing), "ecc": ecc, "channels": channels, **job}
     job_file = build_dir / "job.json"
     job_file.write_text(json.dumps(full))
-    controller = MemoryController(timing, ecc=ecc, queue_depth=queue_depth)
+    if channels > 1:
+        controller = MemoryTier(timing, channels=channels, ecc=ecc, queue_depth=queue_depth)
+    else:
+        controller = MemoryController(timing, ecc=ecc, queue_depth=queue_depth)
     return run_cocotb(controller, BENCH, simulator=simulator, build_dir=build_dir, waves=waves,
                       testcase=testcase, seed=seed, reuse_build=True,
                       env={"OPENRDU_MEM_JOB": str(job_file.resolve())})
@@ -178,16 +185,23 @@ def _encode_requests(requests):
     return [[a, w, m, f"{d:x}"] for a, w, m, d in requests]
 
 
-def run_traffic(timing, requests, *, simulator, ecc=False, queue_depth=32, valid_p=1.0, ready_p=1.0,
-                seed=0, build_dir=None, waves=False, timeout=None) -> tuple[SimResult, dict]:
-    """Run ``requests`` through one channel; return the result and its ``traffic`` metrics."""
+def traffic_phase(name: str, requests, *, valid_p: float = 1.0, ready_p: float = 1.0, seed: int = 0,
+                  timeout: int | None = None) -> dict:
+    """One phase of a ``traffic`` job."""
+    return {"name": name, "requests": _encode_requests(requests), "valid_p": valid_p, "ready_p": ready_p,
+            "seed": seed, "timeout": timeout or 200 * len(requests) + 100_000}
+
+
+def run_traffic(timing, requests, *, simulator, ecc=False, queue_depth=32, channels=1, valid_p=1.0,
+                ready_p=1.0, seed=0, build_dir=None, waves=False, timeout=None) -> tuple[SimResult, dict]:
+    """Run ``requests`` through one channel (or tier); return the result and its metrics."""
     timing = timing_preset(timing)
     timeout = timeout or 200 * len(requests) + 20 * timing.REFI
-    job = {"traffic": {"requests": _encode_requests(requests), "valid_p": valid_p, "ready_p": ready_p,
-                       "seed": seed, "timeout": timeout}}
+    job = {"traffic": [traffic_phase("run", requests, valid_p=valid_p, ready_p=ready_p, seed=seed,
+                                     timeout=timeout)]}
     result = run_memory_job(timing, job, simulator=simulator, ecc=ecc, queue_depth=queue_depth,
-                            build_dir=build_dir, waves=waves, testcase="traffic", seed=seed)
-    return result, result.metrics.get("traffic", {})
+                            channels=channels, build_dir=build_dir, waves=waves, testcase="traffic", seed=seed)
+    return result, result.metrics.get("traffic:run", {})
 
 
 def mem_bench(tier: str, preset: str, pattern: str, nbytes: int, simulator: str, *,

@@ -2,18 +2,22 @@
 
 The job (a JSON file named by ``OPENRDU_MEM_JOB``; :func:`sim.memory.run_memory_job` writes it)::
 
-    {"timing": {"name": "HBM2-2000", "overrides": {...}}, "ecc": false,
-     "traffic": {"requests": [[addr, write, mask, data_hex], ...],
-                 "valid_p": 1.0, "ready_p": 1.0, "timeout": 100000},
+    {"timing": {"name": "HBM2-2000", "overrides": {...}}, "ecc": false, "channels": 1,
+     "traffic": [{"name": "seq", "requests": [[addr, write, mask, data_hex], ...],
+                  "valid_p": 1.0, "ready_p": 1.0, "timeout": 100000}, ...],
      "latency": {"miss_addr": 0, "hit_addr": 4},
      "ecc_case": {"lines": [...], "single": [[line, word, bit]], "double": [[line, word, b1, b2]]}}
 
 Tests (each runs only when its key is present):
 
-``traffic``   offers the requests in order (random gaps ``valid_p``) and takes the
-              responses (random back-pressure ``ready_p``); records each request's
-              accept cycle, each response's cycle and payload, and the device's
-              statistics. The device model raises on any timing violation.
+``traffic``   for each phase (after a reset, with fresh device models): offers the
+              requests in order (random gaps ``valid_p``) and takes the responses
+              (random back-pressure ``ready_p``); records each request's accept cycle,
+              each response's cycle and payload, and the devices' statistics (summed
+              over channels). The device models raise on any timing violation.
+
+With ``channels`` > 1 the design is a :class:`hdl.memctrl.MemoryTier` with one
+device model per ``dfi<c>`` bus.
 ``latency``   one read to a closed bank, then one read to the same row, on an idle
               channel; records front-end latencies and the device's ACT → data latency.
 ``ecc``       writes lines, flips stored bits in the device, reads them back; records
@@ -61,23 +65,49 @@ class Channel:
         self.job = job
         self.timing = _timing(job)
         self.ecc = bool(job.get("ecc"))
-        self.req_fields = _offsets(request_layout(self.timing.line_address_bits))
+        self.channels = int(job.get("channels", 1))
+        channel_bits = (self.channels - 1).bit_length()
+        self.req_fields = _offsets(request_layout(self.timing.line_address_bits + channel_bits))
         self.resp_fields = _offsets(response_layout())
         self.cycle = 0
+        self.devices = []
+        self._clocked = False
 
     async def start(self):
+        """(Re)start: reset the design and attach fresh device models."""
         dut = self.dut
-        period_ps = round(self.timing.tck_ns * 1000)
-        Clock(dut.clk, period_ps, unit="ps", period_high=period_ps // 2).start()
+        if not self._clocked:
+            period_ps = round(self.timing.tck_ns * 1000)
+            Clock(dut.clk, period_ps, unit="ps", period_high=period_ps // 2).start()
+            cocotb.start_soon(self._count())
+            self._clocked = True
+        for device in self.devices:
+            device._task.cancel()
         dut.rst.value = 1
         dut.port__req__valid.value = 0
         dut.port__resp__ready.value = 0
-        self.device = DramDevice(dut, self.timing, prefix="dfi", ecc=self.ecc, name="dram")
+        prefixes = ["dfi"] if self.channels == 1 else [f"dfi{c}" for c in range(self.channels)]
+        # "device_overrides" gives the device model other timings than the controller's
+        # (a negative test: the model must then report the violation)
+        device_timing = self.timing.reduced(**self.job.get("device_overrides", {}))
+        self.devices = [DramDevice(dut, device_timing, prefix=p, ecc=self.ecc, name=p) for p in prefixes]
+        self.device = self.devices[0]
         await ClockCycles(dut.clk, 3)
         dut.rst.value = 0
-        self.device.start()
-        cocotb.start_soon(self._count())
+        for device in self.devices:
+            device.start()
         await RisingEdge(dut.clk)
+
+    def stats(self) -> dict:
+        """Device statistics, summed over channels (row hit rate over all column commands)."""
+        all_stats = [d.stats() for d in self.devices]
+        out = dict(all_stats[0])
+        for key in ("reads", "writes", "refreshes", "row_hits", "row_misses", "violations"):
+            out[key] = sum(s[key] for s in all_stats)
+        columns = out["row_hits"] + out["row_misses"]
+        out["row_hit_rate"] = out["row_hits"] / columns if columns else 0.0
+        out["first_read_after_act"] = [v for s in all_stats for v in s["first_read_after_act"]]
+        return out
 
     async def _count(self):
         while True:
@@ -147,18 +177,20 @@ async def traffic(dut):
     if "traffic" not in job:
         return
     ch = Channel(dut, job)
-    await ch.start()
-    spec = job["traffic"]
-    requests = _decode_requests(spec["requests"])
-    sent, got, responses = await ch.transact(requests, valid_p=spec.get("valid_p", 1.0),
-                                             ready_p=spec.get("ready_p", 1.0), seed=spec.get("seed", 0),
-                                             timeout=spec.get("timeout", 200_000))
-    await ClockCycles(dut.clk, 4)
-    stats = ch.device.stats()
-    record("traffic", sent=sent, received=got,
-           responses=[[r["write"], f"{r['data']:x}", r["corrected"], r["uncorrectable"]] for r in responses],
-           device=stats, refreshes=int(dut.refreshes.value.to_unsigned()),
-           busy_after=int(dut.busy.value))
+    for spec in job["traffic"]:
+        await ch.start()
+        requests = _decode_requests(spec["requests"])
+        sent, got, responses = await ch.transact(requests, valid_p=spec.get("valid_p", 1.0),
+                                                 ready_p=spec.get("ready_p", 1.0), seed=spec.get("seed", 0),
+                                                 timeout=spec.get("timeout", 200_000))
+        await ClockCycles(dut.clk, 4)
+        for device in ch.devices:
+            device.check_refresh()
+        refreshes = int(dut.refreshes.value.to_unsigned()) if hasattr(dut, "refreshes") else None
+        record(f"traffic:{spec.get('name', 'traffic')}", sent=sent, received=got,
+               responses=[[r["write"], f"{r['data']:x}", r["corrected"], r["uncorrectable"]]
+                          for r in responses],
+               device=ch.stats(), refreshes=refreshes, busy_after=int(dut.busy.value))
 
 
 @cocotb.test()
@@ -175,7 +207,7 @@ async def latency(dut):
         await ClockCycles(dut.clk, 2)
         sent, got, _ = await ch.transact([(addr, 0, 0xFF, 0)])
         results[label] = got[0] - sent[0]
-    stats = ch.device.stats()
+    stats = ch.stats()
     record("latency", miss_cycles=results["miss"], hit_cycles=results["hit"], device=stats)
 
 
