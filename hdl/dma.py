@@ -73,8 +73,10 @@ class DdrToHbmCopy(wiring.Component):
             raise ValueError(f"hbm must be an HBM preset, got {self.hbm.name}")
         self.ecc = ecc
         self.hop_depth = hop_depth
-        self.rd_params = AgcuParams(self.preset, addr_bits=self.ddr.line_address_bits, outstanding=outstanding)
-        self.wr_params = AgcuParams(self.preset, addr_bits=self.hbm.line_address_bits, outstanding=outstanding)
+        self.rd_params = AgcuParams(self.preset, addr_bits=self.ddr.line_address_bits,
+                                    outstanding=outstanding)
+        self.wr_params = AgcuParams(self.preset, addr_bits=self.hbm.line_address_bits,
+                                    outstanding=outstanding)
         super().__init__({
             "ddr_dfi": Out(DfiSignature(self.ddr, ecc)),
             "hbm_dfi": Out(DfiSignature(self.hbm, ecc)),

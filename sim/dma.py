@@ -61,15 +61,16 @@ def copy_run(path: DdrToHbmCopy, name: str, lines: int, *, src_line: int = 0, ds
     timeout = timeout_ns or 400 * lines + 50_000
     return {"name": name, "lines": lines, "src_line": src_line, "dst_line": dst_line, "seed": seed,
             "rd_seg": [rd_seg.payload(rd)], "wr_seg": [wr_seg.payload(wr)],
-            "rd_cfg": _program(rd, "load", lines).encode(rd), "wr_cfg": _program(wr, "store", lines).encode(wr),
+            "rd_cfg": _program(rd, "load", lines).encode(rd),
+            "wr_cfg": _program(wr, "store", lines).encode(wr),
             "timeout_ns": timeout}
 
 
 def run_copy(runs: list[dict], *, path: DdrToHbmCopy, simulator: str, build_dir=None,
              waves: bool = False) -> tuple[SimResult, dict]:
     """Build ``path`` and run ``runs`` (from :func:`copy_run`); return the result and per-run metrics."""
-    build_dir = Path(build_dir or Path("build/sim/copy") /
-                     f"{path.preset.name}-{path.ddr.name}-{path.hbm.name}{'-ecc' if path.ecc else ''}" / simulator)
+    tag = f"{path.preset.name}-{path.ddr.name}-{path.hbm.name}{'-ecc' if path.ecc else ''}"
+    build_dir = Path(build_dir or Path("build/sim/copy") / tag / simulator)
     build_dir.mkdir(parents=True, exist_ok=True)
     job = {"ddr": timing_spec(path.ddr), "hbm": timing_spec(path.hbm), "ecc": path.ecc,
            "fabric_ps": FABRIC_PS, "runs": runs}
@@ -80,7 +81,8 @@ def run_copy(runs: list[dict], *, path: DdrToHbmCopy, simulator: str, build_dir=
     return result, result.metrics.get("copy", {}).get("runs", {})
 
 
-def copy_bench(*, preset: str = "small", ddr: str = "DDR4-3200", hbm: str = "HBM2-2000", nbytes: int = 1 << 20,
+def copy_bench(*, preset: str = "small", ddr: str = "DDR4-3200", hbm: str = "HBM2-2000",
+               nbytes: int = 1 << 20,
                simulator: str = "verilator", waves: bool = False) -> dict:
     """Measured DDR → HBM bandwidth of one channel pair (the copy path), with its bottleneck.
 
@@ -96,7 +98,8 @@ def copy_bench(*, preset: str = "small", ddr: str = "DDR4-3200", hbm: str = "HBM
         raise RuntimeError(result.summary())
     run = runs["copy"]
     if run["timed_out"] or not run["equal"]:
-        raise RuntimeError(f"copy failed: timed out {run['timed_out']}, {run['mismatched_lines']} lines differ")
+        raise RuntimeError(f"copy failed: timed out {run['timed_out']}, "
+                           f"{run['mismatched_lines']} lines differ")
     seconds_ns = run["elapsed_ps"] / 1000
     achieved = lines * LINE_BYTES / seconds_ns
     ddr_t, hbm_t = timing_preset(ddr), timing_preset(hbm)

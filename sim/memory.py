@@ -15,13 +15,14 @@ import random
 from pathlib import Path
 
 from hdl.memctrl.controller import MemoryController
-from hdl.memctrl.tier import MemoryTier
 from hdl.memctrl.interface import LINE_WORDS, WORD_BITS
+from hdl.memctrl.tier import MemoryTier
 from hdl.memctrl.timing import LINE_BYTES, DramTiming, timing_names, timing_preset
 
 from .runner import SimResult, run_cocotb
 
-__all__ = ["PATTERNS", "run_memory_job", "run_traffic", "traffic_phase", "traffic_requests", "expected_responses",
+__all__ = ["PATTERNS", "run_memory_job", "run_traffic", "traffic_phase", "traffic_requests",
+           "expected_responses",
            "traffic_figures",
            "check_responses", "mem_bench", "timing_spec"]
 
@@ -200,7 +201,8 @@ def run_traffic(timing, requests, *, simulator, ecc=False, queue_depth=32, chann
     job = {"traffic": [traffic_phase("run", requests, valid_p=valid_p, ready_p=ready_p, seed=seed,
                                      timeout=timeout)]}
     result = run_memory_job(timing, job, simulator=simulator, ecc=ecc, queue_depth=queue_depth,
-                            channels=channels, build_dir=build_dir, waves=waves, testcase="traffic", seed=seed)
+                            channels=channels, build_dir=build_dir, waves=waves, testcase="traffic",
+                            seed=seed)
     return result, result.metrics.get("traffic:run", {})
 
 

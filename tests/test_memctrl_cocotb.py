@@ -14,7 +14,7 @@ import pytest
 
 from hdl.memctrl import FRONTEND_CYCLES, join_line_address, timing_preset
 from hdl.memctrl.ecc import secded_decode
-from sim.memory import (check_responses, run_memory_job, traffic_figures, traffic_phase, traffic_requests)
+from sim.memory import check_responses, run_memory_job, traffic_figures, traffic_phase, traffic_requests
 
 pytestmark = pytest.mark.cocotb
 
@@ -69,8 +69,8 @@ def test_hbm2_channel(simulator, sim_build_dir, waves):
     rand = traffic_requests(t, "random", 1200, write_fraction=0.5, random_masks=True, seed=12,
                             span_lines=256)
     strided = traffic_requests(t, "strided", 200, write_fraction=0.3, stride_bytes=4096, seed=13)
-    job = _channel_job(t, [traffic_phase("seq", stream), traffic_phase("random", rand, valid_p=0.7, ready_p=0.5,
-                                                                           seed=5),
+    job = _channel_job(t, [traffic_phase("seq", stream),
+                           traffic_phase("random", rand, valid_p=0.7, ready_p=0.5, seed=5),
                            traffic_phase("strided", strided, ready_p=0.8, seed=6)])
     result = run_memory_job(t, job, simulator=simulator, build_dir=sim_build_dir, waves=waves)
     assert result.passed, result.summary()
@@ -94,8 +94,8 @@ def test_ddr4_channel_with_ecc(simulator, sim_build_dir, waves):
     ecc_case = {"lines": [[a, f"{d:x}"] for a, d in lines], "single": single, "double": double}
     stream = traffic_requests(t, "seq", 3300, write_fraction=0.5, seed=22)
     rand = traffic_requests(t, "random", 600, write_fraction=0.5, random_masks=True, seed=23, span_lines=128)
-    job = _channel_job(t, [traffic_phase("seq", stream), traffic_phase("random", rand, valid_p=0.6, ready_p=0.6,
-                                                                           seed=7)], ecc_case=ecc_case)
+    job = _channel_job(t, [traffic_phase("seq", stream),
+                           traffic_phase("random", rand, valid_p=0.6, ready_p=0.6, seed=7)], ecc_case=ecc_case)
     result = run_memory_job(t, job, simulator=simulator, ecc=True, queue_depth=16, build_dir=sim_build_dir,
                             waves=waves)
     assert result.passed, result.summary()
