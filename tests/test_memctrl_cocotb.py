@@ -95,7 +95,8 @@ def test_ddr4_channel_with_ecc(simulator, sim_build_dir, waves):
     stream = traffic_requests(t, "seq", 3300, write_fraction=0.5, seed=22)
     rand = traffic_requests(t, "random", 600, write_fraction=0.5, random_masks=True, seed=23, span_lines=128)
     job = _channel_job(t, [traffic_phase("seq", stream),
-                           traffic_phase("random", rand, valid_p=0.6, ready_p=0.6, seed=7)], ecc_case=ecc_case)
+                           traffic_phase("random", rand, valid_p=0.6, ready_p=0.6, seed=7)],
+                       ecc_case=ecc_case)
     result = run_memory_job(t, job, simulator=simulator, ecc=True, queue_depth=16, build_dir=sim_build_dir,
                             waves=waves)
     assert result.passed, result.summary()
