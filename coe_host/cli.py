@@ -9,6 +9,8 @@
     openrdu smoke --sim all --preset small           stream smoke test on the simulators
     openrdu pcu-bench --preset small --k 256         PCU MAC-array utilisation on back-to-back tiles
     openrdu pmu-bench --preset small                 PMU bandwidth per access pattern
+    openrdu mem-bench --tier hbm --pattern seq       RTL memory controller bandwidth and latency
+    openrdu mem-bench --copy                         DDR -> HBM copy bandwidth through two AGCUs
     openrdu formal [--all]                           formal property checks with a summary table
     openrdu demo                                     what `make demo` runs
 
@@ -512,6 +514,98 @@ def cmd_tile_build(args) -> int:
     return 0 if all(r["ok"] for r in rows) else 1
 
 
+def _mem_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="Memory controllers under traffic (RTL controller + timing-checked DRAM model, "
+                        "one channel)")
+    for column in ("sim", "preset", "pattern", "MiB", "GB/s", "peak", "eff.", "row hits", "avg ns", "p99 ns",
+                   "REFs", "data"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(r["sim"], r["preset"], r["pattern"], f"{r['bytes'] / 2**20:.2f}",
+                      f"{r['achieved_GBps']:.2f}", f"{r['peak_GBps']:.1f}", f"{100 * r['efficiency']:.1f} %",
+                      f"{100 * r['row_hit_rate']:.1f} %",
+                      f"{r['avg_latency_ns']:.1f}", f"{r['p99_latency_ns']:.1f}", str(r["refreshes"]),
+                      "ok" if r["data_ok"] else "[red]WRONG[/red]")
+    return table
+
+
+def _copy_table(rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title="DDR -> HBM copy through two AGCUs (one channel pair)")
+    for column in ("simulator", "fabric", "DDR", "HBM", "MiB", "copy GB/s", "bottleneck", "of bottleneck",
+                   "bit-exact"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        limit = r["limits_GBps"][r["bottleneck"]]
+        table.add_row(r["sim"], r["preset"], r["ddr"], r["hbm"], f"{r['bytes'] / 2**20:.2f}",
+                      f"{r['copy_GBps']:.2f}", f"{r['bottleneck']} ({limit:.1f})",
+                      f"{100 * r['efficiency_vs_bottleneck']:.1f} %",
+                      "yes" if r["bit_exact"] else "[red]NO[/red]")
+    return table
+
+
+def cmd_mem_bench(args) -> int:
+    from hdl.memctrl.timing import timing_names, timing_preset
+    from sim.memory import PATTERNS, mem_bench
+
+    console = _console(args.json)
+    if args.copy:
+        from sim.dma import copy_bench
+
+        rows = _on_each_simulator(
+            _simulators(args.sim), console, f"copying {args.bytes} bytes DDR -> HBM through two AGCUs",
+            lambda sim: copy_bench(preset=args.fabric, nbytes=args.bytes, simulator=sim, waves=args.waves))
+        if args.json:
+            print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+        else:
+            console.print(_copy_table(rows))
+        return 0 if rows and all(r["bit_exact"] for r in rows) else 1
+    names = timing_names(args.tier)
+    if args.preset is None:
+        presets = [names[0]]
+    elif args.preset == "all":
+        presets = names
+    else:
+        try:
+            timing = timing_preset(args.preset)
+        except ValueError as e:
+            console.print(f"[red]{e}[/red]")
+            return 2
+        if timing.tier != args.tier:
+            console.print(f"[red]{timing.name} is not a {args.tier.upper()} preset; "
+                          f"--tier {args.tier} takes: {', '.join(names)}[/red]")
+            return 2
+        presets = [timing.name]
+    patterns = list(PATTERNS) if args.pattern == "all" else [args.pattern]
+    rows = []
+    for preset in presets:
+        for pattern in patterns:
+            rows += _on_each_simulator(
+                _simulators(args.sim), console, f"{preset}, {pattern} traffic, {args.bytes} bytes",
+                lambda sim, preset=preset, pattern=pattern: mem_bench(
+                    args.tier, preset, pattern, args.bytes, sim, write_fraction=args.write_fraction,
+                    stride_bytes=args.stride, queue_depth=args.queue_depth, seed=args.seed,
+                    waves=args.waves))
+    if args.json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+    else:
+        console.print(_mem_table(rows))
+    return 0 if rows and all(r["data_ok"] for r in rows) else 1
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
 def cmd_formal(args) -> int:
     from rich.table import Table
 
@@ -639,6 +733,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-dir", default="build/net-bench", help="where builds, logs and waves go")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_net_bench)
+
+    p = sub.add_parser("mem-bench", help="bandwidth and latency of the RTL memory controllers",
+                       description="Runs one RTL channel controller with a timing-checked DRAM device model. "
+                                   "--json prints one object (a list when several points run).")
+    p.add_argument("--tier", default="hbm", choices=("hbm", "ddr"), help="memory tier (default hbm)")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="DRAM timing preset of the tier (HBM2-2000, HBM3-6400, DDR4-3200, DDR5-4800) "
+                        "or 'all'; default: the tier's first")
+    p.add_argument("--pattern", default="seq", choices=("seq", "random", "strided", "all"),
+                   help="traffic pattern (default seq)")
+    p.add_argument("--bytes", type=_positive_int, default=1 << 18, help="bytes moved (default 256 KiB)")
+    p.add_argument("--write-fraction", type=_fraction, default=0.0, help="share of writes (default 0: reads)")
+    p.add_argument("--stride", type=_positive_int, default=4096, help="bytes between strided accesses")
+    p.add_argument("--queue-depth", type=int, default=32, choices=(4, 8, 16, 32, 64),
+                   help="controller request slots (default 32)")
+    p.add_argument("--copy", action="store_true",
+                   help="instead: DDR4-3200 -> HBM2-2000 copy through two AGCUs (the CoE host's number)")
+    p.add_argument("--fabric", default=DEFAULT_PRESET, choices=preset_names(), metavar="PRESET",
+                   help="fabric preset of the copy path's AGCUs (default small)")
+    p.add_argument("--sim", default="verilator", choices=SIM_CHOICES, metavar="SIM",
+                   help=f"simulator, one of: {', '.join(SIM_CHOICES)} (default verilator)")
+    p.add_argument("--seed", type=int, default=1, help="seed of addresses and data")
+    p.add_argument("--waves", action="store_true", help="record waveforms in the build directory")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.set_defaults(func=cmd_mem_bench)
 
     for name, func, help_text in (
         ("smoke", cmd_smoke, "stream smoke test on Icarus and/or Verilator"),

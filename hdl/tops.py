@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 from amaranth.lib import wiring
 
+from .agcu import AddressGenerationUnit, AgcuParams
+from .dma import DdrToHbmCopy
+from .memctrl import MemoryController, timing_preset
 from .network import FabricGraph, Switch
 from .numerics.units import ArithmeticUnit, TailUnit
 from .pcu import PatternComputeUnit, PcuParams
@@ -29,6 +32,9 @@ from .stream import StreamFifo, StreamRegister, vector_layout
 from .tile import Tile, TileParams
 
 __all__ = ["Top", "TOPS", "generated_tops", "stream_tops"]
+
+
+_HBM2_LINE_BITS = timing_preset("HBM2-2000").line_address_bits
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,12 @@ TOPS: dict[str, Top] = {
                   lambda p: Switch(FabricGraph(p), min(1, p.grid_cols - 1), min(1, p.grid_rows - 1))),
     "tile": Top("the whole tile: PCUs, PMUs, switches, launch controller (unit modules generated once)",
                 lambda p: Tile(TileParams(p)), heavy=("plasticine",)),
+    "agcu": Top("AGCU: DMA engine with affine addresses, coalescing, segments (on an HBM2 channel's port)",
+                lambda p: AddressGenerationUnit(AgcuParams(p, addr_bits=_HBM2_LINE_BITS))),
+    "memctrl": Top("one HBM2-2000 channel controller with SECDED (FR-FCFS, open page, refresh); "
+                   "the same for every fabric preset", lambda p: MemoryController("HBM2-2000", ecc=True)),
+    "copy_path": Top("DDR4 -> HBM2 copy path: two AGCUs, two controllers, three clocks (built by its tests)",
+                     lambda p: DdrToHbmCopy(p), heavy=("tiny", "small", "plasticine")),
 }
 
 

@@ -174,3 +174,35 @@ def test_tile_build_compiles_the_hierarchical_tile(tmp_path):
     objects = tmp_path / "tiny" / "obj"
     assert (objects / "Vopenrdu_pcu").is_dir() and (objects / "Vopenrdu_pmu").is_dir(), \
         "the units were not built as hierarchical blocks"
+
+
+def test_mem_bench_json_on_icarus(tmp_path):
+    """A small seq run on Icarus: the figures the issue names, consistent with each other."""
+    if not toolchain.simulator_status("icarus").usable:
+        pytest.skip("icarus unusable")
+    proc = run("mem-bench", "--tier", "ddr", "--preset", "DDR4-3200", "--pattern", "seq", "--bytes", "65536",
+               "--sim", "icarus", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    for key in ("achieved_GBps", "peak_GBps", "efficiency", "row_hit_rate", "avg_latency_ns", "p99_latency_ns"):
+        assert key in row
+    assert row["preset"] == "DDR4-3200" and row["data_ok"] and row["bytes"] == 65536
+    assert row["peak_GBps"] == pytest.approx(25.6)
+    assert row["efficiency"] == pytest.approx(row["achieved_GBps"] / row["peak_GBps"], rel=1e-3)
+    assert 0.0 < row["efficiency"] <= 1.0 and row["row_hit_rate"] > 0.9
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--tier", "hbm", "--preset", "DDR4-3200"), "not a HBM preset"),
+    (("--tier", "ddr", "--preset", "GDDR7"), "unknown DRAM timing preset"),
+])
+def test_mem_bench_rejects_bad_presets(args, message):
+    proc = run("mem-bench", *args)
+    assert proc.returncode == 2
+    assert message in proc.stdout + proc.stderr
+    assert "DDR4-3200" in proc.stdout + proc.stderr      # the valid choices are named
+
+
+def test_mem_bench_rejects_bad_write_fraction():
+    proc = run("mem-bench", "--write-fraction", "1.5")
+    assert proc.returncode == 2 and "[0, 1]" in proc.stderr
