@@ -180,8 +180,8 @@ def test_mem_bench_json_on_icarus(tmp_path):
     """A small seq run on Icarus: the figures the issue names, consistent with each other."""
     if not toolchain.simulator_status("icarus").usable:
         pytest.skip("icarus unusable")
-    proc = run("mem-bench", "--tier", "ddr", "--preset", "DDR4-3200", "--pattern", "seq", "--bytes", "65536",
-               "--sim", "icarus", "--json", cwd=tmp_path)
+    proc = run("mem-bench", "--tier", "ddr", "--preset", "DDR4-3200", "--pattern", "seq",
+               "--bytes", "65536", "--sim", "icarus", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)
     for key in ("achieved_GBps", "peak_GBps", "efficiency", "row_hit_rate", "avg_latency_ns", "p99_latency_ns"):
