@@ -184,7 +184,8 @@ def test_mem_bench_json_on_icarus(tmp_path):
                "--bytes", "65536", "--sim", "icarus", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)
-    for key in ("achieved_GBps", "peak_GBps", "efficiency", "row_hit_rate", "avg_latency_ns", "p99_latency_ns"):
+    for key in ("achieved_GBps", "peak_GBps", "efficiency", "row_hit_rate", "avg_latency_ns",
+                "p99_latency_ns"):
         assert key in row
     assert row["preset"] == "DDR4-3200" and row["data_ok"] and row["bytes"] == 65536
     assert row["peak_GBps"] == pytest.approx(25.6)
