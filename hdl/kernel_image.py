@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .agcu import AgcuConfig
 from .launch import Command, command_word
 from .network.crc import crc32_words
 from .network.graph import ARGUMENTS, DIRECTIONS, OPPOSITE, FabricGraph, RouteError, find_route
@@ -78,8 +79,9 @@ class Kernel:
     ----------
     params : TileParams, Preset or str
         The tile it runs on.
-    units : mapping of site name → PcuConfig or PmuConfig
-        Programs; a site not named stays unconfigured.
+    units : mapping of site name → PcuConfig, PmuConfig or AgcuConfig
+        Programs; a site not named stays unconfigured. AGCU programs need a tile built
+        with ``agcus=True``.
     routes : sequence of Route
     arguments : sequence of int
         Up to :data:`hdl.network.ARGUMENTS` 32-bit words, sent on ``host.arg0 …`` at EXEC.
@@ -94,19 +96,22 @@ class Kernel:
         For programs on the wrong kind of site, bad arguments or token counts.
     """
 
-    def __init__(self, params, units: Mapping[str, PcuConfig | PmuConfig] | None = None,
+    def __init__(self, params, units: Mapping[str, PcuConfig | PmuConfig | AgcuConfig] | None = None,
                  routes: Sequence[Route] = (), arguments: Sequence[int] = (), done_tokens: int = 1):
         self.params = params if isinstance(params, TileParams) else TileParams(params)
         self.fg = fg = FabricGraph(self.params.preset)
         self.units = dict(units or {})
         for name, config in self.units.items():
             site = fg.site(name)
-            want = {"pcu": PcuConfig, "pmu": PmuConfig}.get(site.kind)
+            want = {"pcu": PcuConfig, "pmu": PmuConfig, "agcu": AgcuConfig}.get(site.kind)
             if want is None:
                 raise ValueError(f"site {name} is an {site.kind} and takes no program")
             if not isinstance(config, want):
                 raise TypeError(f"site {name} is a {site.kind.upper()}; its program must be a "
                                 f"{want.__name__}, got {type(config).__name__}")
+            if site.kind == "agcu" and not self.params.agcus:
+                raise ValueError(f"site {name} has no AGCU in this tile "
+                                 f"(build it with TileParams(agcus=True))")
         if len(arguments) > ARGUMENTS:
             raise ValueError(f"at most {ARGUMENTS} kernel arguments, got {len(arguments)}")
         self.arguments = [int(a) for a in arguments]
@@ -224,7 +229,8 @@ class Kernel:
         for (x, y), selects in self.switch_selects().items():
             out.append((fg.address_of((x, y)), encode_switch(fg, x, y, selects)))
         for name, config in self.units.items():
-            params = self.params.pcu if isinstance(config, PcuConfig) else self.params.pmu
+            params = (self.params.pcu if isinstance(config, PcuConfig) else
+                      self.params.agcu if isinstance(config, AgcuConfig) else self.params.pmu)
             out.append((fg.address_of(name), config.encode(params)))
         return sorted(out)
 

@@ -28,7 +28,10 @@ from amaranth.back import verilog as verilog_backend
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .agcu import AddressGenerationUnit, AgcuParams
 from .launch import LaunchController
+from .memctrl.interface import MemoryPortSignature
+from .memctrl.timing import timing_preset
 from .network.graph import DIRECTIONS, OPPOSITE, FabricGraph
 from .network.switch import Switch, fabric_shape, port_member
 from .pcu import PatternComputeUnit, PcuParams
@@ -39,7 +42,10 @@ from .stream import TokenCounter
 __all__ = ["TileParams", "Tile", "TILE_PCU_OPS", "UNIT_MODULES"]
 
 #: Verilog module names of the unit modules a hierarchical tile instantiates.
-UNIT_MODULES = {"pcu": "openrdu_pcu", "pmu": "openrdu_pmu"}
+UNIT_MODULES = {"pcu": "openrdu_pcu", "pmu": "openrdu_pmu", "agcu": "openrdu_agcu"}
+
+#: Line-address width of the AGCUs' memory ports unless told otherwise: one HBM2 channel.
+DEFAULT_MEMORY_ADDR_BITS = timing_preset("HBM2-2000").line_address_bits
 
 #: ALU ops of a tile's PCUs unless told otherwise: enough for element-wise kernels while
 #: keeping a ``small`` tile's Verilog near half a million lines.
@@ -63,6 +69,12 @@ class TileParams:
         Build the PCUs' transcendental tail / systolic MAC array.
     hierarchical : bool
         Instantiate units as separately generated Verilog modules (see module docstring).
+    agcus : bool
+        Build an AGCU (:class:`hdl.agcu.AddressGenerationUnit`) at every AGCU site; each then
+        has a memory port ``<site>_mem``, a segment-table port ``<site>_seg`` and a
+        ``<site>_fault`` flag on the tile instead of open pins.
+    memory_addr_bits : int
+        Line-address width of those memory ports.
     """
 
     preset: Preset
@@ -71,14 +83,17 @@ class TileParams:
     pcu_tail: bool = False
     pcu_systolic: bool = False
     hierarchical: bool = True
+    agcus: bool = False
+    memory_addr_bits: int = DEFAULT_MEMORY_ADDR_BITS
 
     def __init__(self, preset: Preset | str, units: str = "all", pcu_ops=TILE_PCU_OPS,
-                 pcu_tail: bool = False, pcu_systolic: bool = False, hierarchical: bool = True):
+                 pcu_tail: bool = False, pcu_systolic: bool = False, hierarchical: bool = True,
+                 agcus: bool = False, memory_addr_bits: int = DEFAULT_MEMORY_ADDR_BITS):
         preset = get_preset(preset)
         if units not in ("all", "none"):
             raise ValueError(f"units must be 'all' or 'none', got {units!r}")
         for name, value in (("pcu_tail", pcu_tail), ("pcu_systolic", pcu_systolic),
-                            ("hierarchical", hierarchical)):
+                            ("hierarchical", hierarchical), ("agcus", agcus)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
         object.__setattr__(self, "preset", preset)
@@ -87,7 +102,11 @@ class TileParams:
         object.__setattr__(self, "pcu_tail", pcu_tail)
         object.__setattr__(self, "pcu_systolic", pcu_systolic)
         object.__setattr__(self, "hierarchical", hierarchical)
+        object.__setattr__(self, "agcus", agcus)
+        object.__setattr__(self, "memory_addr_bits", memory_addr_bits)
         _ = self.pcu  # validates the PCU options now
+        if agcus:
+            _ = self.agcu  # and the AGCU's (lanes, address width)
 
     @property
     def pcu(self) -> PcuParams:
@@ -97,8 +116,14 @@ class TileParams:
     def pmu(self) -> PmuParams:
         return PmuParams(self.preset)
 
+    @property
+    def agcu(self) -> AgcuParams:
+        return AgcuParams(self.preset, addr_bits=self.memory_addr_bits)
+
     def populated(self, site) -> bool:
         """Whether a unit is built at ``site`` (a :class:`hdl.network.Site`)."""
+        if site.kind == "agcu":
+            return self.agcus
         return self.units == "all" and site.kind in ("pcu", "pmu")
 
 
@@ -135,6 +160,12 @@ class Tile(wiring.Component):
     <site>_<pin> : In/Out(stream.Signature(shape))
         The pins of every open site: the tile's outputs for pins that take data from
         the fabric, inputs for pins that give data to it. Control pins carry 1-bit tokens.
+    <agcu site>_mem : Out(MemoryPortSignature(memory_addr_bits))
+        With ``agcus``: the AGCU's memory port (requests out, in-order responses in).
+    <agcu site>_seg : In(stream.Signature(segment layout))
+        With ``agcus``: the AGCU's segment table (privileged: the host, not a kernel image).
+    <agcu site>_fault : Out(1)
+        With ``agcus``: the AGCU's protection fault flag.
     """
 
     def __init__(self, params: TileParams | Preset | str):
@@ -157,7 +188,16 @@ class Tile(wiring.Component):
         for site in self.open_sites:
             for pin in site.pins:
                 members[f"{site.name}_{pin.name}"] = _open_port(pin, params.preset.lanes)
+        for site in self.agcu_sites:
+            members[f"{site.name}_mem"] = Out(MemoryPortSignature(params.memory_addr_bits))
+            members[f"{site.name}_seg"] = In(stream.Signature(params.agcu.segment_layout))
+            members[f"{site.name}_fault"] = Out(1)
         super().__init__(members)
+
+    @property
+    def agcu_sites(self):
+        """AGCU sites with a built AGCU."""
+        return [s for s in self.fg.sites.values() if s.kind == "agcu" and self.params.agcus]
 
     @property
     def open_sites(self):
@@ -167,15 +207,24 @@ class Tile(wiring.Component):
     def verilog(self, name: str = "top") -> str:
         """Verilog of the tile as module ``name``, plus its unit modules when hierarchical."""
         text = verilog_backend.convert(self, name=name, emit_src=False)
+        return text + self.module_verilog()
+
+    def module_verilog(self) -> str:
+        """Verilog of the switch and unit modules a hierarchical tile instantiates ('' when flat)."""
+        text = ""
         if not self.params.hierarchical:
             return text
         for module, xy in self.switch_modules.values():
             text += verilog_backend.convert(Switch(self.fg, *xy), name=module, emit_src=False)
+        kinds = []
         if self.params.units == "all":
-            for kind, unit in (("pcu", PatternComputeUnit(self.params.pcu)),
-                               ("pmu", PatternMemoryUnit(self.params.pmu))):
-                text += _hier_block(verilog_backend.convert(unit, name=UNIT_MODULES[kind], emit_src=False),
-                                    UNIT_MODULES[kind])
+            kinds += [("pcu", PatternComputeUnit(self.params.pcu)),
+                      ("pmu", PatternMemoryUnit(self.params.pmu))]
+        if self.params.agcus:
+            kinds.append(("agcu", AddressGenerationUnit(self.params.agcu)))
+        for kind, unit in kinds:
+            text += _hier_block(verilog_backend.convert(unit, name=UNIT_MODULES[kind], emit_src=False),
+                                UNIT_MODULES[kind])
         return text
 
     def _place(self, m, name: str, component: wiring.Component, module: str):
@@ -194,6 +243,8 @@ class Tile(wiring.Component):
     def _unit(self, m, site):
         if site.kind == "pcu":
             unit = PatternComputeUnit(self.params.pcu)
+        elif site.kind == "agcu":
+            unit = AddressGenerationUnit(self.params.agcu)
         else:
             unit = PatternMemoryUnit(self.params.pmu)
         return self._place(m, site.name, unit, UNIT_MODULES[site.kind])
@@ -217,9 +268,14 @@ class Tile(wiring.Component):
                                    getattr(peer, port_member(fg, fabric, "in", OPPOSITE[port[0]] + port[1:])))
 
         units = {}
-        for site in self.unit_sites:
+        for site in self.unit_sites + self.agcu_sites:
             if params.populated(site):
                 units[site.name] = self._unit(m, site)
+        for site in self.agcu_sites:
+            agcu = units[site.name]
+            wiring.connect(m, agcu.mem, wiring.flipped(getattr(self, f"{site.name}_mem")))
+            wiring.connect(m, wiring.flipped(getattr(self, f"{site.name}_seg")), agcu.seg)
+            m.d.comb += getattr(self, f"{site.name}_fault").eq(agcu.fault)
 
         present = []
         for kind, key in fg.config_endpoints:

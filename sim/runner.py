@@ -42,6 +42,10 @@ VERILATOR_WAIVERS: dict[str, str] = {
 
 TIMESCALE = ("1ns", "1ps")
 
+#: Extra C++ flags for Verilator model builds (the test suite sets ``-O0``: its designs are
+#: big and its runs short, so compiling dominates; benchmarks leave it unset and get -Os).
+VERILATOR_CFLAGS_ENV = "OPENRDU_VERILATOR_CFLAGS"
+
 _PORT_RE = re.compile(
     r"^\s*(?:input|output|inout)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[[^\]]*\]\s*)?(\w+)\s*;", re.M)
 
@@ -184,6 +188,7 @@ def run_cocotb(
     verbose: bool = False,
     internal_signals: bool = False,
     reuse_build: bool = False,
+    verilator_args: Sequence[str] = (),
 ) -> SimResult:
     """Build ``design`` and run the cocotb ``test_module`` against it.
 
@@ -212,6 +217,9 @@ def run_cocotb(
     internal_signals : bool
         Verilator only: let the testbench reach every internal signal (cocotb's default,
         much slower to build). By default only the toplevel's ports are visible.
+    verilator_args : sequence of str
+        Extra Verilator build arguments (e.g. ``--hierarchical`` for designs with
+        ``hier_block`` modules).
     reuse_build : bool
         Keep an existing build in ``build_dir`` when the Verilog is unchanged (several
         runs against one design, e.g. benchmark patterns); the Verilog file is then only
@@ -261,6 +269,10 @@ def run_cocotb(
         build_args = list(VERILATOR_WAIVERS)
         if not internal_signals:
             build_args += _verilator_port_access(sources, toplevel, build_dir)
+        build_args += list(verilator_args)
+        cflags = os.environ.get(VERILATOR_CFLAGS_ENV)
+        if cflags:
+            build_args += ["-CFLAGS", cflags]
     start = time.perf_counter()
     try:
         runner.build(

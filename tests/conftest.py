@@ -12,12 +12,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from sim import toolchain
+from sim.runner import VERILATOR_CFLAGS_ENV
+
+# Verilator models built by the tests compile without C++ optimisation: the suite's designs are
+# large and its runs short, so this roughly halves build time; benchmarks keep -Os.
+os.environ.setdefault(VERILATOR_CFLAGS_ENV, "-O0")
 
 REPO = Path(__file__).resolve().parent.parent
 

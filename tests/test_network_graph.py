@@ -8,6 +8,7 @@ import pytest
 from amaranth import Shape
 from amaranth.lib import stream, wiring
 
+from hdl.agcu import AgcuConfig
 from hdl.config_port import decode_image
 from hdl.counters import Counter
 from hdl.kernel_image import Kernel, Route, RouteError
@@ -115,7 +116,11 @@ def test_route_errors_name_the_problem():
     with pytest.raises(TypeError, match="must be a PmuConfig"):
         Kernel("small", units={"pmu_1_0": PcuConfig()})
     with pytest.raises(ValueError, match="takes no program"):
-        Kernel("small", units={"agcu_w0": PcuConfig()})
+        Kernel("small", units={"host": PcuConfig()})
+    with pytest.raises(TypeError, match="must be a AgcuConfig"):
+        Kernel(TileParams("small", agcus=True), units={"agcu_w0": PcuConfig()})
+    with pytest.raises(ValueError, match="no AGCU in this tile"):
+        Kernel("small", units={"agcu_w0": AgcuConfig()})
     with pytest.raises(ValueError, match="at most 4 kernel arguments"):
         Kernel("small", arguments=[1, 2, 3, 4, 5])
 

@@ -271,9 +271,11 @@ class FabricGraph:
 
     @property
     def config_endpoints(self) -> list[tuple[str, object]]:
-        """Configuration addresses in order: every switch, then every PCU and PMU site."""
+        """Configuration addresses in order: every switch, every PCU and PMU site, then every
+        AGCU site (addresses exist whether or not a tile builds its AGCUs)."""
         return ([("switch", xy) for xy in self.switches]
-                + [(s.kind, s.name) for s in self.sites.values() if s.kind in ("pcu", "pmu")])
+                + [(s.kind, s.name) for s in self.sites.values() if s.kind in ("pcu", "pmu")]
+                + [("agcu", s.name) for s in self.sites.values() if s.kind == "agcu"])
 
     def address_of(self, endpoint) -> int:
         """Configuration address of ``(x, y)`` (a switch) or a unit site name."""
