@@ -11,6 +11,8 @@
     openrdu pmu-bench --preset small                 PMU bandwidth per access pattern
     openrdu mem-bench --tier hbm --pattern seq       RTL memory controller bandwidth and latency
     openrdu mem-bench --copy                         DDR -> HBM copy bandwidth through two AGCUs
+    openrdu coe simulate --experts 150 --sockets 8   Composition-of-Experts node model vs a DGX baseline
+    openrdu coe report                               regenerate docs/coe.md (paper vs ours) and its plots
     openrdu formal [--all]                           formal property checks with a summary table
     openrdu demo                                     what `make demo` runs
 
@@ -30,6 +32,8 @@ from pathlib import Path
 from hdl import __version__
 from hdl.presets import DEFAULT_PRESET, get_preset, preset_names
 from hdl.tops import TOPS, generated_tops, stream_tops
+
+from . import coe_cli
 
 SIM_CHOICES = ("icarus", "verilator", "all")
 
@@ -774,6 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "smoke":
             p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
         p.set_defaults(func=func)
+    coe_cli.add_parser(sub)
     return parser
 
 

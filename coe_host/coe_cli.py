@@ -1,0 +1,328 @@
+"""``openrdu coe …``: the Composition-of-Experts host on the command line.
+
+::
+
+    openrdu coe simulate --experts 150 --params-per-expert 7e9 --sockets 8 --requests 1000 \\
+                         --batch 8 --tokens 20 --baseline dgx-h100 --policy lru --seed 0 [--json]
+    openrdu coe route [--json]             train the router, report its held-out accuracy
+    openrdu coe demo --backend golden      router -> switch -> expert on small real experts
+    openrdu coe demo                       the RTL-backed demo (needs issue 8's fused kernels)
+    openrdu coe report                     docs/coe.md + docs/img/coe_*.png (reproduction report)
+
+Register in :mod:`coe_host.cli` with ``from coe_host import coe_cli`` and, in ``build_parser``,
+``coe_cli.add_parser(sub)``. Bad input (unknown policy or baseline, non-positive counts,
+inconsistent sizes) exits with status 2 and a message naming the valid choices.
+``python -m coe_host.coe_cli coe …`` runs the same commands without the main CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+__all__ = ["add_parser", "main", "cmd_simulate", "cmd_route", "cmd_demo", "cmd_report"]
+
+POLICY_CHOICES = ("lru", "lfu", "cost")
+BASELINE_CHOICES = ("dgx-h100", "dgx-a100")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+# ---------------------------------------------------------------------------------------------
+# simulate
+
+
+def sim_config(args):
+    from .nodemodel import SimConfig
+
+    return SimConfig(experts=args.experts, params_per_expert=args.params_per_expert, sockets=args.sockets,
+                     requests=args.requests, batch=args.batch, tokens=args.tokens,
+                     prompt_tokens=args.prompt_tokens,
+                     baseline=args.baseline, policy=args.policy, seed=args.seed, skew=args.skew,
+                     prefetch=args.prefetch, sockets_per_expert=args.sockets_per_expert,
+                     gpus_per_expert=args.gpus_per_expert, baseline_links=args.baseline_links,
+                     hbm_cache_gib=args.hbm_cache_gb, cache_experts=args.cache_experts, kv_gib=args.kv_gb,
+                     lookahead=args.lookahead)
+
+
+def summary_lines(r: dict) -> list[str]:
+    """The human-readable summary of one :func:`coe_host.nodemodel.simulate` result."""
+    b = r["baseline"]
+    cache = (f"{r['cache_experts']} expert(s)" if r["cache_experts"] else
+             f"{r['hbm_cache_GiB_per_device']} GiB per device" if r["hbm_cache_GiB_per_device"] else
+             "all HBM left after router and KV regions")
+    lines = [
+        f"workload: {r['requests']} requests x batch {r['batch']} x ({r['prompt_tokens']} prompt + "
+        f"{r['tokens']} generated tokens), {r['experts']} experts of {r['params_per_expert']:.3g} params "
+        f"({_fmt_bytes(r['expert_bytes'])} bf16), Zipf skew {r['skew']}, seed {r['seed']}, "
+        f"policy {r['policy']}, prefetch {'on' if r['prefetch'] else 'off'}, expert cache: {cache}",
+        "copy bandwidth (derivation):",
+        *[f"  {line}" for line in r["derivation"]],
+        f"roofline: {r['roofline']}",
+        "",
+        f"{'':34}{'SN40L node':>16}{b:>16}{'ratio':>10}",
+    ]
+
+    def row(label, node, base, fmt, ratio=None):
+        ratio_text = f"{ratio:>9.2f}x" if ratio is not None else ""
+        lines.append(f"{label:34}{fmt(node):>16}{fmt(base):>16}{ratio_text}")
+
+    def ms(v):
+        return f"{v * 1e3:.2f} ms"
+
+    row("switch (one expert copy)", r["switch_time_s"], r["baseline_switch_time_s"], ms, r["switch_speedup"])
+    row("  bandwidth per switch", r["switch_GBps"], r["baseline_host_to_gpu_GBps"], lambda v: f"{v:.1f} GB/s")
+    row("compute per request (roofline)", r["request_compute_s"], r["baseline_request_compute_s"], ms)
+    row("requests/s", r["requests_per_s"], r["baseline_requests_per_s"], lambda v: f"{v:.2f}",
+        r["overall_speedup"])
+    row("HBM hit rate", r["hbm_hit_rate"], r["baseline_hbm_hit_rate"], lambda v: f"{v:.1%}")
+    row("experts cached at once", r["experts_cacheable"], r["baseline_experts_cacheable"], str)
+    row("switches", r["switches"], r["baseline_switches"], str)
+    row("mean exposed switch / request", r["mean_switch_stall_s"], r["baseline_mean_switch_stall_s"], ms)
+    row("bytes DDR->HBM | host->GPU", r["bytes_ddr_to_hbm"], r["bytes_host_to_gpu"], _fmt_bytes)
+    row("bytes HBM read (weights + KV)", r["bytes_hbm_read"], r["baseline_bytes_hbm_read"], _fmt_bytes)
+    row("bytes all-reduce (network|NVLink)", r["bytes_network"], r["baseline_bytes_nvlink"], _fmt_bytes)
+    row("nodes to hold every expert", r["node_count"], r["baseline_node_count"], str,
+        r["baseline_node_count"] / r["node_count"])
+    lines.append(f"  (one expert per GPU, the paper's footprint convention: "
+                 f"{r['baseline_node_count_one_expert_per_gpu']} DGX nodes)")
+    return lines
+
+
+def cmd_simulate(args) -> int:
+    from .nodemodel import simulate
+
+    try:
+        cfg = sim_config(args)
+        cfg.validate()
+    except ValueError as exc:
+        args._parser.error(str(exc))
+    t0 = time.perf_counter()
+    try:
+        result = simulate(cfg)
+    except ValueError as exc:           # sizes that do not fit (caught before any output)
+        args._parser.error(str(exc))
+    wall = time.perf_counter() - t0
+    if args.json:
+        print("\n".join(result["derivation"]), file=sys.stderr)
+        print(json.dumps(result))
+        return 0
+    for line in summary_lines(result):
+        print(line)
+    print(f"\nsimulated in {wall:.2f} s wall")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# route / demo
+
+
+def cmd_route(args) -> int:
+    from .router import ACCURACY_FLOOR, train_default
+
+    r = train_default(train_n=args.train, test_n=args.test, seed=args.seed, features=args.features)
+    out = {k: v for k, v in r.items() if k != "router"}
+    out["floor"] = ACCURACY_FLOOR
+    out["classes_names"] = list(r["router"].classes)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"router: hashed bag of words ({args.features} buckets incl. bias) -> bf16 GEMM "
+              f"({args.features} x {out['classes']}, {out['weight_bytes']} bytes) -> argmax, golden mode")
+        print(f"train {out['train_accuracy']:.1%} on {args.train} prompts; held out "
+              f"{out['heldout_accuracy']:.1%} on {args.test} (keyword oracle {out['oracle_accuracy']:.1%}, "
+              f"floor {ACCURACY_FLOOR:.0%})")
+    return 0 if out["heldout_accuracy"] >= ACCURACY_FLOOR else 1
+
+
+def cmd_demo(args) -> int:
+    if args.backend == "rtl":
+        from .rtl import run_rtl_demo
+
+        try:
+            run_rtl_demo(experts=args.experts, simulator=args.sim)
+        except NotImplementedError as exc:
+            print(f"openrdu coe demo: not available yet: {exc}", file=sys.stderr)
+            return 1
+        return 0                        # pragma: no cover - once the hook is implemented
+    from .host import CoeHost
+    from .router import make_prompts
+
+    host = CoeHost(args.experts, cache_experts=args.cache_experts, policy=args.policy, seed=args.seed)
+    prompts, _ = make_prompts(args.prompts, seed=args.seed + 1)
+    served = host.serve(prompts)
+    ok = all(s.exact for s in served)
+    copies = sum(not s.hit for s in served)
+    copied = sum(s.bytes_copied for s in served)
+    if args.json:
+        print(json.dumps({"backend": "golden", "requests": len(served), "switches": copies,
+                          "bytes_copied": copied, "outputs_equal_numpy": ok,
+                          "trace": [{"domain": s.domain, "expert": s.expert, "hit": s.hit,
+                                     "bytes_copied": s.bytes_copied, "evicted": list(s.evicted)}
+                                    for s in served]}))
+    else:
+        for i, s in enumerate(served):
+            print(f"{i:3d} {s.domain:12} -> {s.expert:5} {'hit ' if s.hit else 'copy'} "
+                  f"{s.bytes_copied:6d} B evicted {','.join(s.evicted) or '-':10} "
+                  f"{'== numpy' if s.exact else 'MISMATCH'}")
+        print(f"golden mode: {len(served)} requests, {copies} switches, {copied} bytes DDR->HBM, "
+              f"outputs {'equal' if ok else 'DIFFER from'} numpy")
+    return 0 if ok else 1
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.output, args.img_dir, requests=args.requests, seed=args.seed,
+                        plots=not args.no_plots)
+    print(f"wrote {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Add ``coe`` (with ``simulate``, ``route``, ``demo``, ``report``) to the ``openrdu`` subparsers."""
+    coe = sub.add_parser("coe", help="Composition-of-Experts host: node model, router, demo, report",
+                         description="Samba-CoE on the modelled SN40L node: expert switching DDR->HBM, "
+                                     "router, reproduction report.")
+    csub = coe.add_subparsers(dest="coe_command", metavar="COE_COMMAND", required=True)
+
+    p = csub.add_parser("simulate", help="event-driven model of an SN40L node vs a DGX baseline",
+                        description="Serve a request trace on an SN40L node and a DGX baseline; print switch "
+                                    "time, requests/s, HBM hit rate, bytes per tier and the ratios. Every "
+                                    "figure that is not measured is printed as an assumption (--json).")
+    p.add_argument("--experts", type=_positive_int, default=150, help="number of experts (default 150)")
+    p.add_argument("--params-per-expert", type=_positive_float, default=7e9,
+                   help="parameters per expert, bf16 (default 7e9)")
+    p.add_argument("--sockets", type=_positive_int, default=8, help="SN40L sockets in the node (default 8)")
+    p.add_argument("--requests", type=_positive_int, default=1000,
+                   help="requests in the trace (default 1000)")
+    p.add_argument("--batch", type=_positive_int, default=8, help="sequences per request (default 8)")
+    p.add_argument("--tokens", type=_positive_int, default=20,
+                   help="generated tokens per sequence (default 20)")
+    p.add_argument("--prompt-tokens", type=_nonneg_int, default=64,
+                   help="prompt tokens per sequence (default 64)")
+    p.add_argument("--baseline", default="dgx-h100", choices=BASELINE_CHOICES, metavar="NAME",
+                   help=f"GPU baseline, one of: {', '.join(BASELINE_CHOICES)} (default dgx-h100)")
+    p.add_argument("--policy", default="lru", choices=POLICY_CHOICES, metavar="NAME",
+                   help=f"eviction policy, one of: {', '.join(POLICY_CHOICES)} (default lru)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the request trace (default 0)")
+    p.add_argument("--skew", type=_nonneg_float, default=1.0,
+                   help="Zipf exponent of expert popularity (0: uniform; default 1.0)")
+    p.add_argument("--prefetch", action="store_true",
+                   help="copy the next request's expert while the current one runs")
+    p.add_argument("--sockets-per-expert", type=_positive_int, default=None,
+                   help="sockets one expert runs on, tensor parallel (default: all)")
+    p.add_argument("--gpus-per-expert", type=_positive_int, default=8,
+                   help="GPUs one expert runs on in the baseline (default 8)")
+    p.add_argument("--baseline-links", type=_positive_int, default=1,
+                   help="host->GPU links one switch uses (default 1: the paper's 64/32 GB/s)")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument("--hbm-cache-gb", type=_positive_float, default=None,
+                       help="expert cache per socket/GPU in GiB (default: HBM left after router and KV)")
+    cache.add_argument("--cache-experts", type=_positive_int, default=None,
+                       help="expert cache holding exactly N experts, both platforms (1: the paper's "
+                            "'HBM region for the active expert')")
+    p.add_argument("--kv-gb", type=_positive_float, default=8.0,
+                   help="KV region per socket/GPU, GiB (default 8)")
+    p.add_argument("--lookahead", type=_nonneg_int, default=0,
+                   help="queued requests a free group may look past for an expert it holds (default 0: FIFO)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_simulate, _parser=p)
+
+    p = csub.add_parser("route", help="train the bf16 router on generated prompts, report its accuracy")
+    p.add_argument("--train", type=_positive_int, default=3000, help="training prompts (default 3000)")
+    p.add_argument("--test", type=_positive_int, default=1000, help="held-out prompts (default 1000)")
+    p.add_argument("--features", type=_positive_int, default=512,
+                   help="hashed features incl. bias (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the prompt sets (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_route, _parser=p)
+
+    p = csub.add_parser("demo", help="router -> switch -> expert on small experts with real weights",
+                        description="--backend rtl (default) is the RTL-backed demo: it needs the fused "
+                                    "kernels of issue 8 and reports that it is not available yet. --backend "
+                                    "golden runs the same flow on the golden models.")
+    p.add_argument("--backend", default="rtl", choices=("rtl", "golden"), help="rtl (default) or golden")
+    p.add_argument("--experts", type=_positive_int, default=3, help="small FFN experts (default 3)")
+    p.add_argument("--prompts", type=_positive_int, default=12, help="requests to serve (default 12)")
+    p.add_argument("--cache-experts", type=_positive_int, default=2,
+                   help="HBM expert cache in experts (default 2)")
+    p.add_argument("--policy", default="lru", choices=POLICY_CHOICES, metavar="NAME",
+                   help=f"eviction policy, one of: {', '.join(POLICY_CHOICES)} (default lru)")
+    p.add_argument("--sim", default="verilator", choices=("icarus", "verilator"), help="RTL simulator")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and prompts (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_demo, _parser=p)
+
+    p = csub.add_parser("report", help="write docs/coe.md and docs/img/coe_*.png (reproduction report)")
+    p.add_argument("--output", default="docs/coe.md", help="Markdown report path (default docs/coe.md)")
+    p.add_argument("--img-dir", default="docs/img", help="where the plots go (default docs/img)")
+    p.add_argument("--requests", type=_positive_int, default=1000,
+                   help="requests per simulation (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="trace seed (default 0)")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots")
+    p.set_defaults(func=cmd_report, _parser=p)
+    return coe
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="openrdu", description="OpenRDU CoE host commands")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
