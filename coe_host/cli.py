@@ -34,18 +34,11 @@ from hdl.presets import DEFAULT_PRESET, get_preset, preset_names
 from hdl.tops import TOPS, generated_tops, stream_tops
 
 from . import coe_cli
+from .cli_args import fraction, positive_int
 
 SIM_CHOICES = ("icarus", "verilator", "all")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _version_text() -> str:
@@ -600,14 +593,6 @@ def cmd_mem_bench(args) -> int:
     return 0 if rows and all(r["data_ok"] for r in rows) else 1
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
 
 
 def cmd_formal(args) -> int:
@@ -695,8 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_preset(p)
     p.add_argument("--sim", default="verilator", choices=SIM_CHOICES, metavar="SIM",
                    help=f"simulator, one of: {', '.join(SIM_CHOICES)} (default verilator)")
-    p.add_argument("--k", type=_positive_int, default=256, help="inner dimension of each tile (default 256)")
-    p.add_argument("--tiles", type=_positive_int, default=8, help="back-to-back tiles (default 8)")
+    p.add_argument("--k", type=positive_int, default=256, help="inner dimension of each tile (default 256)")
+    p.add_argument("--tiles", type=positive_int, default=8, help="back-to-back tiles (default 8)")
     p.add_argument("--seed", type=int, default=1, help="seed of the random operands")
     p.add_argument("--waves", action="store_true", help="record waveforms in the build directory")
     p.add_argument("--build-dir", default="build/pcu-bench", help="where builds, logs and waves go")
@@ -721,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tile-build", help="Verilog size and Verilator build time of a whole tile")
     add_preset(p, allow_all=True)
-    p.add_argument("--jobs", type=_positive_int, default=2, help="parallel C++ compile jobs (default 2)")
+    p.add_argument("--jobs", type=positive_int, default=2, help="parallel C++ compile jobs (default 2)")
     p.add_argument("--build-dir", default="build/tile-build", help="where the Verilog and objects go")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     p.set_defaults(func=cmd_tile_build)
@@ -747,9 +732,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "or 'all'; default: the tier's first")
     p.add_argument("--pattern", default="seq", choices=("seq", "random", "strided", "all"),
                    help="traffic pattern (default seq)")
-    p.add_argument("--bytes", type=_positive_int, default=1 << 18, help="bytes moved (default 256 KiB)")
-    p.add_argument("--write-fraction", type=_fraction, default=0.0, help="share of writes (default 0: reads)")
-    p.add_argument("--stride", type=_positive_int, default=4096, help="bytes between strided accesses")
+    p.add_argument("--bytes", type=positive_int, default=1 << 18, help="bytes moved (default 256 KiB)")
+    p.add_argument("--write-fraction", type=fraction, default=0.0, help="share of writes (default 0: reads)")
+    p.add_argument("--stride", type=positive_int, default=4096, help="bytes between strided accesses")
     p.add_argument("--queue-depth", type=int, default=32, choices=(4, 8, 16, 32, 64),
                    help="controller request slots (default 32)")
     p.add_argument("--copy", action="store_true",
@@ -770,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         add_preset(p)
         add_sim(p)
-        p.add_argument("--items", type=_positive_int, default=2000, help="payloads per test")
+        p.add_argument("--items", type=positive_int, default=2000, help="payloads per test")
         p.add_argument("--seed", type=int, default=None, help="cocotb random seed")
         p.add_argument("--waves", action="store_true",
                        help="record waveforms (Icarus: FST, Verilator: VCD) in the build directory")

@@ -23,40 +23,14 @@ import math
 import sys
 import time
 
+from .cli_args import nonneg_int, positive_float, positive_int
+
 __all__ = ["add_parser", "main", "cmd_simulate", "cmd_route", "cmd_demo", "cmd_report"]
 
 POLICY_CHOICES = ("lru", "lfu", "cost")
 BASELINE_CHOICES = ("dgx-h100", "dgx-a100")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
 
 
 def _nonneg_float(text: str) -> float:
@@ -241,16 +215,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         description="Serve a request trace on an SN40L node and a DGX baseline; print switch "
                                     "time, requests/s, HBM hit rate, bytes per tier and the ratios. Every "
                                     "figure that is not measured is printed as an assumption (--json).")
-    p.add_argument("--experts", type=_positive_int, default=150, help="number of experts (default 150)")
-    p.add_argument("--params-per-expert", type=_positive_float, default=7e9,
+    p.add_argument("--experts", type=positive_int, default=150, help="number of experts (default 150)")
+    p.add_argument("--params-per-expert", type=positive_float, default=7e9,
                    help="parameters per expert, bf16 (default 7e9)")
-    p.add_argument("--sockets", type=_positive_int, default=8, help="SN40L sockets in the node (default 8)")
-    p.add_argument("--requests", type=_positive_int, default=1000,
+    p.add_argument("--sockets", type=positive_int, default=8, help="SN40L sockets in the node (default 8)")
+    p.add_argument("--requests", type=positive_int, default=1000,
                    help="requests in the trace (default 1000)")
-    p.add_argument("--batch", type=_positive_int, default=8, help="sequences per request (default 8)")
-    p.add_argument("--tokens", type=_positive_int, default=20,
+    p.add_argument("--batch", type=positive_int, default=8, help="sequences per request (default 8)")
+    p.add_argument("--tokens", type=positive_int, default=20,
                    help="generated tokens per sequence (default 20)")
-    p.add_argument("--prompt-tokens", type=_nonneg_int, default=64,
+    p.add_argument("--prompt-tokens", type=nonneg_int, default=64,
                    help="prompt tokens per sequence (default 64)")
     p.add_argument("--baseline", default="dgx-h100", choices=BASELINE_CHOICES, metavar="NAME",
                    help=f"GPU baseline, one of: {', '.join(BASELINE_CHOICES)} (default dgx-h100)")
@@ -261,29 +235,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="Zipf exponent of expert popularity (0: uniform; default 1.0)")
     p.add_argument("--prefetch", action="store_true",
                    help="copy the next request's expert while the current one runs")
-    p.add_argument("--sockets-per-expert", type=_positive_int, default=None,
+    p.add_argument("--sockets-per-expert", type=positive_int, default=None,
                    help="sockets one expert runs on, tensor parallel (default: all)")
-    p.add_argument("--gpus-per-expert", type=_positive_int, default=8,
+    p.add_argument("--gpus-per-expert", type=positive_int, default=8,
                    help="GPUs one expert runs on in the baseline (default 8)")
-    p.add_argument("--baseline-links", type=_positive_int, default=1,
+    p.add_argument("--baseline-links", type=positive_int, default=1,
                    help="host->GPU links one switch uses (default 1: the paper's 64/32 GB/s)")
     cache = p.add_mutually_exclusive_group()
-    cache.add_argument("--hbm-cache-gb", type=_positive_float, default=None,
+    cache.add_argument("--hbm-cache-gb", type=positive_float, default=None,
                        help="expert cache per socket/GPU in GiB (default: HBM left after router and KV)")
-    cache.add_argument("--cache-experts", type=_positive_int, default=None,
+    cache.add_argument("--cache-experts", type=positive_int, default=None,
                        help="expert cache holding exactly N experts, both platforms (1: the paper's "
                             "'HBM region for the active expert')")
-    p.add_argument("--kv-gb", type=_positive_float, default=8.0,
+    p.add_argument("--kv-gb", type=positive_float, default=8.0,
                    help="KV region per socket/GPU, GiB (default 8)")
-    p.add_argument("--lookahead", type=_nonneg_int, default=0,
+    p.add_argument("--lookahead", type=nonneg_int, default=0,
                    help="queued requests a free group may look past for an expert it holds (default 0: FIFO)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=cmd_simulate, _parser=p)
 
     p = csub.add_parser("route", help="train the bf16 router on generated prompts, report its accuracy")
-    p.add_argument("--train", type=_positive_int, default=3000, help="training prompts (default 3000)")
-    p.add_argument("--test", type=_positive_int, default=1000, help="held-out prompts (default 1000)")
-    p.add_argument("--features", type=_positive_int, default=512,
+    p.add_argument("--train", type=positive_int, default=3000, help="training prompts (default 3000)")
+    p.add_argument("--test", type=positive_int, default=1000, help="held-out prompts (default 1000)")
+    p.add_argument("--features", type=positive_int, default=512,
                    help="hashed features incl. bias (default 512)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt sets (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -294,9 +268,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                     "kernels of issue 8 and reports that it is not available yet. --backend "
                                     "golden runs the same flow on the golden models.")
     p.add_argument("--backend", default="rtl", choices=("rtl", "golden"), help="rtl (default) or golden")
-    p.add_argument("--experts", type=_positive_int, default=3, help="small FFN experts (default 3)")
-    p.add_argument("--prompts", type=_positive_int, default=12, help="requests to serve (default 12)")
-    p.add_argument("--cache-experts", type=_positive_int, default=2,
+    p.add_argument("--experts", type=positive_int, default=3, help="small FFN experts (default 3)")
+    p.add_argument("--prompts", type=positive_int, default=12, help="requests to serve (default 12)")
+    p.add_argument("--cache-experts", type=positive_int, default=2,
                    help="HBM expert cache in experts (default 2)")
     p.add_argument("--policy", default="lru", choices=POLICY_CHOICES, metavar="NAME",
                    help=f"eviction policy, one of: {', '.join(POLICY_CHOICES)} (default lru)")
@@ -308,7 +282,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = csub.add_parser("report", help="write docs/coe.md and docs/img/coe_*.png (reproduction report)")
     p.add_argument("--output", default="docs/coe.md", help="Markdown report path (default docs/coe.md)")
     p.add_argument("--img-dir", default="docs/img", help="where the plots go (default docs/img)")
-    p.add_argument("--requests", type=_positive_int, default=1000,
+    p.add_argument("--requests", type=positive_int, default=1000,
                    help="requests per simulation (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="trace seed (default 0)")
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
