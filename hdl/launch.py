@@ -33,7 +33,9 @@ clears every endpoint again: nothing is configured, so nothing can run.
 
 Kernel Execute sends each loaded argument once on the host's scalar pins
 ``arg0 …`` and one token on its ``start`` control pin, then counts cycles until
-``t`` tokens have arrived on its ``done`` pin.
+``t`` tokens have arrived on its ``done`` pin *and* no unit is busy (``busy`` low): a
+kernel whose results leave through several units names one of them as its done source
+and still ends only when every unit has drained.
 """
 
 from __future__ import annotations
@@ -122,8 +124,11 @@ class LaunchController(wiring.Component):
         :class:`LaunchError` of the last refusal.
     error_unit : Out(16)
         The configuration address the error concerns.
+    busy : In(1)
+        Some unit is still working; the kernel is done only when this is low after the last
+        done token (tie low where there is nothing to wait for).
     cycles : Out(32)
-        Cycles from EXEC to the last done token (counting while RUNNING).
+        Cycles from EXEC to the end of the kernel (counting while RUNNING).
     tokens : Out(16)
         Done tokens received in this run.
     """
@@ -142,6 +147,7 @@ class LaunchController(wiring.Component):
             "arg": Out(stream.Signature(32)).array(ARGUMENTS),
             "start": Out(stream.Signature(1)),
             "done": In(stream.Signature(1)),
+            "busy": In(1),
             "state": Out(3),
             "error": Out(4),
             "error_unit": Out(16),
@@ -294,9 +300,9 @@ class LaunchController(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(self.done.valid):
                 m.d.sync += self.tokens.eq(self.tokens + 1)
-                with m.If(self.tokens + 1 == target):
-                    m.d.sync += self.state.eq(LaunchState.DONE)
-                    m.d.sync += phase.eq(_PHASES.index("COMMAND"))
+            with m.If((self.tokens >= target) & ~self.busy):
+                m.d.sync += self.state.eq(LaunchState.DONE)
+                m.d.sync += phase.eq(_PHASES.index("COMMAND"))
 
         with m.Else():  # COMMAND (and any unused encoding)
             m.d.comb += host.ready.eq(1)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import ClockSignal, Instance, Module, ResetSignal, Value
+from amaranth import Cat, ClockSignal, Instance, Module, ResetSignal, Value
 from amaranth.back import verilog as verilog_backend
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -282,6 +282,14 @@ class Tile(wiring.Component):
             present.append(kind == "switch" or key in units)
         lc = m.submodules.launch = LaunchController(present)
         wiring.connect(m, wiring.flipped(self.host), lc.host)
+        # the kernel ends when its done tokens arrived and every unit drained -- or an AGCU
+        # faulted (its run issued nothing, so units upstream of it may never drain)
+        agcu_busy = [units[site.name].busy for site in self.agcu_sites]
+        agcu_fault = [units[site.name].fault for site in self.agcu_sites]
+        if agcu_busy:
+            m.d.comb += lc.busy.eq((self.unit_busy.any() | Cat(*agcu_busy).any()) & ~Cat(*agcu_fault).any())
+        else:
+            m.d.comb += lc.busy.eq(self.unit_busy.any())
         m.d.comb += [self.state.eq(lc.state), self.error.eq(lc.error), self.error_unit.eq(lc.error_unit),
                      self.cycles.eq(lc.cycles), self.tokens.eq(lc.tokens)]
         for k, (kind, key) in enumerate(fg.config_endpoints):

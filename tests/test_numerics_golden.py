@@ -94,6 +94,8 @@ def test_golden_primitive_known_results(name, operands, expected):
     ("silu", INF, INF), ("silu", NINF, 0x80000000), ("silu", 0, 0),
     ("gelu", INF, INF), ("gelu", NINF, 0x80000000), ("gelu", NAN, NAN), ("gelu", 0, 0),
     ("none", 0x12345678, 0x12345678),
+    ("relu", w(-3.5), 0), ("relu", w(2.25), w(2.25)), ("relu", 0x80000000, 0), ("relu", NINF, 0),
+    ("relu", INF, INF), ("relu", NAN, NAN),
 ])
 def test_tail_special_values(name, x, expected):
     assert g1(f"tail.{name}", x) == expected

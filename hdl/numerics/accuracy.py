@@ -35,6 +35,7 @@ def _sigmoid(x):
 #: float64 definitions of the tail ops (the mathematical functions, not the approximations).
 REFERENCES = {
     "exp": np.exp,
+    "relu": lambda x: np.maximum(x, 0.0),
     "recip": lambda x: 1.0 / x,
     "rsqrt": lambda x: 1.0 / np.sqrt(x),
     "sigmoid": _sigmoid,

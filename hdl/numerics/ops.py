@@ -306,6 +306,7 @@ _TAIL_DOCS = {
     "sigmoid": "1/(1 + e**-x)",
     "silu": "x * sigmoid(x)",
     "gelu": "GeLU, tanh form",
+    "relu": "max(x, +0) (exact)",
 }
 
 

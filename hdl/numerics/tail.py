@@ -1,6 +1,6 @@
 """The tail unit's approximations: exp, reciprocal, rsqrt, sigmoid, SiLU and GeLU (tanh form).
 
-All six share one datapath, written once as the micro-program
+All seven share one datapath, written once as the micro-program
 :func:`tail_program` (see :mod:`hdl.numerics.programs`); the op code selects
 which inputs the shared sections see:
 
@@ -23,6 +23,8 @@ which inputs the shared sections see:
 ``sigmoid(z)``
     ``e = exp(−|z|)`` (never overflows), ``r = recip(1 + e)``;
     ``sigmoid = r`` for z ≥ 0 and ``e·r`` for z < 0.
+``relu(x) = fmax(x, +0)``
+    exact (NaN stays NaN, −0 → +0); here so that a systolic GEMM's drain can apply it.
 ``silu(x) = x·sigmoid(x)`` and ``gelu(x) = x·sigmoid(x·(A + B·x²))``
     with ``A = 2√(2/π)`` and ``B = 2·0.044715·√(2/π)``: the tanh form
     ``½x(1 + tanh(√(2/π)(x + 0.044715x³)))`` rewritten with
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 #: Tail op codes (the tail unit's own field; 0 passes the input through unchanged).
-TAIL_OPCODES = {"none": 0, "exp": 1, "recip": 2, "rsqrt": 3, "sigmoid": 4, "silu": 5, "gelu": 6}
+TAIL_OPCODES = {"none": 0, "exp": 1, "recip": 2, "rsqrt": 3, "sigmoid": 4, "silu": 5, "gelu": 6, "relu": 7}
 
 
 def _f32(word: int) -> float:
@@ -126,10 +128,12 @@ def tail_program(E, x, op):
     s = E.sel(E.flt(z, E.f(0.0)), E.fmul(e, r), r)
     family = E.sel(is_op("sigmoid"), s, E.fmul(xc, s))
     q = rsqrt_section(E, x)
+    # none and relu share the short path, so relu adds no latency
+    direct = E.sel(is_op("relu"), E.fmax(x, E.f(0.0)), x)
     return E.sel(is_op("exp"), e,
            E.sel(is_op("recip"), r,
            E.sel(is_op("rsqrt"), q,
-           E.sel(is_op("none"), x, family))))
+           E.sel(E.ior(is_op("none"), is_op("relu")), direct, family))))
 
 
 #: Stated accuracy per tail op: maximum error in float32 ulps of the float64 reference, over all
@@ -144,6 +148,7 @@ ERROR_BOUNDS: dict[str, float] = {
     # exp(z) has condition number |z|: the float32 rounding of z = x(A + Bx²) is amplified up to
     # 87x for x near -10 (measured 98.96 at x = -9.25); within |x| <= 3 it is a few ulp
     "gelu": 100.0,
+    "relu": 0.0,     # exact
 }
 
 #: Results whose float64 reference magnitude is below this may be returned as ±0 (flush to zero

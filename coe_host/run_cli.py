@@ -1,0 +1,268 @@
+"""``openrdu run``: compile a fused kernel for a preset and run it on the RTL.
+
+    openrdu run KERNEL --preset NAME --shape DIMS [--act A] [--inputs IN.npz] [--out OUT.npz]
+                [--sim icarus|verilator] [--unfused] [--waves] [--seed N] [--json] [--floorplan PNG]
+
+KERNEL is gemm (DIMS M,K,N; npz keys A, B, optional bias), ffn (T,D,H; X, W1, W2 or, with
+``--gated``, X, Wg, Wu, Wd), attention (T,D; Q, K, V) or rmsnorm (T,D; X, g). Inputs are
+float32 and rounded to bf16 (RNE) on entry; without ``--inputs`` they are random (``--seed``).
+The output npz holds the result under ``Y`` (gemm: ``C``). ``--json`` prints one object with
+the fields of :data:`JSON_FIELDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+__all__ = ["add_parser", "cmd_run", "JSON_FIELDS", "run_kernel", "draw_floorplan", "default_simulator"]
+
+JSON_FIELDS = ("kernel", "preset", "sim", "shape", "fused", "cycles", "launches", "pcu_utilization",
+               "pmu_utilization", "hbm_bytes", "bit_exact", "max_abs_err_vs_fp64", "err_bound_fp64", "wall_s",
+               "sim_cycles_per_s")
+BUILD_ROOT = Path("build/kernels")
+
+
+def default_simulator() -> str:
+    """Verilator when it is usable, else Icarus."""
+    from sim import toolchain
+
+    return "verilator" if toolchain.simulator_status("verilator").usable else "icarus"
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must be comma-separated positive ints such as 64,128,512, "
+                                         f"got {text!r}") from None
+    if any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"every dimension must be positive, got {text!r}")
+    return dims
+
+
+def load_inputs(path: str | None, compiled, seed: int) -> dict:
+    """Arrays from an npz (float32), or random ones of the kernel's shapes."""
+    import numpy as np
+
+    from compiler import ShapeError
+    from sim.kernels import random_inputs
+
+    if path is None:
+        return random_inputs(compiled, seed=seed)
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"inputs file {path} does not exist")
+    with np.load(p) as data:
+        arrays = {k: np.asarray(data[k], np.float32) for k in data.files}
+    missing = [n for n in compiled.graph.inputs if n not in arrays]
+    if missing:
+        raise ShapeError(f"{path} lacks the key(s) {', '.join(missing)}; {compiled.name} with shape "
+                         f"{','.join(map(str, compiled.shape))} needs {', '.join(compiled.graph.inputs)} "
+                         f"(has {', '.join(arrays) or 'nothing'})")
+    return arrays
+
+
+def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator: str | None = None,
+               fused: bool = True, inputs: str | None = None, seed: int = 0, waves: bool = False,
+               gated: bool = False, causal: bool = False, bias: bool | None = None, out_dtype: str = "bf16",
+               progress=None, build_root: Path = BUILD_ROOT):
+    """Compile and run; returns ``(compiled, run, row)`` where ``row`` has :data:`JSON_FIELDS`."""
+    import numpy as np
+
+    from compiler import compile_kernel
+    from sim.kernels import run_compiled
+
+    simulator = simulator or default_simulator()
+    if inputs is not None and not Path(inputs).exists():
+        raise FileNotFoundError(f"inputs file {inputs} does not exist")
+    if bias is None and kernel == "gemm" and inputs is not None:
+        with np.load(inputs) as data:
+            bias = "bias" in data.files
+    start = time.perf_counter()
+    compiled = compile_kernel(kernel, preset, shape, act=act, bias=bool(bias), gated=gated, causal=causal,
+                              fused=fused, out_dtype=out_dtype)
+    arrays = load_inputs(inputs, compiled, seed)
+    run = run_compiled(compiled, arrays, simulator=simulator, build_dir=build_root / compiled.preset,
+                       waves=waves, progress=progress)
+    wall = time.perf_counter() - start
+    row = {"kernel": kernel + ("_gated" if gated else "") + ("_causal" if causal else ""),
+           "preset": compiled.preset, "sim": simulator, "shape": list(compiled.shape), "fused": fused,
+           "cycles": run.cycles, "launches": len(compiled.launches),
+           "pcu_utilization": round(run.pcu_utilization, 4), "pmu_utilization": round(run.pmu_utilization, 4),
+           "hbm_bytes": run.hbm_bytes, "bit_exact": run.bit_exact,
+           "max_abs_err_vs_fp64": run.max_abs_err_vs_fp64, "err_bound_fp64": run.err_bound_fp64,
+           "wall_s": round(wall, 2), "sim_cycles_per_s": round(run.sim_cycles_per_s, 1)}
+    row.update({"within_bound": run.within_bound, "timing_violations": run.violations,
+                "build_s": round(run.build_s, 1), "order": compiled.order, "plan": compiled.plan,
+                "waves": run.waves})
+    return compiled, run, row
+
+
+def draw_floorplan(compiled, path) -> Path:
+    """The grid with the units each launch uses and its routes (one panel per launch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    launches = compiled.launches
+    fg = launches[0].kernel.fg
+    cols, rows = fg.preset.grid_cols, fg.preset.grid_rows
+    fig, axes = plt.subplots(1, len(launches), figsize=(4.2 * len(launches) + 1, 4.4), squeeze=False)
+    colours = {"pcu": "#d9534f", "pmu": "#4a90d9", "agcu": "#5cb85c"}
+    fabric_style = {"vector": ("#333333", 2.0), "scalar": ("#e69f00", 1.2), "control": ("#999999", 0.8)}
+    for ax, launch in zip(axes[0], launches, strict=True):
+        used = {site: role for role, site in launch.roles.items()}
+        for site in fg.sites.values():
+            if site.kind == "host":
+                continue
+            x, y = site.x, site.y
+            on = site.name in launch.kernel.units
+            colour = colours[site.kind] if on else "#eeeeee"
+            ax.add_patch(Rectangle((x - 0.4, y - 0.4), 0.8, 0.8, facecolor=colour, edgecolor="black", lw=0.6,
+                                   alpha=0.85 if on else 1.0))
+            label = used.get(site.name, site.name.split("_")[0] if not on else site.name)
+            ax.text(x, y, label if on else site.kind, ha="center", va="center", fontsize=6,
+                    color="white" if on else "#888888")
+        offsets = {"vector": 0.0, "scalar": 0.08, "control": -0.08}
+        for tree in launch.kernel.trees:
+            for a, b in tree:
+                if a[0] == "sw" and b[0] == "sw" and a[4] == "out" and b[4] == "in":
+                    fabric = a[3]
+                    colour, width = fabric_style[fabric]
+                    d = offsets[fabric]
+                    ax.annotate("", xy=(b[1] + d, b[2] + d), xytext=(a[1] + d, a[2] + d),
+                                arrowprops={"arrowstyle": "->", "color": colour, "lw": width})
+        ax.set_xlim(-1.7, cols + 0.7)
+        ax.set_ylim(rows + 0.2, -1.0)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{launch.name}: {len(launch.pcus)} PCU, {len(launch.pmus)} PMU, "
+                     f"{sum(1 for s in launch.kernel.units if s.startswith('agcu'))} AGCU", fontsize=8)
+    fig.suptitle(f"{compiled.name} {'x'.join(map(str, compiled.shape))} on {compiled.preset} "
+                 f"({'fused' if compiled.fused else 'unfused'}); arrows: vector (black), scalar (orange), "
+                 f"control (grey) links", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+
+    from compiler import MappingError, ShapeError
+    from sim.runner import SimulationError
+
+    err = Console(stderr=True)
+    show = not args.json and sys.stdout.isatty()
+    progress_cb, bar = None, None
+    if show:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f} cycles"),
+                       TimeElapsedColumn(), console=Console())
+        task = bar.add_task(f"{args.kernel} on {args.sim or default_simulator()}", total=None)
+
+        def progress_cb(done, expected):
+            bar.update(task, completed=done, total=max(expected, done))
+    try:
+        if bar:
+            bar.start()
+        compiled, run, row = run_kernel(args.kernel, preset=args.preset, shape=args.shape, act=args.act,
+                                        simulator=args.sim, fused=not args.unfused, inputs=args.inputs,
+                                        seed=args.seed, waves=args.waves, gated=args.gated, causal=args.causal,
+                                        bias=True if args.bias else None, out_dtype=args.out_dtype,
+                                        progress=progress_cb)
+    except (MappingError, ShapeError, ValueError, FileNotFoundError) as error:
+        if bar:
+            bar.stop()
+        err.print(f"[red]error:[/red] {error}")
+        return 2
+    except SimulationError as error:
+        if bar:
+            bar.stop()
+        err.print(f"[red]simulation failed:[/red] {error}")
+        return 1
+    finally:
+        if bar:
+            bar.stop()
+    if args.out:
+        import numpy as np
+
+        from compiler.kernels import OUTPUT_NAME
+        key = OUTPUT_NAME[args.kernel]
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(args.out, **{key: next(iter(run.outputs.values()))})
+    if args.floorplan:
+        draw_floorplan(compiled, args.floorplan)
+    if args.json:
+        print(json.dumps({k: row[k] for k in JSON_FIELDS}))
+    else:
+        _print_row(row, run, compiled, args)
+    return 0 if run.bit_exact and run.within_bound else 1
+
+
+def _print_row(row, run, compiled, args):
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{row['kernel']} {'x'.join(map(str, row['shape']))} on {row['preset']} ({row['sim']}, "
+                        f"{'fused' if row['fused'] else 'unfused'})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key in ("cycles", "launches", "pcu_utilization", "pmu_utilization", "hbm_bytes", "bit_exact",
+                "within_bound", "max_abs_err_vs_fp64", "err_bound_fp64", "wall_s", "build_s", "sim_cycles_per_s"):
+        value = row[key]
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"order: {compiled.order}")
+    if args.out:
+        console.print(f"wrote {args.out}")
+    if args.floorplan:
+        console.print(f"floorplan: {args.floorplan}")
+    if run.waves:
+        console.print(f"waves: {run.waves}")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    from compiler.ir import ACTIVATIONS
+    from compiler.kernels import KERNELS, SHAPE_NAMES
+    from hdl.presets import DEFAULT_PRESET, preset_names
+
+    p = sub.add_parser("run", help="compile a fused kernel and run it on the RTL fabric",
+                       description="Compile KERNEL for a preset, run it on Icarus or Verilator with its operands "
+                                   "in the HBM model, and check the result bit for bit against the golden model "
+                                   "and against float64 within the fp32 error bound. Shapes: " +
+                                   "; ".join(f"{k} {v}" for k, v in SHAPE_NAMES.items()) + ".")
+    p.add_argument("kernel", choices=KERNELS, metavar="KERNEL", help=f"one of: {', '.join(KERNELS)}")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names(), metavar="NAME",
+                   help=f"fabric preset (default {DEFAULT_PRESET})")
+    p.add_argument("--shape", required=True, type=_shape, metavar="DIMS", help="comma-separated dimensions")
+    p.add_argument("--act", default="none", choices=ACTIVATIONS, metavar="A",
+                   help=f"activation, one of: {', '.join(ACTIVATIONS)} (ffn default relu)")
+    p.add_argument("--inputs", metavar="IN.npz", help="float32 inputs (default: random, see --seed)")
+    p.add_argument("--out", metavar="OUT.npz", help="write the result (key C for gemm, Y otherwise; O for attention)")
+    p.add_argument("--sim", choices=("icarus", "verilator"), default=None,
+                   help="simulator (default: verilator when usable, else icarus)")
+    p.add_argument("--unfused", action="store_true", help="one launch per op, intermediates through HBM")
+    p.add_argument("--waves", action="store_true", help="record a waveform in the build directory")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--floorplan", metavar="PNG", help="draw the used units and routes")
+    p.add_argument("--gated", action="store_true", help="ffn: the SwiGLU form (X, Wg, Wu, Wd)")
+    p.add_argument("--causal", action="store_true", help="attention: causal mask")
+    p.add_argument("--bias", action="store_true", help="gemm: add a random bias (with --inputs: key 'bias')")
+    p.add_argument("--out-dtype", default="bf16", choices=("bf16", "f32"), help="gemm: output type (default bf16)")
+    p.set_defaults(func=cmd_run)
+    return p

@@ -1,0 +1,249 @@
+"""Run compiled kernels (:mod:`compiler`) on the RTL: a :class:`hdl.system.TileSystem` with
+HBM device models, on Icarus or Verilator.
+
+:func:`run_compiled` packs the inputs into the kernel's HBM layout, runs its launches
+(:mod:`sim.testbenches.kernel_bench`), reads the outputs back, and compares them with the
+compiler's golden model (bit for bit) and with a float64 evaluation of the graph (within
+the fp32 error bound). One simulator build per preset and simulator is reused by every
+kernel (the hardware does not depend on the kernel).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compiler import CompiledKernel, lines_to_vectors
+from compiler.ir import reference
+from compiler.kernels import bf16_words_to_float, to_bf16_words
+from hdl.system import TileSystem
+
+from .memory import timing_spec
+from .runner import run_cocotb
+
+__all__ = ["KernelRun", "run_compiled", "run_many", "system_for", "HBM_PRESET", "HBM_CHANNELS", "FABRIC_PS",
+           "random_inputs"]
+
+BENCH = "sim.testbenches.kernel_bench"
+HBM_PRESET = "HBM2-2000"
+HBM_CHANNELS = 2
+FABRIC_PS = 1000
+LINE_BYTES = 64
+
+
+def system_for(preset: str) -> TileSystem:
+    from compiler.kernels import kernel_tile_params
+
+    return TileSystem(kernel_tile_params(preset), hbm=HBM_PRESET, channels=HBM_CHANNELS)
+
+
+def random_inputs(compiled: CompiledKernel, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Normally distributed float32 inputs of the kernel's shapes (weights scaled by 1/sqrt(fan-in))."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in compiled.graph.inputs:
+        shape = compiled.graph.tensors[name].shape
+        sd = scale / np.sqrt(shape[0]) if len(shape) == 2 and name not in ("A", "X", "Q", "K", "V") else scale
+        out[name] = rng.normal(0.0, sd, shape).astype(np.float32)
+    return out
+
+
+@dataclass
+class KernelRun:
+    """What one run of a compiled kernel gave."""
+
+    outputs: dict[str, np.ndarray]            # float32 values
+    words: dict[str, np.ndarray]              # raw words (bf16 in the low 16 bits, or fp32)
+    golden: dict[str, np.ndarray]
+    launches: list[dict]
+    cycles: int
+    bit_exact: bool
+    max_abs_err_vs_fp64: float
+    err_bound_fp64: float
+    within_bound: bool
+    hbm_bytes: int
+    violations: int
+    wall_s: float
+    pcu_utilization: float
+    pmu_utilization: float
+    sim_s: float = 0.0
+    build_s: float = 0.0
+    build_dir: str = ""
+    waves: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def sim_cycles_per_s(self) -> float:
+        return self.cycles / self.sim_s if self.sim_s else 0.0
+
+
+def _as_float(words: np.ndarray, dtype: str) -> np.ndarray:
+    return bf16_words_to_float(words) if dtype == "bf16" else np.asarray(words, np.uint32).view(np.float32)
+
+
+def utilisation(compiled: CompiledKernel, cycles: int) -> tuple[float, float]:
+    """PCU utilisation: MAC-array/SIMD steps of every PCU over (cycles × PCUs of the tile);
+    PMU utilisation: words the kernel reserves in PMUs over (PMUs × capacity), averaged over
+    launches weighted by their share of PCU steps."""
+    from hdl.network.graph import FabricGraph
+
+    preset = compiled.launches[0].kernel.params.preset
+    fg = FabricGraph(preset)
+    n_pcu = sum(1 for s in fg.sites.values() if s.kind == "pcu")
+    n_pmu = sum(1 for s in fg.sites.values() if s.kind == "pmu")
+    capacity = preset.pmu_banks * preset.pmu_bank_words
+    steps = sum(sum(l.pcu_steps.values()) for l in compiled.launches)
+    words = max((sum(l.pmu_words.values()) for l in compiled.launches), default=0)
+    pcu = steps / (max(1, cycles) * n_pcu)
+    return pcu, words / (n_pmu * capacity)
+
+
+def run_compiled(compiled: CompiledKernel, inputs: dict[str, np.ndarray], *, simulator: str, build_dir,
+                 waves: bool = False, progress: Callable[[int, int], None] | None = None,
+                 timeout_cycles: int | None = None) -> KernelRun:
+    """Run ``compiled`` on ``inputs`` (float arrays, rounded to bf16 on entry).
+
+    ``progress(cycles_so_far, expected_cycles)`` is called from a watcher thread while the
+    simulator runs. Raises :class:`compiler.ShapeError` for missing or mis-shaped inputs and
+    :class:`sim.runner.SimulationError` when a launch does not complete.
+    """
+    return run_many([(compiled, inputs)], simulator=simulator, build_dir=build_dir, waves=waves,
+                    progress=progress, timeout_cycles=timeout_cycles)[0]
+
+
+def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_dir, waves: bool = False,
+             progress: Callable[[int, int], None] | None = None, timeout_cycles: int | None = None
+             ) -> list[KernelRun]:
+    """Run several compiled kernels (all for one preset) in one simulation, one after the other
+    (the system is reset between them). Returns one :class:`KernelRun` per case."""
+    presets = {c.preset for c, _ in cases}
+    if len(presets) != 1:
+        raise ValueError(f"run_many runs kernels of one preset, got {sorted(presets)}")
+    build_dir = Path(build_dir)
+    system = system_for(presets.pop())
+    entries, contexts = [], []
+    for index, (compiled, inputs) in enumerate(cases):
+        entry, ctx = _prepare(compiled, inputs, system, build_dir / "runs" / f"{index}_{compiled.name}",
+                              timeout_cycles)
+        entries.append(entry)
+        contexts.append(ctx)
+    job = {"hbm": timing_spec(system.hbm), "channels": system.channels, "fabric_ps": FABRIC_PS,
+           "kernels": entries}
+    job_file = build_dir / "runs" / "job.json"
+    job_file.write_text(json.dumps(job))
+    total_expected = sum(e["expected_cycles"] for e in entries)
+
+    stop = threading.Event()
+
+    def watch():
+        done_before = 0
+        while not stop.wait(0.5):
+            cycles = 0
+            for e in entries:
+                try:
+                    state = json.loads(Path(e["progress"]).read_text())
+                except (OSError, ValueError):
+                    continue
+                cycles += int(state["cycles"])
+            if cycles != done_before:
+                done_before = cycles
+                progress(cycles, total_expected)
+
+    watcher = threading.Thread(target=watch, daemon=True) if progress else None
+    if watcher:
+        watcher.start()
+    start = time.perf_counter()
+    try:
+        result = run_cocotb(system, BENCH, simulator=simulator, build_dir=build_dir / f"system_{simulator}",
+                            waves=waves, reuse_build=True, env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
+    finally:
+        stop.set()
+        if watcher:
+            watcher.join()
+    wall = time.perf_counter() - start
+    per_kernel = result.metrics.get("kernel", {}).get("kernels", [])
+    runs = []
+    total_cycles = sum(sum(r["cycles"] for r in m["launches"]) for m in per_kernel) or 1
+    for (compiled, _), ctx, metrics in zip(cases, contexts, per_kernel, strict=False):
+        run = _finish(compiled, ctx, metrics)
+        cycles = max(1, run.cycles)
+        run.sim_s = result.run_s * cycles / total_cycles
+        run.build_s = result.build_s
+        run.wall_s = wall * cycles / total_cycles
+        run.build_dir = str(build_dir)
+        run.waves = str(result.waves) if result.waves else None
+        runs.append(run)
+    if len(runs) != len(cases):
+        from .runner import SimulationError
+        raise SimulationError(f"the kernel bench reported {len(runs)} of {len(cases)} kernels; "
+                              f"see {build_dir / f'system_{simulator}' / 'sim.log'}")
+    return runs
+
+
+def _prepare(compiled, inputs, system, run_dir: Path, timeout_cycles):
+    graph = compiled.graph
+    graph.check_inputs(inputs)
+    words = {name: to_bf16_words(np.asarray(inputs[name], np.float32)) for name in graph.inputs}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    preload = {f"line_{base}": lines for base, lines in compiled.preload(words)}
+    np.savez(run_dir / "in.npz", **preload)
+    seg_bits = max(1, (len(system.agcu_names) - 1).bit_length())
+    expected = int(sum(max(l.pcu_steps.values(), default=0) for l in compiled.launches) * 1.1 + 2000)
+    launches = []
+    for launch in compiled.launches:
+        segs = []
+        for agcu, entries in launch.segments.items():
+            index = system.agcu_names.index(agcu)
+            for seg in entries:
+                segs.append(index | (seg.payload(system.params.agcu) << seg_bits))
+        launches.append({"name": launch.name, "seg": segs, "host": launch.kernel.host_words(),
+                         "timeout_cycles": timeout_cycles or 20 * expected + 100_000})
+    reads = [[name, compiled.regions[name].base, compiled.regions[name].lines] for name in compiled.outputs]
+    progress_file = run_dir / "progress.json"
+    progress_file.unlink(missing_ok=True)
+    entry = {"preload": str((run_dir / "in.npz").resolve()), "out": str((run_dir / "out.npz").resolve()),
+             "progress": str(progress_file.resolve()), "expected_cycles": expected, "launches": launches,
+             "reads": reads}
+    return entry, {"words": words, "run_dir": run_dir, "launches": launches}
+
+
+def _finish(compiled, ctx, metrics) -> KernelRun:
+    graph = compiled.graph
+    runs = metrics.get("launches", [])
+    bad = [r for r in runs if r["state"] != 5 or r["timed_out"]]
+    if len(runs) != len(ctx["launches"]) or bad:
+        from .runner import SimulationError
+        raise SimulationError(f"kernel {compiled.name} did not complete: {bad or runs}")
+    with np.load(ctx["run_dir"] / "out.npz") as data:
+        vectors = {name: lines_to_vectors(data[name], compiled.regions[name].vectors, compiled.regions[name].lanes)
+                   for name in compiled.outputs}
+    words = ctx["words"]
+    got = compiled.collect(vectors)
+    want = compiled.golden(words)
+    floats_in = {name: bf16_words_to_float(w).astype(np.float64) for name, w in words.items()}
+    ref = reference(graph, floats_in)
+    bit_exact = all(np.array_equal(got[k], want[k]) for k in want)
+    outputs, max_err, bound, within = {}, 0.0, 0.0, True
+    for name in got:
+        dtype = graph.tensors[name].dtype
+        value = _as_float(got[name], dtype)
+        outputs[name] = value
+        r_val, r_bound = ref[name]
+        err = np.abs(value.astype(np.float64) - r_val)
+        finite = np.isfinite(r_val)
+        max_err = max(max_err, float(err[finite].max(initial=0.0)))
+        bound = max(bound, float(r_bound[finite].max(initial=0.0)))
+        within &= bool(np.all(err[finite] <= r_bound[finite]))
+    cycles = sum(r["cycles"] for r in runs)
+    pcu_u, pmu_u = utilisation(compiled, cycles)
+    return KernelRun(outputs=outputs, words=got, golden=want, launches=runs, cycles=cycles, bit_exact=bit_exact,
+                     max_abs_err_vs_fp64=max_err, err_bound_fp64=bound, within_bound=within,
+                     hbm_bytes=LINE_BYTES * (metrics.get("hbm_reads", 0) + metrics.get("hbm_writes", 0)),
+                     violations=metrics.get("violations", 0), wall_s=0.0,
+                     pcu_utilization=pcu_u, pmu_utilization=pmu_u)
