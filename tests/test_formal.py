@@ -96,7 +96,7 @@ def test_segment_proof_fails_for_an_off_by_one_bound_check(formal_dir):
     broken = mutant("hdl.agcu.unit", "AddressGenerationUnit", "hi[slot_bits:] >= run_bound",
                     "hi[slot_bits:] > run_bound")
     _fails(FormalJob("agcu_bound_off_by_one", "mutant",
-                     lambda: AgcuSegmentHarness(formal_agcu_params(1), factory=broken), "bmc", 14),
+                     lambda: AgcuSegmentHarness(formal_agcu_params(1), factory=broken), "bmc", 15),
            formal_dir)
 
 

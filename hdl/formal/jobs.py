@@ -102,8 +102,8 @@ JOBS: list[FormalJob] = [
     FormalJob("agcu_segments", "an AGCU (1 counter) never offers the memory port a request outside the "
               "segment its program names or against the segment's permission; a run out of range, not "
               "permitted or hanging issues nothing and ends with the fault flag; a legal run does not fault",
-              lambda: _agcu(1), "bmc", 14),
-    FormalJob("agcu_segments_2ctr", "as agcu_segments, with a 2-counter nest", lambda: _agcu(2), "bmc", 14,
+              lambda: _agcu(1), "bmc", 15),
+    FormalJob("agcu_segments_2ctr", "as agcu_segments, with a 2-counter nest", lambda: _agcu(2), "bmc", 15,
               slow=True),
     FormalJob("agcu_covers", "the AGCU properties are not vacuous: a store and a load (to a segment's last "
               "line) reach memory, and an out-of-range run faults", lambda: _agcu(1), "cover", 30),
