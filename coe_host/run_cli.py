@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 
-__all__ = ["add_parser", "cmd_run", "JSON_FIELDS", "run_kernel", "draw_floorplan", "default_simulator"]
+__all__ = ["add_parser", "cmd_run", "JSON_FIELDS", "run_kernel", "draw_floorplan", "default_simulator",
+           "demo_ffn", "DEMO_FFN_SHAPE"]
 
 JSON_FIELDS = ("kernel", "preset", "sim", "shape", "fused", "cycles", "launches", "pcu_utilization",
                "pmu_utilization", "hbm_bytes", "bit_exact", "max_abs_err_vs_fp64", "err_bound_fp64", "wall_s",
                "sim_cycles_per_s")
-BUILD_ROOT = Path("build/kernels")
+#: Where kernel simulations build and run (``$OPENRDU_BUILD/kernels``, default ``build/kernels``):
+#: one simulator build per preset, reused by every kernel.
+BUILD_ROOT = Path(os.environ.get("OPENRDU_BUILD", "build")) / "kernels"
 
 
 def default_simulator() -> str:
@@ -266,3 +270,51 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out-dtype", default="bf16", choices=("bf16", "f32"), help="gemm: output type (default bf16)")
     p.set_defaults(func=cmd_run)
     return p
+
+
+#: The kernel of ``make demo`` (on the small preset): T, D, H.
+DEMO_FFN_SHAPE = (32, 64, 256)
+
+
+def demo_ffn(console, *, preset: str = "small", shape=DEMO_FFN_SHAPE, act: str = "gelu", seed: int = 1,
+             simulator: str | None = None, waves: bool = False, build_root: Path = BUILD_ROOT) -> bool:
+    """Run the FFN fused and unfused on one simulator and print cycles, utilisation, speedup and
+    bit-exactness; returns whether both were bit exact and within the fp64 bound."""
+    import numpy as np
+    from rich.table import Table
+
+    from compiler import compile_kernel
+    from sim.kernels import random_inputs, run_many
+
+    simulator = simulator or default_simulator()
+    fused = compile_kernel("ffn", preset, shape, act=act)
+    unfused = compile_kernel("ffn", preset, shape, act=act, fused=False)
+    inputs = random_inputs(fused, seed=seed)
+    console.print(f"FFN Y = {act}(X·W1)·W2, T,D,H = {','.join(map(str, shape))}, on {preset} with {simulator} "
+                  f"(the first run builds the simulator model)")
+    text = f"{simulator}: fused and unfused FFN"
+    with console.status(text) if console.is_terminal else _Null():
+        runs = run_many([(fused, inputs), (unfused, inputs)], simulator=simulator,
+                        build_dir=build_root / preset, waves=waves)
+    table = Table(title=f"fused vs unfused FFN on {preset} ({simulator})")
+    for col in ("mode", "launches", "cycles", "PCU util.", "PMU util.", "HBM bytes", "bit exact",
+                "max |err| vs fp64", "bound", "sim cycles/s"):
+        table.add_column(col, justify="right")
+    for name, compiled, run in (("fused", fused, runs[0]), ("unfused", unfused, runs[1])):
+        table.add_row(name, str(len(compiled.launches)), f"{run.cycles:,}", f"{run.pcu_utilization:.1%}",
+                      f"{run.pmu_utilization:.1%}", f"{run.hbm_bytes:,}", "yes" if run.bit_exact else "NO",
+                      f"{run.max_abs_err_vs_fp64:.3g}", f"{run.err_bound_fp64:.3g}", f"{run.sim_cycles_per_s:,.0f}")
+    console.print(table)
+    same = np.array_equal(runs[0].words["Y"], runs[1].words["Y"])
+    console.print(f"speedup of fusion: {runs[1].cycles / runs[0].cycles:.2f}x; fused and unfused outputs "
+                  f"{'identical' if same else 'DIFFER'}; HBM traffic {runs[1].hbm_bytes / max(1, runs[0].hbm_bytes):.1f}x "
+                  f"lower fused")
+    return all(r.bit_exact and r.within_bound for r in runs) and same
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

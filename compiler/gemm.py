@@ -375,9 +375,8 @@ def gemm_programs(plan: GemmPlan, prefix: str = "", *, a_from: str | None = None
     return units, routes, starts
 
 
-def map_gemm(params, plans: list[GemmPlan], *, name: str, a_region, b_region, c_region) -> tuple[Launch, GemmPlan]:
-    """Place and route the first plan that the fabric can carry (regions are
-    :class:`~compiler.program.Region` objects, the C region holding ``mt · np_`` vectors)."""
+def route_gemm(params, plans: list[GemmPlan]) -> tuple[GemmPlan, dict, object]:
+    """Place and route the first plan the fabric can carry: ``(plan, placement, kernel)``."""
     last_error = None
     for plan in plans:
         roles, edges = gemm_roles(plan)
@@ -389,14 +388,18 @@ def map_gemm(params, plans: list[GemmPlan], *, name: str, a_region, b_region, c_
         except MappingError as error:
             last_error = error
             continue
-        segments = {placed["agcu_a"]: [a_region.segment(read=True)],
-                    placed["agcu_b"]: [b_region.segment(read=True)]}
-        for q in range(plan.pcus):
-            segments[placed[f"agcu_c{q}"]] = [c_region.segment(read=False, write=True)]
-        launch = Launch(name, kernel, segments, roles=placed,
-                        pcu_steps={placed[f"pcu{q}"]: plan.steps for q in range(plan.pcus)},
-                        pmu_words={placed["pmu_a"]: 2 * plan.kp * plan.lanes,
-                                   **{placed[f"pmu_b{q}"]: 2 * (plan.block_words + plan.lanes)
-                                      for q in range(plan.pcus)}})
-        return launch, plan
+        return plan, placed, kernel
     raise last_error
+
+
+def gemm_launch(name: str, plan: GemmPlan, placed: dict, kernel, a_region, b_region, c_region) -> Launch:
+    """The launch of a routed plan with the segments of its regions (the C region holds
+    ``mt · np_`` vectors)."""
+    segments = {placed["agcu_a"]: [a_region.segment(read=True)],
+                placed["agcu_b"]: [b_region.segment(read=True)]}
+    for q in range(plan.pcus):
+        segments[placed[f"agcu_c{q}"]] = [c_region.segment(read=False, write=True)]
+    return Launch(name, kernel, segments, roles=placed,
+                  pcu_steps={placed[f"pcu{q}"]: plan.steps for q in range(plan.pcus)},
+                  pmu_words={placed["pmu_a"]: 2 * plan.kp * plan.lanes,
+                             **{placed[f"pmu_b{q}"]: 2 * (plan.block_words + plan.lanes) for q in range(plan.pcus)}})

@@ -83,6 +83,8 @@ def compile_kernel(kernel: str, preset, shape, *, act: str = "none", bias: bool 
     params = _params(preset)
     if kernel == "gemm":
         return _compile_gemm(graph, params, fused, hbm_lines, max_pcus, orders)
+    if kernel == "ffn":
+        return _compile_ffn(graph, params, fused, hbm_lines, max_pcus, orders)
     raise MappingError(f"a mapping for {kernel}", None, None, "not implemented yet in this compiler")
 
 
@@ -100,32 +102,16 @@ def _compile_gemm(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines
     # unfused: the matmul (its bias is one more MAC step) writes fp32 to HBM, then one
     # elementwise launch applies the activation and the bf16 conversion
     split = not fused and (act != "none" or out_bf16)
-    plans = gm.plan_gemm(params, m, k, n, bias=bias, act="none" if split else act,
-                         out_bf16=False if split else out_bf16, max_pcus=max_pcus, orders=orders)
-    last = None
-    for plan in plans[:12]:
-        alloc = HbmAllocator(L, hbm_lines)
-        a_r = alloc.region("A", plan.mt * plan.kp, pack=lambda w, p=plan: gm.pack_a(p, w["A"]))
-        b_r = alloc.region("B", plan.nb * plan.pcus * plan.block_words // L,
-                           pack=lambda w, p=plan: gm.pack_b(p, w["B"], w.get("bias")))
-        c_r = alloc.region("C", plan.mt * plan.np_)
-        try:
-            launch, chosen = gm.map_gemm(params, [plan], name="gemm", a_region=a_r, b_region=b_r, c_region=c_r)
-        except MappingError as error:
-            last = error
-            continue
-        break
-    else:
-        raise last
-
-    launches = [launch]
+    alloc = HbmAllocator(L, hbm_lines)
+    stage = _gemm_stage(params, alloc, "matmul" if split else "gemm", m, k, n, act="none" if split else act,
+                        out_bf16=False if split else out_bf16, bias=bias, a_input="A", b_input="B",
+                        out="C_f32" if split else "C", max_pcus=max_pcus, orders=orders)
+    launches = [stage.launch]
     if split:
-        launch.name = "matmul"
-        c_r.name = "C_f32"
-        alloc.regions["C_f32"] = alloc.regions.pop("C")
-        out_r = alloc.region("C", c_r.vectors)
+        out_r = alloc.region("C", alloc.regions["C_f32"].vectors)
         launches.append(elementwise_launch(params, "act", f"act_{act}_{'bf16' if out_bf16 else 'f32'}",
-                                           [c_r], out_r))
+                                           [alloc.regions["C_f32"]], out_r))
+    chosen = stage.plan
 
     def collect(vectors: dict) -> dict:
         return {"C": gm.unpack_c(chosen, vectors["C"])}
@@ -134,8 +120,113 @@ def _compile_gemm(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines
         return {"C": gm.gemm_golden(words["A"], words["B"], words.get("bias"), act, out_bf16)}
 
     compiled = CompiledKernel("gemm", params.preset.name, (m, k, n), fused, launches, alloc.regions,
-                              inputs=["A", "B"], outputs=["C"], golden=golden, order=gm.ORDER,
+                              inputs=alloc.inputs, outputs=["C"], golden=golden, order=gm.ORDER,
                               plan={"gemm": _plan_dict(chosen)}, flops=graph.flops())
+    compiled.collect = collect
+    compiled.graph = graph
+    return compiled
+
+
+class _Stage:
+    def __init__(self, launch, plan):
+        self.launch, self.plan = launch, plan
+
+
+def _gemm_stage(params, alloc: HbmAllocator, name: str, m: int, k: int, n: int, *, act: str, out_bf16: bool,
+                bias: bool, a_input: str | None, b_input: str, out: str, a_region=None, max_pcus=None,
+                orders=("nm", "mn")) -> _Stage:
+    """One GEMM launch: A from input ``a_input`` (packed by the host) or from an existing
+    C-layout region ``a_region`` (an earlier stage's output), B from input ``b_input`` (with
+    the ``bias`` input when ``bias``), C into a new region ``out``."""
+    L = params.preset.lanes
+    pitch = None if a_region is None else a_region.vectors // (-(-m // L))
+    plans = gm.plan_gemm(params, m, k, n, bias=bias, act=act, out_bf16=out_bf16, max_pcus=max_pcus,
+                         orders=orders, a_pitch=pitch)
+    plan, placed, kernel = gm.route_gemm(params, plans[:12])
+    if a_region is None:
+        a_region = alloc.region(a_input, plan.mt * plan.kp, pack=lambda w, p=plan: gm.pack_a(p, w[a_input]))
+        alloc.inputs.append(a_input)
+    b_region = alloc.region(b_input, plan.nb * plan.pcus * plan.block_words // L,
+                            pack=lambda w, p=plan: gm.pack_b(p, w[b_input], w.get("bias") if bias else None))
+    alloc.inputs.append(b_input)
+    c_region = alloc.region(out, plan.mt * plan.np_)
+    return _Stage(gm.gemm_launch(name, plan, placed, kernel, a_region, b_region, c_region), plan)
+
+
+def _compile_ffn(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines: int, max_pcus,
+                 orders=("nm", "mn")) -> CompiledKernel:
+    from . import ffn as ff
+
+    L, S = params.preset.lanes, params.preset.stages
+    t, d = graph.tensors["X"].shape
+    gated = graph.name == "ffn_gated"
+    h = graph.tensors["Wd" if gated else "W2"].shape[0]
+    alloc = HbmAllocator(L, hbm_lines)
+    if gated:
+        if fused:
+            raise MappingError("a fused gated-FFN mapping", None, None,
+                               "not implemented yet in this compiler (use --unfused)")
+        sg = _gemm_stage(params, alloc, "gate", t, d, h, act="silu", out_bf16=True, bias=False, a_input="X",
+                         b_input="Wg", out="G", max_pcus=max_pcus, orders=orders)
+        su = _gemm_stage(params, alloc, "up", t, d, h, act="none", out_bf16=True, bias=False, a_input=None,
+                         b_input="Wu", out="U", a_region=alloc.regions["X"], max_pcus=max_pcus, orders=orders)
+        if sg.plan.np_ != su.plan.np_:
+            raise AssertionError("gate and up GEMMs chose different layouts")
+        hr = alloc.region("H", alloc.regions["G"].vectors)
+        mul = elementwise_launch(params, "mul", "mul_bf16", [alloc.regions["G"], alloc.regions["U"]], hr)
+        sd = _gemm_stage(params, alloc, "down", t, h, d, act="none", out_bf16=True, bias=False, a_input=None,
+                         b_input="Wd", out="Y", a_region=hr, max_pcus=max_pcus, orders=orders)
+        launches, last = [sg.launch, su.launch, mul, sd.launch], sd.plan
+        plan_info = {"gate": _plan_dict(sg.plan), "up": _plan_dict(su.plan), "down": _plan_dict(sd.plan)}
+        order = gm.ORDER + "; H = bf16(fp32(G) * fp32(U)) (one RNE multiply, then RNE to bf16)"
+
+        def golden(words: dict) -> dict:
+            from hdl.numerics.ops import golden as op
+            g_ = gm.gemm_golden(words["X"], words["Wg"], None, "silu", True)
+            u_ = gm.gemm_golden(words["X"], words["Wu"], None, "none", True)
+            h_ = op("cvt_bf16", op("fmul", op("cvt_f32", g_), op("cvt_f32", u_)))
+            return {"Y": gm.gemm_golden(h_, words["Wd"], None, "none", True)}
+
+        def collect(vectors: dict) -> dict:
+            return {"Y": gm.unpack_c(last, vectors["Y"])}
+    elif not fused:
+        act = graph.nodes[0].attrs["act"]
+        s1 = _gemm_stage(params, alloc, "up", t, d, h, act=act, out_bf16=True, bias=False, a_input="X",
+                         b_input="W1", out="H", max_pcus=max_pcus, orders=orders)
+        s2 = _gemm_stage(params, alloc, "down", t, h, d, act="none", out_bf16=True, bias=False, a_input=None,
+                         b_input="W2", out="Y", a_region=alloc.regions["H"], max_pcus=max_pcus, orders=orders)
+        launches, last = [s1.launch, s2.launch], s2.plan
+        plan_info = {"up": _plan_dict(s1.plan), "down": _plan_dict(s2.plan)}
+        order = gm.ORDER
+
+        def golden(words: dict) -> dict:
+            h_ = gm.gemm_golden(words["X"], words["W1"], None, act, True)
+            return {"Y": gm.gemm_golden(h_, words["W2"], None, "none", True)}
+
+        def collect(vectors: dict) -> dict:
+            return {"Y": gm.unpack_c(last, vectors["Y"])}
+    else:
+        act = graph.nodes[0].attrs["act"]
+        plans = ff.plan_ffn(params, t, d, h, act)
+        plan, placed, kernel = ff.route_ffn(params, plans)
+        xr = alloc.region("X", plan.mt_pad * d, pack=lambda w: ff.pack_xt(w["X"], plan.mt_pad, L))
+        w1r = alloc.region("W1", plan.nt1 * d, pack=lambda w: ff.pack_rows(w["W1"], d, plan.nt1, S, L))
+        w2r = alloc.region("W2", plan.nt2 * plan.hp, pack=lambda w: ff.pack_rows(w["W2"], plan.hp, plan.nt2, S, L))
+        yr = alloc.region("Y", plan.mt_pad * plan.dp)
+        alloc.inputs += ["X", "W1", "W2"]
+        launches = [ff.ffn_launch(plan, placed, kernel, xr, w1r, w2r, yr)]
+        plan_info = {"ffn": {"pipelines": plan.pipes, "m_groups": plan.groups, "h_padded": plan.hp,
+                             "mac_steps_per_pcu": plan.steps}}
+        order = ff.ORDER
+
+        def golden(words: dict) -> dict:
+            return {"Y": ff.ffn_golden(words["X"], words["W1"], words["W2"], act, plan.hp)}
+
+        def collect(vectors: dict) -> dict:
+            return {"Y": ff.unpack_tiles(vectors["Y"], plan.mt_pad, plan.dp, L, t, d)}
+    compiled = CompiledKernel(graph.name, params.preset.name, (t, d, h), fused, launches, alloc.regions,
+                              inputs=alloc.inputs, outputs=["Y"], golden=golden, order=order, plan=plan_info,
+                              flops=graph.flops())
     compiled.collect = collect
     compiled.graph = graph
     return compiled

@@ -64,6 +64,7 @@ class HbmAllocator:
     def __init__(self, lanes: int, limit_lines: int):
         self.lanes, self.limit, self.next = lanes, limit_lines, 0
         self.regions: dict[str, Region] = {}
+        self.inputs: list[str] = []       # regions the host fills
 
     def region(self, name: str, vectors: int, **kw) -> Region:
         if name in self.regions:

@@ -1,0 +1,239 @@
+"""Fused FFN on the fabric: ``Y = act(X·W1)·W2`` in one launch, H kept in PMUs.
+
+Mapping (``G`` pipelines; ``L`` lanes, ``S`` stages)
+----------------------------------------------------
+Pipeline ``g`` owns the m-tiles ``mg·G + g`` (``L`` rows of X each) and has two PCUs in
+systolic mode and two PMUs::
+
+    agcu_x ══▶ pmu_x<g> ──▶ pcu1<g> ──▶ pmu_h<g> ──▶ pcu2<g> ──▶ agcu_y<g>
+    agcu_w1 ═══════════════▲                           ▲
+    agcu_w2 ═══════════════════════════════════════════┘      (══ multicast to every pipeline)
+
+For each m-group ``mg``: ``agcu_x`` streams the G Xᵀ tiles of the group once (each
+``pmu_x<g>`` keeps its own tile, by write offset and range, and replays it once per n-tile
+of H); ``agcu_w1`` streams W1 row by row (rows padded to L words, started once per m-group
+by ``pmu_x0``'s write-done token) to every ``pcu1<g>``, which computes ``act(X·W1)`` for its
+m-tile one ``L × S`` tile at a time and drains the columns of H (bf16) into ``pmu_h<g>`` —
+exactly the Hᵀ tile the second GEMM reads; ``pmu_h<g>`` (double-buffered, so the next
+m-group's H fills while this one is consumed) replays it once per n-tile of Y while
+``agcu_w2`` streams W2 (started by ``pmu_h0``'s write-done) to every ``pcu2<g>``; each
+``pcu2<g>`` drains Y tiles to its store AGCU. H never leaves the chip.
+
+Accumulation order: as for :mod:`compiler.gemm` — every element of H and of Y is an fp32
+MAC chain from +0 in k order with exact bf16 products, then the activation (H only) and RNE
+to bf16; H has its columns padded to whole n-tiles (zeros: act(+0) = +0) and the second
+chain runs over the padded length (the extra terms add +0·+0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hdl.agcu import AgcuConfig
+from hdl.counters import Counter
+from hdl.pcu import PcuConfig
+from hdl.pmu import AddressProgram, PmuConfig
+
+from .errors import MappingError
+from .gemm import gemm_golden
+from .place import place_and_route
+from .program import Launch
+
+__all__ = ["FfnPlan", "plan_ffn", "ffn_launch", "pack_xt", "pack_rows", "unpack_tiles", "ORDER"]
+
+ORDER = ("H[i,j] = bf16(act(fp32 MAC chain from +0 over k = 0..D-1))); Y[i,j] = bf16(fp32 MAC chain from +0 "
+         "over k = 0..Hp-1 of H[i,k]*W2[k,j]) with H, W2 zero-padded to Hp = whole n-tiles")
+LIMIT = 1 << 16
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class FfnPlan:
+    t: int
+    d: int
+    h: int
+    act: str
+    lanes: int
+    stages: int
+    pipes: int     # G
+
+    @property
+    def mt(self):
+        return _ceil(self.t, self.lanes)
+
+    @property
+    def groups(self):
+        return _ceil(self.mt, self.pipes)
+
+    @property
+    def mt_pad(self):
+        return self.groups * self.pipes
+
+    @property
+    def nt1(self):
+        return _ceil(self.h, self.stages)
+
+    @property
+    def hp(self):
+        return self.nt1 * self.stages
+
+    @property
+    def nt2(self):
+        return _ceil(self.d, self.stages)
+
+    @property
+    def dp(self):
+        return self.nt2 * self.stages
+
+    @property
+    def sx(self):
+        return (self.d - 1).bit_length()
+
+    @property
+    def sh(self):
+        return (self.hp - 1).bit_length()
+
+    @property
+    def steps(self) -> int:
+        """MAC steps of each PCU of one stage."""
+        return self.groups * max(self.nt1 * self.d, self.nt2 * self.hp)
+
+    def check(self, pmu_words: int) -> None:
+        L = self.lanes
+        for resource, need, have, what in (
+                ("PMU capacity (words)", 2 * self.d * L, pmu_words, f"the double-buffered X tile (D={self.d})"),
+                ("PMU capacity (words)", 2 * self.hp * L, pmu_words,
+                 f"the double-buffered H tile (H padded to {self.hp})"),
+                ("counter range", self.nt1 << self.sx, LIMIT - 1, "X tile replays"),
+                ("counter range", self.nt2 << self.sh, LIMIT - 1, "H tile replays"),
+                ("counter range", self.nt1 * self.d, LIMIT - 1, "W1 stream"),
+                ("counter range", self.nt2 * self.hp, LIMIT - 1, "W2 stream"),
+                ("counter range", self.mt_pad * self.d, LIMIT - 1, "X stream"),
+                ("counter range", self.mt_pad * self.dp, LIMIT - 1, "Y stores")):
+            if need > have:
+                raise MappingError(resource, need, have, f"fused FFN {self.t}x{self.d}x{self.h}: {what}")
+
+
+def plan_ffn(params, t, d, h, act) -> list[FfnPlan]:
+    from .gemm import _site_counts
+    preset = params.preset
+    counts = _site_counts(preset)
+    gmax = min(counts["pcu"] // 2, counts["pmu"] // 2, counts["agcu"] - 3)
+    if gmax < 1:
+        raise MappingError("PCUs/PMUs/AGCUs", 1, 0, "a fused FFN needs 2 PCUs, 2 PMUs and 4 AGCUs")
+    pmu_words = preset.pmu_banks * preset.pmu_bank_words
+    plans = []
+    for g in range(gmax, 0, -1):
+        plan = FfnPlan(t, d, h, act, preset.lanes, preset.stages, g)
+        plan.check(pmu_words)
+        plans.append(plan)
+    # fewest m-groups first (then fewer pipelines for the same count)
+    plans.sort(key=lambda p: (p.groups, p.pipes))
+    return plans
+
+
+def ffn_units(plan: FfnPlan):
+    p, L, G, S = plan, plan.lanes, plan.pipes, plan.stages
+    units, routes, roles, edges = {}, [], [("agcu_x", "agcu"), ("agcu_w1", "agcu"), ("agcu_w2", "agcu")], []
+    units["agcu_x"] = AgcuConfig("load", 0, [Counter(0, p.d), Counter(0, p.mt_pad * p.d, p.d)])
+    units["agcu_w1"] = AgcuConfig("load", 0, [Counter(0, p.d), Counter(0, p.nt1 * p.d, p.d)])
+    units["agcu_w2"] = AgcuConfig("load", 0, [Counter(0, p.hp), Counter(0, p.nt2 * p.hp, p.hp)])
+    for g in range(G):
+        roles += [(f"pmu_x{g}", "pmu"), (f"pcu1_{g}", "pcu"), (f"pmu_h{g}", "pmu"), (f"pcu2_{g}", "pcu"),
+                  (f"agcu_y{g}", "agcu")]
+        edges += [("agcu_x", f"pmu_x{g}", 0.5), (f"pmu_x{g}", f"pcu1_{g}", 2.0), ("agcu_w1", f"pcu1_{g}", 0.5),
+                  (f"pcu1_{g}", f"pmu_h{g}", 2.0), (f"pmu_h{g}", f"pcu2_{g}", 2.0), ("agcu_w2", f"pcu2_{g}", 0.5),
+                  (f"pcu2_{g}", f"agcu_y{g}", 1.0)]
+        units[f"pmu_x{g}"] = PmuConfig(
+            write=AddressProgram([Counter(0, p.d * L, L), Counter(0, G * p.d * L, p.d * L)],
+                                 offset=(-g * p.d * L) % (1 << 32), runs=p.groups),
+            read=AddressProgram([Counter(0, p.d), Counter(0, p.nt1 << p.sx, 1 << p.sx)],
+                                alu=[("iand", (1 << p.sx) - 1), ("ishl", L.bit_length() - 1)], runs=p.groups),
+            buffers=2, buffer_words=p.d * L, range_lo=0, range_hi=p.d * L)
+        units[f"pcu1_{g}"] = PcuConfig(mode="systolic", counters=[Counter(0, p.d), Counter(0, p.nt1),
+                                                                  Counter(0, p.groups)], tail=p.act, to_bf16=True)
+        units[f"pmu_h{g}"] = PmuConfig(
+            write=AddressProgram([Counter(0, p.hp * L, L)], runs=p.groups),
+            read=AddressProgram([Counter(0, p.hp), Counter(0, p.nt2 << p.sh, 1 << p.sh)],
+                                alu=[("iand", (1 << p.sh) - 1), ("ishl", L.bit_length() - 1)], runs=p.groups),
+            buffers=2, buffer_words=p.hp * L)
+        units[f"pcu2_{g}"] = PcuConfig(mode="systolic", counters=[Counter(0, p.hp), Counter(0, p.nt2),
+                                                                  Counter(0, p.groups)], to_bf16=True)
+        units[f"agcu_y{g}"] = AgcuConfig("store", 0, [Counter(0, p.dp), Counter(0, p.groups * G * p.dp, G * p.dp)],
+                                         offset=g * p.dp)
+        routes += [(f"pmu_x{g}.vout", [f"pcu1_{g}.vin0"]), (f"pcu1_{g}.vout", [f"pmu_h{g}.vin"]),
+                   (f"pmu_h{g}.vout", [f"pcu2_{g}.vin0"]), (f"pcu2_{g}.vout", [f"agcu_y{g}.vin"])]
+    routes += [("agcu_x.vout", [f"pmu_x{g}.vin" for g in range(G)]),
+               ("agcu_w1.vout", [f"pcu1_{g}.vin1" for g in range(G)]),
+               ("agcu_w2.vout", [f"pcu2_{g}.vin1" for g in range(G)]),
+               ("host.start", ["agcu_x.start"] + [f"agcu_y{g}.start" for g in range(G)]),
+               ("pmu_x0.wdone", ["agcu_w1.start"]), ("pmu_h0.wdone", ["agcu_w2.start"]),
+               (f"agcu_y{G - 1}.done", ["host.done"])]
+    return roles, edges, units, routes
+
+
+def route_ffn(params, plans):
+    last = None
+    for plan in plans:
+        roles, edges, units, routes = ffn_units(plan)
+        try:
+            placed, kernel = place_and_route(params, roles, edges, units, routes)
+        except MappingError as error:
+            last = error
+            continue
+        return plan, placed, kernel
+    raise last
+
+
+def ffn_launch(plan, placed, kernel, x_region, w1_region, w2_region, y_region) -> Launch:
+    G, L = plan.pipes, plan.lanes
+    segments = {placed["agcu_x"]: [x_region.segment(read=True)],
+                placed["agcu_w1"]: [w1_region.segment(read=True)],
+                placed["agcu_w2"]: [w2_region.segment(read=True)]}
+    for g in range(G):
+        segments[placed[f"agcu_y{g}"]] = [y_region.segment(read=False, write=True)]
+    steps = {**{placed[f"pcu1_{g}"]: plan.groups * plan.nt1 * plan.d for g in range(G)},
+             **{placed[f"pcu2_{g}"]: plan.groups * plan.nt2 * plan.hp for g in range(G)}}
+    words = {**{placed[f"pmu_x{g}"]: 2 * plan.d * L for g in range(G)},
+             **{placed[f"pmu_h{g}"]: 2 * plan.hp * L for g in range(G)}}
+    return Launch("ffn", kernel, segments, roles=placed, pcu_steps=steps, pmu_words=words)
+
+
+# ------------------------------------------------------------------ host layouts
+
+def pack_xt(x: np.ndarray, tiles: int, lanes: int) -> np.ndarray:
+    """X (T, D) words → Xᵀ tiles (tiles·D, L): vector (mt, k) holds rows mt·L… of column k."""
+    t, d = x.shape
+    full = np.zeros((tiles * lanes, d), np.uint32)
+    full[:t] = x
+    return full.reshape(tiles, lanes, d).transpose(0, 2, 1).reshape(-1, lanes).copy()
+
+
+def pack_rows(w: np.ndarray, k_pad: int, n_tiles: int, stages: int, lanes: int) -> np.ndarray:
+    """W (K, N) words → vectors (n_tiles·k_pad, L): vector (nt, k) lanes 0..S-1 = W[k, nt·S + j]."""
+    k, n = w.shape
+    full = np.zeros((k_pad, n_tiles * stages), np.uint32)
+    full[:k, :n] = w
+    out = np.zeros((n_tiles, k_pad, lanes), np.uint32)
+    out[:, :, :stages] = full.reshape(k_pad, n_tiles, stages).transpose(1, 0, 2)
+    return out.reshape(-1, lanes)
+
+
+def unpack_tiles(vectors: np.ndarray, tiles: int, cols: int, lanes: int, rows: int, n: int) -> np.ndarray:
+    """Cᵀ-tile vectors (tiles·cols, L) → C (rows, n)."""
+    arr = vectors[:tiles * cols].reshape(tiles, cols, lanes).transpose(0, 2, 1).reshape(tiles * lanes, cols)
+    return arr[:rows, :n].copy()
+
+
+def ffn_golden(x, w1, w2, act, hp=None):
+    """Y words in the order of :data:`ORDER` (``hp``: the padded H the hardware runs over)."""
+    h = gemm_golden(x, w1, None, act, True)
+    if hp is not None and hp > h.shape[1]:
+        h = np.concatenate([h, np.zeros((h.shape[0], hp - h.shape[1]), np.uint32)], axis=1)
+        w2 = np.concatenate([w2, np.zeros((hp - w2.shape[0], w2.shape[1]), np.uint32)], axis=0)
+    return gemm_golden(h, w2, None, "none", True)

@@ -1,0 +1,130 @@
+"""The kernel compiler without a simulator: every mapping is run on the units' golden models
+(:mod:`compiler.emulate`) and must equal the compiler's golden model bit for bit; the golden
+model must lie within the float64 error bound; bad kernels give clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compiler import MappingError, ShapeError, compile_kernel
+from compiler import gemm as gm
+from compiler.emulate import emulate
+from compiler.ir import reference
+from compiler.kernels import bf16_words_to_float, to_bf16_words
+from sim.kernels import random_inputs
+
+
+def _words(compiled, seed):
+    return {k: to_bf16_words(v) for k, v in random_inputs(compiled, seed=seed).items()}
+
+
+@pytest.mark.parametrize("preset,shape,act,bias,fused,orders", [
+    ("tiny", (6, 5, 3), "relu", True, True, ("nm",)),
+    ("tiny", (9, 13, 7), "gelu", True, True, ("mn",)),
+    ("tiny", (9, 13, 7), "gelu", True, False, ("nm", "mn")),
+    ("small", (20, 17, 45), "silu", True, True, ("nm",)),
+    ("small", (20, 17, 45), "silu", True, True, ("mn",)),
+    ("small", (33, 9, 70), "none", False, True, ("nm", "mn")),
+    ("small", (33, 9, 70), "relu", False, False, ("nm", "mn")),
+])
+def test_gemm_mapping_equals_golden(preset, shape, act, bias, fused, orders):
+    compiled = compile_kernel("gemm", preset, shape, act=act, bias=bias, fused=fused, orders=orders)
+    words = _words(compiled, seed=sum(shape))
+    got, want = emulate(compiled, words)["C"], compiled.golden(words)["C"]
+    assert got.shape == (shape[0], shape[2])
+    assert np.array_equal(got, want)
+    assert len(compiled.launches) == (1 if fused else 2)
+
+
+@pytest.mark.parametrize("preset,shape,act,gated,fused", [
+    ("tiny", (6, 5, 7), "relu", False, True),
+    ("tiny", (6, 5, 7), "relu", False, False),
+    ("small", (20, 12, 30), "gelu", False, True),
+    ("small", (20, 12, 30), "none", True, False),
+])
+def test_ffn_mapping_equals_golden(preset, shape, act, gated, fused):
+    compiled = compile_kernel("ffn", preset, shape, act=act, gated=gated, fused=fused)
+    words = _words(compiled, seed=7)
+    got, want = emulate(compiled, words)["Y"], compiled.golden(words)["Y"]
+    assert np.array_equal(got, want)
+    assert len(compiled.launches) == (1 if fused else 4 if gated else 2)
+
+
+def test_fused_and_unfused_ffn_goldens_agree_and_lie_within_the_fp64_bound():
+    fused = compile_kernel("ffn", "small", (20, 12, 30), act="gelu")
+    unfused = compile_kernel("ffn", "small", (20, 12, 30), act="gelu", fused=False)
+    words = _words(fused, seed=3)
+    y = fused.golden(words)["Y"]
+    assert np.array_equal(y, unfused.golden(words)["Y"])
+    ref, bound = reference(fused.graph, {k: bf16_words_to_float(w).astype(np.float64) for k, w in words.items()})["Y"]
+    err = np.abs(bf16_words_to_float(y) - ref)
+    assert np.all(err <= bound)
+
+
+def test_gemm_golden_within_bound_and_a_wrong_order_is_caught():
+    compiled = compile_kernel("gemm", "tiny", (7, 40, 6), act="silu", bias=True)
+    words = _words(compiled, seed=11)
+    floats = {k: bf16_words_to_float(w).astype(np.float64) for k, w in words.items()}
+    ref, bound = reference(compiled.graph, floats)["C"]
+    good = compiled.golden(words)["C"]
+    assert np.all(np.abs(bf16_words_to_float(good) - ref) <= bound)
+    # the bit-exact comparison notices a golden model that sums in another order (fp32 output)
+    in_order = gm.gemm_golden(words["A"], words["B"], words["bias"], "none", False)
+    reordered = gm.gemm_golden(words["A"][:, ::-1], words["B"][::-1], words["bias"], "none", False)
+    assert not np.array_equal(reordered, in_order)
+    # and the float64 check notices a golden model that drops a term
+    dropped = gm.gemm_golden(words["A"][:, 1:], words["B"][1:], words["bias"], "silu", True)
+    assert np.any(np.abs(bf16_words_to_float(dropped) - ref) > bound)
+
+
+def test_a_kernel_too_big_for_tiny_names_the_resource_and_shortfall():
+    with pytest.raises(MappingError, match=r"PMU capacity \(words\): needs 4800, the preset has 1024 "
+                                           r"\(short by 3776\)") as info:
+        compile_kernel("gemm", "tiny", (600, 600, 600))
+    assert info.value.resource == "PMU capacity (words)" and info.value.need - info.value.have == 3776
+    with pytest.raises(MappingError, match="H tile"):
+        compile_kernel("ffn", "tiny", (8, 16, 600))
+
+@pytest.mark.parametrize("kernel,shape,message", [
+    ("gemm", (3, 4), r"shape must be 3 positive ints M,K,N, got \(3, 4\)"),
+    ("gemm", (3, 0, 4), "positive ints"),
+    ("ffn", (1, 2, 3, 4), "T,D,H"),
+    ("rmsnorm", (4,), "T,D"),
+])
+def test_bad_shapes_are_rejected(kernel, shape, message):
+    with pytest.raises(ShapeError, match=message):
+        compile_kernel(kernel, "tiny", shape)
+
+
+def test_unknown_kernel_and_activation():
+    with pytest.raises(ValueError, match="unknown kernel 'conv'"):
+        compile_kernel("conv", "tiny", (1, 2))
+    with pytest.raises(ValueError, match="activation must be one of"):
+        compile_kernel("gemm", "tiny", (4, 4, 4), act="tanh")
+
+
+def test_missing_npz_keys_are_named(tmp_path):
+    from coe_host.run_cli import load_inputs
+
+    compiled = compile_kernel("gemm", "tiny", (6, 5, 3))
+    path = tmp_path / "in.npz"
+    np.savez(path, A=np.ones((6, 5), np.float32))
+    with pytest.raises(ShapeError, match=r"lacks the key\(s\) B; gemm with shape 6,5,3 needs A, B \(has A\)"):
+        load_inputs(str(path), compiled, 0)
+    np.savez(path, A=np.ones((6, 4), np.float32), B=np.ones((5, 3), np.float32))
+    arrays = load_inputs(str(path), compiled, 0)
+    with pytest.raises(ShapeError, match=r"input 'A' has shape \(6, 4\), the kernel needs \(6, 5\)"):
+        compiled.graph.check_inputs(arrays)
+
+
+def test_pack_and_unpack_are_inverse_layouts():
+    plan = gm.GemmPlan(13, 7, 10, False, "none", True, 8, 4, pcus=2, tiles=1)
+    rng = np.random.default_rng(0)
+    c = rng.integers(0, 1 << 16, (plan.mt * 8, plan.np_), dtype=np.uint32)
+    vectors = c.reshape(plan.mt, 8, plan.np_).transpose(0, 2, 1).reshape(-1, 8)
+    assert np.array_equal(gm.unpack_c(plan, vectors), c[:13, :10])
+    a = rng.integers(0, 1 << 16, (13, 7), dtype=np.uint32)
+    packed = gm.pack_a(plan, a)
+    assert packed.shape == (plan.mt * plan.kp, 8)
+    assert np.array_equal(packed.reshape(plan.mt, plan.kp, 8).transpose(0, 2, 1).reshape(-1, plan.kp)[:13], a)
