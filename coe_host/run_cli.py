@@ -131,18 +131,23 @@ def draw_floorplan(compiled, path) -> Path:
             colour = colours[site.kind] if on else "#eeeeee"
             ax.add_patch(Rectangle((x - 0.4, y - 0.4), 0.8, 0.8, facecolor=colour, edgecolor="black", lw=0.6,
                                    alpha=0.85 if on else 1.0))
-            label = used.get(site.name, site.name.split("_")[0] if not on else site.name)
-            ax.text(x, y, label if on else site.kind, ha="center", va="center", fontsize=6,
-                    color="white" if on else "#888888")
-        offsets = {"vector": 0.0, "scalar": 0.08, "control": -0.08}
+            label = used.get(site.name, site.name) if on else site.kind
+            ax.text(x, y - 0.25, label, ha="center", va="center", fontsize=5.5, zorder=5,
+                    color="white" if on else "#888888", fontweight="bold" if on else "normal")
+        lane = {"vector": 0.0, "scalar": 0.1, "control": 0.2}
         for tree in launch.kernel.trees:
             for a, b in tree:
                 if a[0] == "sw" and b[0] == "sw" and a[4] == "out" and b[4] == "in":
                     fabric = a[3]
                     colour, width = fabric_style[fabric]
-                    d = offsets[fabric]
-                    ax.annotate("", xy=(b[1] + d, b[2] + d), xytext=(a[1] + d, a[2] + d),
-                                arrowprops={"arrowstyle": "->", "color": colour, "lw": width})
+                    dx, dy = b[1] - a[1], b[2] - a[2]
+                    # each direction of a link on its own side, each fabric on its own lane
+                    off = 0.08 + lane[fabric]
+                    px, py = -dy * off, dx * off
+                    ax.annotate("", xy=(b[1] + px - 0.3 * dx, b[2] + py - 0.3 * dy),
+                                xytext=(a[1] + px + 0.3 * dx, a[2] + py + 0.3 * dy),
+                                arrowprops={"arrowstyle": "-|>", "color": colour, "lw": width,
+                                            "mutation_scale": 7}, zorder=4)
         ax.set_xlim(-1.7, cols + 0.7)
         ax.set_ylim(rows + 0.2, -1.0)
         ax.set_aspect("equal")

@@ -61,6 +61,9 @@ class FfnPlan:
     lanes: int
     stages: int
     pipes: int     # G
+    wbuf: bool = False    # W1/W2 through PMUs (packed rows, half the HBM traffic)
+    tb1: int = 1          # n-tiles per W1 block (with wbuf)
+    tb2: int = 1
 
     @property
     def mt(self):
@@ -76,7 +79,8 @@ class FfnPlan:
 
     @property
     def nt1(self):
-        return _ceil(self.h, self.stages)
+        """n-tiles of H (padded to whole W1 blocks)."""
+        return _ceil(_ceil(self.h, self.stages), self.tb1) * self.tb1
 
     @property
     def hp(self):
@@ -84,7 +88,23 @@ class FfnPlan:
 
     @property
     def nt2(self):
-        return _ceil(self.d, self.stages)
+        return _ceil(_ceil(self.d, self.stages), self.tb2) * self.tb2
+
+    def w_plan(self, which: int):
+        """The one-PCU GEMM plan whose B-block layout the W PMU uses (:func:`compiler.gemm.pack_b`)."""
+        from .gemm import GemmPlan
+        if which == 1:
+            return GemmPlan(self.lanes, self.d, self.h, False, "none", True, self.lanes, self.stages, 1, self.tb1,
+                            "mn")
+        return GemmPlan(self.lanes, self.hp, self.d, False, "none", True, self.lanes, self.stages, 1, self.tb2, "mn")
+
+    def estimate(self, vectors_per_cycle: float = 1.6) -> int:
+        phase = max(self.nt1 * self.d, self.nt2 * self.hp)
+        if self.wbuf:
+            traffic = self.w_plan(1).b_traffic // self.w_plan(1).mt + self.w_plan(2).b_traffic // self.w_plan(2).mt
+        else:
+            traffic = self.nt1 * self.d + self.nt2 * self.hp
+        return int((self.groups + 1) * max(phase, traffic / vectors_per_cycle))
 
     @property
     def dp(self):
@@ -117,6 +137,14 @@ class FfnPlan:
                 ("counter range", self.mt_pad * self.dp, LIMIT - 1, "Y stores")):
             if need > have:
                 raise MappingError(resource, need, have, f"fused FFN {self.t}x{self.d}x{self.h}: {what}")
+        if self.wbuf:
+            for which in (1, 2):
+                wp = self.w_plan(which)
+                if 2 * (wp.block_words + L) > pmu_words:
+                    raise MappingError("PMU capacity (words)", 2 * (wp.block_words + L), pmu_words,
+                                       f"the double-buffered W{which} block")
+                if wp.nb * wp.block_words // L >= LIMIT or wp.tiles * wp.kp >= LIMIT:
+                    raise MappingError("counter range", wp.nb * wp.block_words // L, LIMIT - 1, f"W{which} stream")
 
 
 def plan_ffn(params, t, d, h, act) -> list[FfnPlan]:
@@ -127,13 +155,26 @@ def plan_ffn(params, t, d, h, act) -> list[FfnPlan]:
     if gmax < 1:
         raise MappingError("PCUs/PMUs/AGCUs", 1, 0, "a fused FFN needs 2 PCUs, 2 PMUs and 4 AGCUs")
     pmu_words = preset.pmu_banks * preset.pmu_bank_words
-    plans = []
+    plans, first_error = [], None
     for g in range(gmax, 0, -1):
-        plan = FfnPlan(t, d, h, act, preset.lanes, preset.stages, g)
-        plan.check(pmu_words)
-        plans.append(plan)
-    # fewest m-groups first (then fewer pipelines for the same count)
-    plans.sort(key=lambda p: (p.groups, p.pipes))
+        for wbuf in (True, False):
+            if wbuf and 2 * g + 2 > counts["pmu"]:
+                continue
+            tbs = [(1, 1)]
+            if wbuf:
+                tbs = [(a, b) for a in (8, 4, 2, 1) for b in (8, 4, 2, 1)]
+            for tb1, tb2 in tbs:
+                plan = FfnPlan(t, d, h, act, preset.lanes, preset.stages, g, wbuf, tb1, tb2)
+                try:
+                    plan.check(pmu_words)
+                except MappingError as error:
+                    first_error = first_error or error
+                    continue
+                plans.append(plan)
+                break
+    if not plans:
+        raise first_error
+    plans.sort(key=lambda p: (p.estimate(), p.pipes))
     return plans
 
 
@@ -141,13 +182,35 @@ def ffn_units(plan: FfnPlan):
     p, L, G, S = plan, plan.lanes, plan.pipes, plan.stages
     units, routes, roles, edges = {}, [], [("agcu_x", "agcu"), ("agcu_w1", "agcu"), ("agcu_w2", "agcu")], []
     units["agcu_x"] = AgcuConfig("load", 0, [Counter(0, p.d), Counter(0, p.mt_pad * p.d, p.d)])
-    units["agcu_w1"] = AgcuConfig("load", 0, [Counter(0, p.d), Counter(0, p.nt1 * p.d, p.d)])
-    units["agcu_w2"] = AgcuConfig("load", 0, [Counter(0, p.hp), Counter(0, p.nt2 * p.hp, p.hp)])
+    w_src = {}
+    if p.wbuf:
+        from .gemm import gemm_programs
+        for which in (1, 2):
+            wp = p.w_plan(which)
+            sub, _, _ = gemm_programs(wp, f"w{which}_")
+            span = wp.block_words // L
+            units[f"agcu_w{which}"] = AgcuConfig("load", 0, [Counter(0, span), Counter(0, wp.nb * span, span)])
+            pmu = sub[f"w{which}_pmu_b0"]
+            units[f"pmu_w{which}"] = PmuConfig(write=AddressProgram(pmu.write.counters, pmu.write.offset,
+                                                                    runs=p.groups * wp.nb),
+                                               read=AddressProgram(pmu.read.counters, alu=pmu.read.alu,
+                                                                   runs=p.groups * wp.nb),
+                                               buffers=2, buffer_words=pmu.buffer_words, range_lo=0,
+                                               range_hi=pmu.range_hi)
+            roles.append((f"pmu_w{which}", "pmu"))
+            edges.append((f"agcu_w{which}", f"pmu_w{which}", 1.0))
+            routes.append((f"agcu_w{which}.vout", [f"pmu_w{which}.vin"]))
+            w_src[which] = f"pmu_w{which}.vout"
+    else:
+        units["agcu_w1"] = AgcuConfig("load", 0, [Counter(0, p.d), Counter(0, p.nt1 * p.d, p.d)])
+        units["agcu_w2"] = AgcuConfig("load", 0, [Counter(0, p.hp), Counter(0, p.nt2 * p.hp, p.hp)])
+        w_src = {1: "agcu_w1.vout", 2: "agcu_w2.vout"}
     for g in range(G):
         roles += [(f"pmu_x{g}", "pmu"), (f"pcu1_{g}", "pcu"), (f"pmu_h{g}", "pmu"), (f"pcu2_{g}", "pcu"),
                   (f"agcu_y{g}", "agcu")]
-        edges += [("agcu_x", f"pmu_x{g}", 0.5), (f"pmu_x{g}", f"pcu1_{g}", 2.0), ("agcu_w1", f"pcu1_{g}", 0.5),
-                  (f"pcu1_{g}", f"pmu_h{g}", 2.0), (f"pmu_h{g}", f"pcu2_{g}", 2.0), ("agcu_w2", f"pcu2_{g}", 0.5),
+        w1, w2 = ("pmu_w1", "pmu_w2") if p.wbuf else ("agcu_w1", "agcu_w2")
+        edges += [("agcu_x", f"pmu_x{g}", 0.5), (f"pmu_x{g}", f"pcu1_{g}", 2.0), (w1, f"pcu1_{g}", 0.5),
+                  (f"pcu1_{g}", f"pmu_h{g}", 2.0), (f"pmu_h{g}", f"pcu2_{g}", 2.0), (w2, f"pcu2_{g}", 0.5),
                   (f"pcu2_{g}", f"agcu_y{g}", 1.0)]
         units[f"pmu_x{g}"] = PmuConfig(
             write=AddressProgram([Counter(0, p.d * L, L), Counter(0, G * p.d * L, p.d * L)],
@@ -169,8 +232,8 @@ def ffn_units(plan: FfnPlan):
         routes += [(f"pmu_x{g}.vout", [f"pcu1_{g}.vin0"]), (f"pcu1_{g}.vout", [f"pmu_h{g}.vin"]),
                    (f"pmu_h{g}.vout", [f"pcu2_{g}.vin0"]), (f"pcu2_{g}.vout", [f"agcu_y{g}.vin"])]
     routes += [("agcu_x.vout", [f"pmu_x{g}.vin" for g in range(G)]),
-               ("agcu_w1.vout", [f"pcu1_{g}.vin1" for g in range(G)]),
-               ("agcu_w2.vout", [f"pcu2_{g}.vin1" for g in range(G)]),
+               (w_src[1], [f"pcu1_{g}.vin1" for g in range(G)]),
+               (w_src[2], [f"pcu2_{g}.vin1" for g in range(G)]),
                ("host.start", ["agcu_x.start"] + [f"agcu_y{g}.start" for g in range(G)]),
                ("pmu_x0.wdone", ["agcu_w1.start"]), ("pmu_h0.wdone", ["agcu_w2.start"]),
                (f"agcu_y{G - 1}.done", ["host.done"])]
@@ -201,6 +264,9 @@ def ffn_launch(plan, placed, kernel, x_region, w1_region, w2_region, y_region) -
              **{placed[f"pcu2_{g}"]: plan.groups * plan.nt2 * plan.hp for g in range(G)}}
     words = {**{placed[f"pmu_x{g}"]: 2 * plan.d * L for g in range(G)},
              **{placed[f"pmu_h{g}"]: 2 * plan.hp * L for g in range(G)}}
+    if plan.wbuf:
+        for which in (1, 2):
+            words[placed[f"pmu_w{which}"]] = 2 * (plan.w_plan(which).block_words + L)
     return Launch("ffn", kernel, segments, roles=placed, pcu_steps=steps, pmu_words=words)
 
 

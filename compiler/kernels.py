@@ -210,12 +210,25 @@ def _compile_ffn(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines:
         plans = ff.plan_ffn(params, t, d, h, act)
         plan, placed, kernel = ff.route_ffn(params, plans)
         xr = alloc.region("X", plan.mt_pad * d, pack=lambda w: ff.pack_xt(w["X"], plan.mt_pad, L))
-        w1r = alloc.region("W1", plan.nt1 * d, pack=lambda w: ff.pack_rows(w["W1"], d, plan.nt1, S, L))
-        w2r = alloc.region("W2", plan.nt2 * plan.hp, pack=lambda w: ff.pack_rows(w["W2"], plan.hp, plan.nt2, S, L))
+        if plan.wbuf:
+            wp1, wp2 = plan.w_plan(1), plan.w_plan(2)
+
+            def pad_rows(w, k_pad):
+                return np.concatenate([w, np.zeros((k_pad - w.shape[0], w.shape[1]), w.dtype)]) \
+                    if k_pad > w.shape[0] else w
+            w1r = alloc.region("W1", wp1.nb * wp1.block_words // L, pack=lambda w: gm.pack_b(wp1, w["W1"], None))
+            w2r = alloc.region("W2", wp2.nb * wp2.block_words // L,
+                               pack=lambda w: gm.pack_b(wp2, pad_rows(w["W2"], plan.hp), None))
+        else:
+            w1r = alloc.region("W1", plan.nt1 * d, pack=lambda w: ff.pack_rows(w["W1"], d, plan.nt1, S, L))
+            w2r = alloc.region("W2", plan.nt2 * plan.hp,
+                               pack=lambda w: ff.pack_rows(w["W2"], plan.hp, plan.nt2, S, L))
         yr = alloc.region("Y", plan.mt_pad * plan.dp)
         alloc.inputs += ["X", "W1", "W2"]
         launches = [ff.ffn_launch(plan, placed, kernel, xr, w1r, w2r, yr)]
         plan_info = {"ffn": {"pipelines": plan.pipes, "m_groups": plan.groups, "h_padded": plan.hp,
+                             "weights_in_pmus": plan.wbuf, "w1_tiles_per_block": plan.tb1,
+                             "w2_tiles_per_block": plan.tb2,
                              "mac_steps_per_pcu": plan.steps}}
         order = ff.ORDER
 

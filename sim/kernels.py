@@ -104,6 +104,33 @@ def utilisation(compiled: CompiledKernel, cycles: int) -> tuple[float, float]:
     return pcu, words / (n_pmu * capacity)
 
 
+def _hdl_stamp(system) -> str:
+    """A hash of the system's parameters and of every hdl/ source file: the Verilog of a build
+    directory with the same stamp is current."""
+    import hashlib
+
+    digest = hashlib.sha256(repr((system.params, system.hbm, system.channels, system.ecc)).encode())
+    root = Path(__file__).resolve().parent.parent / "hdl"
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _cached_verilog(system, sim_dir: Path):
+    """The system's Verilog file, regenerated only when the stamp changed (generating the
+    Verilog of a large tile takes minutes; the simulator build is reused as well)."""
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    top, stamp_file = sim_dir / "top.v", sim_dir / "verilog.stamp"
+    stamp = _hdl_stamp(system)
+    if top.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
+        return top
+    from .runner import write_verilog
+    write_verilog(system, sim_dir / "top.v.new", "top")
+    (sim_dir / "top.v.new").replace(top)
+    stamp_file.write_text(stamp)
+    return top
+
+
 def run_compiled(compiled: CompiledKernel, inputs: dict[str, np.ndarray], *, simulator: str, build_dir,
                  waves: bool = False, progress: Callable[[int, int], None] | None = None,
                  timeout_cycles: int | None = None) -> KernelRun:
@@ -159,8 +186,10 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
     if watcher:
         watcher.start()
     start = time.perf_counter()
+    sim_dir = build_dir / f"system_{simulator}"
+    design = _cached_verilog(system, sim_dir)
     try:
-        result = run_cocotb(system, BENCH, simulator=simulator, build_dir=build_dir / f"system_{simulator}",
+        result = run_cocotb(design, BENCH, simulator=simulator, build_dir=sim_dir,
                             waves=waves, reuse_build=True, env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
     finally:
         stop.set()

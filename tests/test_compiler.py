@@ -128,3 +128,26 @@ def test_pack_and_unpack_are_inverse_layouts():
     packed = gm.pack_a(plan, a)
     assert packed.shape == (plan.mt * plan.kp, 8)
     assert np.array_equal(packed.reshape(plan.mt, plan.kp, 8).transpose(0, 2, 1).reshape(-1, plan.kp)[:13], a)
+
+
+def test_floorplan_draws_every_launch(tmp_path):
+    from coe_host.run_cli import draw_floorplan
+
+    compiled = compile_kernel("ffn", "small", (20, 12, 30), act="gelu", fused=False)
+    path = draw_floorplan(compiled, tmp_path / "fp.png")
+    assert path.stat().st_size > 10_000
+    import matplotlib.image as mpimg
+    height, width = mpimg.imread(path).shape[:2]
+    assert width > 1.5 * height   # two launches side by side
+
+
+@pytest.mark.parametrize("wbuf", [True, False])
+def test_fused_ffn_with_and_without_weight_pmus(monkeypatch, wbuf):
+    from compiler import ffn as ff
+
+    plans = ff.plan_ffn
+    monkeypatch.setattr(ff, "plan_ffn", lambda *a, **k: [p for p in plans(*a, **k) if p.wbuf == wbuf])
+    compiled = compile_kernel("ffn", "small", (9, 16, 40), act="silu")
+    assert compiled.plan["ffn"]["weights_in_pmus"] == wbuf
+    words = _words(compiled, seed=5)
+    assert np.array_equal(emulate(compiled, words)["Y"], compiled.golden(words)["Y"])
