@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-
 __all__ = ["add_parser", "cmd_run", "JSON_FIELDS", "run_kernel", "draw_floorplan", "default_simulator",
            "demo_ffn", "DEMO_FFN_SHAPE"]
 
@@ -178,7 +177,8 @@ def cmd_run(args) -> int:
     if show:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f} cycles"),
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                       TextColumn("{task.completed:,.0f} cycles"),
                        TimeElapsedColumn(), console=Console())
         task = bar.add_task(f"{args.kernel} on {args.sim or default_simulator()}", total=None)
 
@@ -189,7 +189,8 @@ def cmd_run(args) -> int:
             bar.start()
         compiled, run, row = run_kernel(args.kernel, preset=args.preset, shape=args.shape, act=args.act,
                                         simulator=args.sim, fused=not args.unfused, inputs=args.inputs,
-                                        seed=args.seed, waves=args.waves, gated=args.gated, causal=args.causal,
+                                        seed=args.seed, waves=args.waves,
+                                        gated=args.gated, causal=args.causal,
                                         bias=True if args.bias else None, out_dtype=args.out_dtype,
                                         progress=progress_cb)
     except (MappingError, ShapeError, ValueError, FileNotFoundError) as error:
@@ -226,12 +227,14 @@ def _print_row(row, run, compiled, args):
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"{row['kernel']} {'x'.join(map(str, row['shape']))} on {row['preset']} ({row['sim']}, "
+    dims = "x".join(map(str, row["shape"]))
+    table = Table(title=f"{row['kernel']} {dims} on {row['preset']} ({row['sim']}, "
                         f"{'fused' if row['fused'] else 'unfused'})")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key in ("cycles", "launches", "pcu_utilization", "pmu_utilization", "hbm_bytes", "bit_exact",
-                "within_bound", "max_abs_err_vs_fp64", "err_bound_fp64", "wall_s", "build_s", "sim_cycles_per_s"):
+                "within_bound", "max_abs_err_vs_fp64", "err_bound_fp64", "wall_s", "build_s",
+                "sim_cycles_per_s"):
         value = row[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
@@ -250,8 +253,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     from hdl.presets import DEFAULT_PRESET, preset_names
 
     p = sub.add_parser("run", help="compile a fused kernel and run it on the RTL fabric",
-                       description="Compile KERNEL for a preset, run it on Icarus or Verilator with its operands "
-                                   "in the HBM model, and check the result bit for bit against the golden model "
+                       description="Compile KERNEL for a preset, run it on Icarus or Verilator with its "
+                                   "operands in the HBM model, and check the result bit for bit against the "
+                                   "golden "
+                                   "model "
                                    "and against float64 within the fp32 error bound. Shapes: " +
                                    "; ".join(f"{k} {v}" for k, v in SHAPE_NAMES.items()) + ".")
     p.add_argument("kernel", choices=KERNELS, metavar="KERNEL", help=f"one of: {', '.join(KERNELS)}")
@@ -261,7 +266,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--act", default="none", choices=ACTIVATIONS, metavar="A",
                    help=f"activation, one of: {', '.join(ACTIVATIONS)} (ffn default relu)")
     p.add_argument("--inputs", metavar="IN.npz", help="float32 inputs (default: random, see --seed)")
-    p.add_argument("--out", metavar="OUT.npz", help="write the result (key C for gemm, Y otherwise; O for attention)")
+    p.add_argument("--out", metavar="OUT.npz",
+                   help="write the result (key C for gemm, Y otherwise; O for attention)")
     p.add_argument("--sim", choices=("icarus", "verilator"), default=None,
                    help="simulator (default: verilator when usable, else icarus)")
     p.add_argument("--unfused", action="store_true", help="one launch per op, intermediates through HBM")
@@ -272,7 +278,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--gated", action="store_true", help="ffn: the SwiGLU form (X, Wg, Wu, Wd)")
     p.add_argument("--causal", action="store_true", help="attention: causal mask")
     p.add_argument("--bias", action="store_true", help="gemm: add a random bias (with --inputs: key 'bias')")
-    p.add_argument("--out-dtype", default="bf16", choices=("bf16", "f32"), help="gemm: output type (default bf16)")
+    p.add_argument("--out-dtype", default="bf16", choices=("bf16", "f32"),
+                   help="gemm: output type (default bf16)")
     p.set_defaults(func=cmd_run)
     return p
 
@@ -295,7 +302,8 @@ def demo_ffn(console, *, preset: str = "small", shape=DEMO_FFN_SHAPE, act: str =
     fused = compile_kernel("ffn", preset, shape, act=act)
     unfused = compile_kernel("ffn", preset, shape, act=act, fused=False)
     inputs = random_inputs(fused, seed=seed)
-    console.print(f"FFN Y = {act}(X·W1)·W2, T,D,H = {','.join(map(str, shape))}, on {preset} with {simulator} "
+    console.print(f"FFN Y = {act}(X·W1)·W2, T,D,H = {','.join(map(str, shape))}, on {preset} with "
+                  f"{simulator} "
                   f"(the first run builds the simulator model)")
     text = f"{simulator}: fused and unfused FFN"
     with console.status(text) if console.is_terminal else _Null():
@@ -308,11 +316,13 @@ def demo_ffn(console, *, preset: str = "small", shape=DEMO_FFN_SHAPE, act: str =
     for name, compiled, run in (("fused", fused, runs[0]), ("unfused", unfused, runs[1])):
         table.add_row(name, str(len(compiled.launches)), f"{run.cycles:,}", f"{run.pcu_utilization:.1%}",
                       f"{run.pmu_utilization:.1%}", f"{run.hbm_bytes:,}", "yes" if run.bit_exact else "NO",
-                      f"{run.max_abs_err_vs_fp64:.3g}", f"{run.err_bound_fp64:.3g}", f"{run.sim_cycles_per_s:,.0f}")
+                      f"{run.max_abs_err_vs_fp64:.3g}", f"{run.err_bound_fp64:.3g}",
+                      f"{run.sim_cycles_per_s:,.0f}")
     console.print(table)
     same = np.array_equal(runs[0].words["Y"], runs[1].words["Y"])
     console.print(f"speedup of fusion: {runs[1].cycles / runs[0].cycles:.2f}x; fused and unfused outputs "
-                  f"{'identical' if same else 'DIFFER'}; HBM traffic {runs[1].hbm_bytes / max(1, runs[0].hbm_bytes):.1f}x "
+                  f"{'identical' if same else 'DIFFER'}; HBM traffic "
+                  f"{runs[1].hbm_bytes / max(1, runs[0].hbm_bytes):.1f}x "
                   f"lower fused")
     return all(r.bit_exact and r.within_bound for r in runs) and same
 

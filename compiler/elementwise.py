@@ -67,7 +67,8 @@ def elementwise_launch(params, name: str, program: str, sources: list[Region], d
     n_pcu = sum(1 for s in fg.sites.values() if s.kind == "pcu")
     groups = min(n_pcu, n_agcu // (inputs + 1), max_groups or 64, vectors)
     if groups < 1:
-        raise MappingError("AGCUs", inputs + 1, n_agcu, "an elementwise op needs a load per input and a store")
+        raise MappingError("AGCUs", inputs + 1, n_agcu,
+                           "an elementwise op needs a load per input and a store")
     last = None
     while groups >= 1:
         chunk = -(-vectors // groups)

@@ -94,14 +94,17 @@ class FfnPlan:
         """The one-PCU GEMM plan whose B-block layout the W PMU uses (:func:`compiler.gemm.pack_b`)."""
         from .gemm import GemmPlan
         if which == 1:
-            return GemmPlan(self.lanes, self.d, self.h, False, "none", True, self.lanes, self.stages, 1, self.tb1,
+            return GemmPlan(self.lanes, self.d, self.h, False, "none", True, self.lanes, self.stages, 1,
+                            self.tb1,
                             "mn")
-        return GemmPlan(self.lanes, self.hp, self.d, False, "none", True, self.lanes, self.stages, 1, self.tb2, "mn")
+        return GemmPlan(self.lanes, self.hp, self.d, False, "none", True, self.lanes, self.stages, 1,
+                        self.tb2, "mn")
 
     def estimate(self, vectors_per_cycle: float = 1.6) -> int:
         phase = max(self.nt1 * self.d, self.nt2 * self.hp)
         if self.wbuf:
-            traffic = self.w_plan(1).b_traffic // self.w_plan(1).mt + self.w_plan(2).b_traffic // self.w_plan(2).mt
+            w1, w2 = self.w_plan(1), self.w_plan(2)
+            traffic = w1.b_traffic // w1.mt + w2.b_traffic // w2.mt
         else:
             traffic = self.nt1 * self.d + self.nt2 * self.hp
         return int((self.groups + 1) * max(phase, traffic / vectors_per_cycle))
@@ -126,7 +129,8 @@ class FfnPlan:
     def check(self, pmu_words: int) -> None:
         L = self.lanes
         for resource, need, have, what in (
-                ("PMU capacity (words)", 2 * self.d * L, pmu_words, f"the double-buffered X tile (D={self.d})"),
+                ("PMU capacity (words)", 2 * self.d * L, pmu_words,
+                 f"the double-buffered X tile (D={self.d})"),
                 ("PMU capacity (words)", 2 * self.hp * L, pmu_words,
                  f"the double-buffered H tile (H padded to {self.hp})"),
                 ("counter range", self.nt1 << self.sx, LIMIT - 1, "X tile replays"),
@@ -144,7 +148,8 @@ class FfnPlan:
                     raise MappingError("PMU capacity (words)", 2 * (wp.block_words + L), pmu_words,
                                        f"the double-buffered W{which} block")
                 if wp.nb * wp.block_words // L >= LIMIT or wp.tiles * wp.kp >= LIMIT:
-                    raise MappingError("counter range", wp.nb * wp.block_words // L, LIMIT - 1, f"W{which} stream")
+                    raise MappingError("counter range", wp.nb * wp.block_words // L, LIMIT - 1,
+                                       f"W{which} stream")
 
 
 def plan_ffn(params, t, d, h, act) -> list[FfnPlan]:
@@ -179,7 +184,7 @@ def plan_ffn(params, t, d, h, act) -> list[FfnPlan]:
 
 
 def ffn_units(plan: FfnPlan):
-    p, L, G, S = plan, plan.lanes, plan.pipes, plan.stages
+    p, L, G = plan, plan.lanes, plan.pipes
     units, routes, roles, edges = {}, [], [("agcu_x", "agcu"), ("agcu_w1", "agcu"), ("agcu_w2", "agcu")], []
     units["agcu_x"] = AgcuConfig("load", 0, [Counter(0, p.d), Counter(0, p.mt_pad * p.d, p.d)])
     w_src = {}
@@ -189,7 +194,8 @@ def ffn_units(plan: FfnPlan):
             wp = p.w_plan(which)
             sub, _, _ = gemm_programs(wp, f"w{which}_")
             span = wp.block_words // L
-            units[f"agcu_w{which}"] = AgcuConfig("load", 0, [Counter(0, span), Counter(0, wp.nb * span, span)])
+            units[f"agcu_w{which}"] = AgcuConfig("load", 0, [Counter(0, span), Counter(0, wp.nb * span,
+                                                                                       span)])
             pmu = sub[f"w{which}_pmu_b0"]
             units[f"pmu_w{which}"] = PmuConfig(write=AddressProgram(pmu.write.counters, pmu.write.offset,
                                                                     runs=p.groups * wp.nb),
@@ -218,8 +224,9 @@ def ffn_units(plan: FfnPlan):
             read=AddressProgram([Counter(0, p.d), Counter(0, p.nt1 << p.sx, 1 << p.sx)],
                                 alu=[("iand", (1 << p.sx) - 1), ("ishl", L.bit_length() - 1)], runs=p.groups),
             buffers=2, buffer_words=p.d * L, range_lo=0, range_hi=p.d * L)
-        units[f"pcu1_{g}"] = PcuConfig(mode="systolic", counters=[Counter(0, p.d), Counter(0, p.nt1),
-                                                                  Counter(0, p.groups)], tail=p.act, to_bf16=True)
+        units[f"pcu1_{g}"] = PcuConfig(mode="systolic",
+                                       counters=[Counter(0, p.d), Counter(0, p.nt1), Counter(0, p.groups)],
+                                       tail=p.act, to_bf16=True)
         units[f"pmu_h{g}"] = PmuConfig(
             write=AddressProgram([Counter(0, p.hp * L, L)], runs=p.groups),
             read=AddressProgram([Counter(0, p.hp), Counter(0, p.nt2 << p.sh, 1 << p.sh)],
@@ -227,7 +234,8 @@ def ffn_units(plan: FfnPlan):
             buffers=2, buffer_words=p.hp * L)
         units[f"pcu2_{g}"] = PcuConfig(mode="systolic", counters=[Counter(0, p.hp), Counter(0, p.nt2),
                                                                   Counter(0, p.groups)], to_bf16=True)
-        units[f"agcu_y{g}"] = AgcuConfig("store", 0, [Counter(0, p.dp), Counter(0, p.groups * G * p.dp, G * p.dp)],
+        units[f"agcu_y{g}"] = AgcuConfig("store", 0, [Counter(0, p.dp), Counter(0, p.groups * G * p.dp,
+                                                                                G * p.dp)],
                                          offset=g * p.dp)
         routes += [(f"pmu_x{g}.vout", [f"pcu1_{g}.vin0"]), (f"pcu1_{g}.vout", [f"pmu_h{g}.vin"]),
                    (f"pmu_h{g}.vout", [f"pcu2_{g}.vin0"]), (f"pcu2_{g}.vout", [f"agcu_y{g}.vin"])]

@@ -45,9 +45,10 @@ from hdl.pmu import AddressProgram, PmuConfig
 
 from .errors import MappingError
 from .place import place_and_route
-from .program import HbmAllocator, Launch
+from .program import Launch
 
-__all__ = ["GemmPlan", "plan_gemm", "map_gemm", "gemm_golden", "ONE_BF16", "ORDER"]
+__all__ = ["GemmPlan", "plan_gemm", "route_gemm", "gemm_launch", "gemm_programs", "gemm_golden", "pack_a",
+           "pack_b", "unpack_c", "ONE_BF16", "ORDER"]
 
 ONE_BF16 = 0x3F80
 COUNTER_LIMIT = 1 << 16
@@ -201,7 +202,8 @@ def plan_gemm(params, m: int, k: int, n: int, *, bias: bool = False, act: str = 
         need = {"pmu": 2, "agcu": 3, "pcu": 1}
         for kind, want in need.items():
             if fg_counts[kind] < want:
-                raise MappingError(f"{kind.upper()}s", want, fg_counts[kind], "a GEMM needs at least one PCU, "
+                raise MappingError(f"{kind.upper()}s", want, fg_counts[kind],
+                                   "a GEMM needs at least one PCU, "
                                    "two PMUs and three AGCUs")
         raise MappingError("PCUs", 1, max(0, pcu_cap))
     pmu_words = preset.pmu_banks * preset.pmu_bank_words
@@ -210,7 +212,8 @@ def plan_gemm(params, m: int, k: int, n: int, *, bias: bool = False, act: str = 
     for p in range(1, pcu_cap + 1):
         for tb in range(1, _ceil(nt, p) + 1):
             for order in orders:
-                plan = GemmPlan(m, k, n, bias, act, out_bf16, preset.lanes, preset.stages, p, tb, order, a_pitch)
+                plan = GemmPlan(m, k, n, bias, act, out_bf16, preset.lanes, preset.stages, p, tb, order,
+                                a_pitch)
                 bad = _checks(plan, pmu_words)
                 if bad:
                     first_bad = first_bad or bad[0]
@@ -272,7 +275,8 @@ def unpack_c(plan: GemmPlan, vectors: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ golden (hardware order)
 
-def gemm_golden(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None, act: str, out_bf16: bool) -> np.ndarray:
+def gemm_golden(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None, act: str,
+                out_bf16: bool) -> np.ndarray:
     """C words in the order of :data:`ORDER`, from op-table golden functions."""
     a = np.asarray(a, np.uint32)
     b = np.asarray(b, np.uint32)
@@ -297,7 +301,8 @@ def gemm_roles(plan: GemmPlan, prefix: str = "") -> tuple[list, list]:
     for p in range(P):
         roles += [(f"{prefix}pcu{p}", "pcu"), (f"{prefix}pmu_b{p}", "pmu"), (f"{prefix}agcu_c{p}", "agcu")]
         edges += [(f"{prefix}pmu_a", f"{prefix}pcu{p}", 1.0), (f"{prefix}pmu_b{p}", f"{prefix}pcu{p}", 2.0),
-                  (f"{prefix}agcu_b", f"{prefix}pmu_b{p}", 0.5), (f"{prefix}pcu{p}", f"{prefix}agcu_c{p}", 1.0)]
+                  (f"{prefix}agcu_b", f"{prefix}pmu_b{p}", 0.5), (f"{prefix}pcu{p}", f"{prefix}agcu_c{p}",
+                                                                  1.0)]
     return roles, edges
 
 
@@ -334,7 +339,8 @@ def gemm_programs(plan: GemmPlan, prefix: str = "", *, a_from: str | None = None
         if nm:
             read = AddressProgram([Counter(0, p.kp), Counter(0, p.tiles * p.kp, p.kp),
                                    Counter(0, p.mt << p.b_shift, 1 << p.b_shift)],
-                                  alu=[("iand", (1 << p.b_shift) - 1), ("ishl", p.row_stride.bit_length() - 1)],
+                                  alu=[("iand", (1 << p.b_shift) - 1), ("ishl",
+                                                                        p.row_stride.bit_length() - 1)],
                                   runs=runs_b)
         else:
             read = AddressProgram([Counter(0, p.kp), Counter(0, p.tiles * p.kp, p.kp)],
@@ -402,4 +408,5 @@ def gemm_launch(name: str, plan: GemmPlan, placed: dict, kernel, a_region, b_reg
     return Launch(name, kernel, segments, roles=placed,
                   pcu_steps={placed[f"pcu{q}"]: plan.steps for q in range(plan.pcus)},
                   pmu_words={placed["pmu_a"]: 2 * plan.kp * plan.lanes,
-                             **{placed[f"pmu_b{q}"]: 2 * (plan.block_words + plan.lanes) for q in range(plan.pcus)}})
+                             **{placed[f"pmu_b{q}"]: 2 * (plan.block_words + plan.lanes)
+                                for q in range(plan.pcus)}})

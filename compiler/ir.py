@@ -143,7 +143,8 @@ def ffn_graph(shape, act: str = "relu", gated: bool = False) -> KernelGraph:
     t["W1"], t["W2"] = Tensor("W1", (d, h)), Tensor("W2", (h, d))
     t["H"] = Tensor("H", (t_, h), "bf16", "intermediate")
     t["Y"] = Tensor("Y", (t_, d), "bf16", "output")
-    nodes = [Node("matmul", ("X", "W1"), "H", {"act": act}), Node("matmul", ("H", "W2"), "Y", {"act": "none"})]
+    nodes = [Node("matmul", ("X", "W1"), "H", {"act": act}), Node("matmul", ("H", "W2"), "Y",
+                                                                  {"act": "none"})]
     return KernelGraph("ffn", t, nodes)
 
 
@@ -226,7 +227,7 @@ def reference(graph: KernelGraph, inputs: dict[str, np.ndarray]) -> dict[str, tu
             err = np.abs(a) * eb + np.abs(b) * ea + ea * eb
             err = err + U32 * (np.abs(y) + err) + TINY
         elif node.op == "rmsnorm":
-            (x, ex), (g, eg) = env[node.inputs[0]], env[node.inputs[1]]
+            (x, _), (g, _) = env[node.inputs[0]], env[node.inputs[1]]
             d = x.shape[1]
             ms = np.mean(x * x, axis=1, keepdims=True) + node.attrs["eps"]
             r = 1.0 / np.sqrt(ms)
@@ -260,7 +261,8 @@ def attention_bound(q, k, v, s, p, attrs) -> np.ndarray:
     from hdl.numerics.tail import ERROR_BOUNDS
 
     t, d = q.shape
-    score_err = _gamma(d + 1) * (np.abs(q) @ np.abs(k.T)) / np.sqrt(d) + U16 * np.abs(s[np.isfinite(s)]).max(initial=0)
+    score_err = (_gamma(d + 1) * (np.abs(q) @ np.abs(k.T)) / np.sqrt(d)
+                 + U16 * np.abs(s[np.isfinite(s)]).max(initial=0))
     exp_rel = score_err * 2 + (ERROR_BOUNDS["exp"] + 2) * 2 * U32 + U16      # p stored as bf16
     rel = exp_rel * 2 + _gamma(t + 2) * 2 + (ERROR_BOUNDS["recip"] + 1) * 2 * U32
     return rel * (p @ np.abs(v)) + TINY * t

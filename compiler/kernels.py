@@ -14,11 +14,12 @@ from hdl.tile import TileParams
 
 from . import gemm as gm
 from .elementwise import elementwise_launch
-from .errors import MappingError, ShapeError
+from .errors import MappingError
 from .ir import ACTIVATIONS, KernelGraph, attention_graph, ffn_graph, gemm_graph, rmsnorm_graph
-from .program import CompiledKernel, HbmAllocator, lines_to_vectors
+from .program import CompiledKernel, HbmAllocator
 
-__all__ = ["KERNELS", "kernel_tile_params", "KERNEL_PCU_OPS", "compile_kernel", "kernel_graph", "to_bf16_words", "bf16_words_to_float",
+__all__ = ["KERNELS", "kernel_tile_params", "KERNEL_PCU_OPS", "compile_kernel", "kernel_graph",
+           "to_bf16_words", "bf16_words_to_float",
            "SHAPE_NAMES", "INPUT_NAMES", "OUTPUT_NAME"]
 
 #: ALU ops the kernels' PCU stages use (the tile's default set plus the bf16 conversions).
@@ -69,7 +70,8 @@ _params = kernel_tile_params
 
 def compile_kernel(kernel: str, preset, shape, *, act: str = "none", bias: bool = False, gated: bool = False,
                    causal: bool = False, fused: bool = True, out_dtype: str = "bf16",
-                   hbm_lines: int = 1 << 22, max_pcus: int | None = None, orders=("nm", "mn")) -> CompiledKernel:
+                   hbm_lines: int = 1 << 22, max_pcus: int | None = None, orders=("nm",
+                                                                                  "mn")) -> CompiledKernel:
     """Compile ``kernel`` for ``preset``.
 
     Raises
@@ -216,7 +218,8 @@ def _compile_ffn(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines:
             def pad_rows(w, k_pad):
                 return np.concatenate([w, np.zeros((k_pad - w.shape[0], w.shape[1]), w.dtype)]) \
                     if k_pad > w.shape[0] else w
-            w1r = alloc.region("W1", wp1.nb * wp1.block_words // L, pack=lambda w: gm.pack_b(wp1, w["W1"], None))
+            w1r = alloc.region("W1", wp1.nb * wp1.block_words // L, pack=lambda w: gm.pack_b(wp1, w["W1"],
+                                                                                             None))
             w2r = alloc.region("W2", wp2.nb * wp2.block_words // L,
                                pack=lambda w: gm.pack_b(wp2, pad_rows(w["W2"], plan.hp), None))
         else:
@@ -246,6 +249,7 @@ def _compile_ffn(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines:
 
 
 def _plan_dict(plan: gm.GemmPlan) -> dict:
-    return {"pcus": plan.pcus, "order": plan.order, "tiles_per_block": plan.tiles, "blocks": plan.nb, "m_tiles": plan.mt,
+    return {"pcus": plan.pcus, "order": plan.order, "tiles_per_block": plan.tiles, "blocks": plan.nb,
+            "m_tiles": plan.mt,
             "n_tiles": plan.nt, "k_steps": plan.kp, "mac_steps_per_pcu": plan.steps,
             "useful_fraction": round(plan.useful_fraction, 4)}

@@ -43,7 +43,7 @@ def place(fg: FabricGraph, roles: Sequence[tuple[str, str]], edges: Sequence[tup
         neighbours.setdefault(b, []).append((a, w))
     placed: dict[str, str] = {}
     for role, kind in roles:
-        def cost(site):
+        def cost(site, role=role):
             total = 0.0
             for other, w in neighbours.get(role, []):
                 if other in placed:
@@ -68,7 +68,8 @@ def build_kernel(params, placed: Mapping[str, str], units: Mapping[str, object],
     site_units = {placed[role]: config for role, config in units.items()}
     site_routes = [Route(pin(src), [pin(s) for s in sinks]) for src, sinks in routes]
     try:
-        return Kernel(params, units=site_units, routes=site_routes, arguments=arguments, done_tokens=done_tokens)
+        return Kernel(params, units=site_units, routes=site_routes, arguments=arguments,
+                      done_tokens=done_tokens)
     except RouteError as error:
         raise MappingError("fabric links", None, None, f"routing failed: {error}") from error
 

@@ -190,7 +190,8 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
     design = _cached_verilog(system, sim_dir)
     try:
         result = run_cocotb(design, BENCH, simulator=simulator, build_dir=sim_dir,
-                            waves=waves, reuse_build=True, env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
+                            waves=waves, reuse_build=True,
+                            env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
     finally:
         stop.set()
         if watcher:
@@ -250,7 +251,8 @@ def _finish(compiled, ctx, metrics) -> KernelRun:
         from .runner import SimulationError
         raise SimulationError(f"kernel {compiled.name} did not complete: {bad or runs}")
     with np.load(ctx["run_dir"] / "out.npz") as data:
-        vectors = {name: lines_to_vectors(data[name], compiled.regions[name].vectors, compiled.regions[name].lanes)
+        vectors = {name: lines_to_vectors(data[name], compiled.regions[name].vectors,
+                                          compiled.regions[name].lanes)
                    for name in compiled.outputs}
     words = ctx["words"]
     got = compiled.collect(vectors)
@@ -271,7 +273,8 @@ def _finish(compiled, ctx, metrics) -> KernelRun:
         within &= bool(np.all(err[finite] <= r_bound[finite]))
     cycles = sum(r["cycles"] for r in runs)
     pcu_u, pmu_u = utilisation(compiled, cycles)
-    return KernelRun(outputs=outputs, words=got, golden=want, launches=runs, cycles=cycles, bit_exact=bit_exact,
+    return KernelRun(outputs=outputs, words=got, golden=want, launches=runs, cycles=cycles,
+                     bit_exact=bit_exact,
                      max_abs_err_vs_fp64=max_err, err_bound_fp64=bound, within_bound=within,
                      hbm_bytes=LINE_BYTES * (metrics.get("hbm_reads", 0) + metrics.get("hbm_writes", 0)),
                      violations=metrics.get("violations", 0), wall_s=0.0,

@@ -57,7 +57,8 @@ def test_fused_and_unfused_ffn_goldens_agree_and_lie_within_the_fp64_bound():
     words = _words(fused, seed=3)
     y = fused.golden(words)["Y"]
     assert np.array_equal(y, unfused.golden(words)["Y"])
-    ref, bound = reference(fused.graph, {k: bf16_words_to_float(w).astype(np.float64) for k, w in words.items()})["Y"]
+    ref, bound = reference(fused.graph, {k: bf16_words_to_float(w).astype(np.float64) for k,
+                                         w in words.items()})["Y"]
     err = np.abs(bf16_words_to_float(y) - ref)
     assert np.all(err <= bound)
 

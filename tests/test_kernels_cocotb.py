@@ -17,9 +17,9 @@ import sys
 import numpy as np
 import pytest
 
+from coe_host.run_cli import JSON_FIELDS
 from compiler import compile_kernel
 from compiler.kernels import bf16_words_to_float, to_bf16_words
-from coe_host.run_cli import JSON_FIELDS
 from sim.kernels import random_inputs, run_many
 
 pytestmark = pytest.mark.cocotb
@@ -69,7 +69,8 @@ def test_kernels_bit_exact_on_the_rtl(simulator, sim_build_dir):
     np.savez(src, **inputs)
     env = dict(os.environ, OPENRDU_BUILD=str(sim_build_dir))
     proc = subprocess.run([sys.executable, "-m", "coe_host.cli", "run", "gemm", "--preset", "tiny", "--shape",
-                           "6,5,3", "--act", "relu", "--inputs", str(src), "--out", str(dst), "--sim", simulator,
+                           "6,5,3", "--act", "relu", "--inputs", str(src), "--out", str(dst), "--sim",
+                           simulator,
                            "--json"], capture_output=True, text=True, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(proc.stdout)

@@ -100,7 +100,8 @@ async def _run_kernel(dut, job, devices, channels):
             if progress_path and waited // 4096 != last_report:
                 last_report = waited // 4096
                 with open(progress_path + ".tmp", "w") as f:
-                    json.dump({"cycles": done_cycles + waited, "expected": expected, "launch": launch["name"]}, f)
+                    json.dump({"cycles": done_cycles + waited, "expected": expected,
+                               "launch": launch["name"]}, f)
                 os.replace(progress_path + ".tmp", progress_path)
         cycles = int(dut.cycles.value.to_unsigned())
         done_cycles += cycles
@@ -123,5 +124,6 @@ async def _run_kernel(dut, job, devices, channels):
     if job.get("out"):
         np.savez(job["out"], **out)
     stats = [d.stats() for d in devices]
-    return dict(launches=results, hbm_reads=sum(s["reads"] for s in stats), hbm_writes=sum(s["writes"] for s in stats),
+    return dict(launches=results, hbm_reads=sum(s["reads"] for s in stats),
+                hbm_writes=sum(s["writes"] for s in stats),
                 violations=sum(s["violations"] for s in stats))
