@@ -128,7 +128,9 @@ JOBS: list[FormalJob] = [
     FormalJob("launch_frames", "from a bad CRC word until the next LOAD the launch controller never "
               "reports LOADED and offers no endpoint a word (no held word commits); while an image arrives "
               "an endpoint is offered only the host's current non-final body word of its own record",
-              _launch_frames, "bmc", 10),
+              _launch_frames, "bmc", 8),
+    FormalJob("launch_frames_deep", "as launch_frames, bounded to 10 cycles", _launch_frames, "bmc", 10,
+              slow=True),
     FormalJob("launch_covers", "the launch properties are not vacuous: a doomed image is refused with a "
               "CRC error, and a good image loads and configures a unit", _launch_units, "cover", 14),
 ]
