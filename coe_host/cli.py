@@ -33,7 +33,7 @@ from hdl import __version__
 from hdl.presets import DEFAULT_PRESET, get_preset, preset_names
 from hdl.tops import TOPS, generated_tops, stream_tops
 
-from . import coe_cli
+from . import coe_cli, synth_cli
 from .cli_args import fraction, positive_int
 
 SIM_CHOICES = ("icarus", "verilator", "all")
@@ -764,6 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
         p.set_defaults(func=func)
     coe_cli.add_parser(sub)
+    synth_cli.add_parser(sub)
     return parser
 
 
