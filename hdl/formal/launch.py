@@ -89,7 +89,7 @@ class LaunchCrcHarness(Elaboratable):
         free(m, dut.start.ready)
         if hasattr(dut, "busy"):
             # no unit is busy: ``busy`` only holds a run in RUN after its last done token, which
-            # delays the next command but changes no configuration (free, it made the jobs 5-10 x slower)
+            # delays the next command but changes no configuration (a smaller problem)
             m.d.comb += dut.busy.eq(0)
 
         loaders = []
