@@ -33,7 +33,7 @@ from hdl import __version__
 from hdl.presets import DEFAULT_PRESET, get_preset, preset_names
 from hdl.tops import TOPS, generated_tops, stream_tops
 
-from . import coe_cli, synth_cli
+from . import coe_cli, run_cli, synth_cli
 from .cli_args import fraction, positive_int
 
 SIM_CHOICES = ("icarus", "verilator", "all")
@@ -293,9 +293,15 @@ def cmd_demo(args) -> int:
                                 build_dir=Path(args.build_dir) / "demo" / "tile", waves=args.waves,
                                 console=console)
     console.print(_tile_table(tile_rows))
+
+    console.rule("Kernel: fused FFN on the small preset, operands in HBM")
+    usable = [s for s in ("verilator", "icarus") if toolchain.simulator_status(s).usable]
+    kernel_sim = args.sim if args.sim in usable else (usable[0] if usable else None)
+    ffn_ok = kernel_sim is not None and run_cli.demo_ffn(console, simulator=kernel_sim, waves=args.waves,
+                                                         build_root=Path(args.build_dir) / "kernels")
     missing = [s for s in _simulators(args.sim) if not toolchain.simulator_status(s).usable]
     ok = (bool(ran) and all(r["result"] == "pass" for r in ran) and all(r["bit_exact"] for r in pcu_rows)
-          and all(r["bit_exact"] for r in pmu_rows) and all(r["bit_exact"] for r in tile_rows))
+          and all(r["bit_exact"] for r in pmu_rows) and all(r["bit_exact"] for r in tile_rows) and ffn_ok)
     console.print(("[green]demo passed[/green]" if ok else "[red]demo FAILED[/red]")
                   + (f" (not run on: {', '.join(missing)})" if missing else ""))
     return 0 if ok else 1
@@ -764,6 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
         p.set_defaults(func=func)
     coe_cli.add_parser(sub)
+    run_cli.add_parser(sub)
     synth_cli.add_parser(sub)
     return parser
 
