@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 JOBS ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-all lint verilog formal synth clean
+.PHONY: help setup demo test test-all lint verilog formal synth bench clean
 
 help:
 	@echo "make demo      set up, generate Verilog, run the smoke test on Icarus and Verilator, print a table"
@@ -17,6 +17,7 @@ help:
 	@echo "make verilog   write Verilog for every preset to build/verilog/<preset>/"
 	@echo "make formal    every formal property check (SymbiYosys), with a summary table"
 	@echo "make synth     synthesise the small preset's PCU, PMU, switch and tile for generic and ECP5 (long)"
+	@echo "make bench     simulator speed, kernel, memory and CoE figures (small preset): bench/, docs/performance.md"
 	@echo "make setup     .venv, pip install -e .[test], Icarus, Verilator >= 5.036 (built if needed)"
 	@echo "make clean     remove build outputs (keeps .venv and the Verilator cache)"
 
@@ -44,6 +45,10 @@ synth: setup
 	@for t in generic ecp5; do for u in pmu switch pcu tile; do \
 		$(PY) -m coe_host.cli synth $$u --preset small --target $$t --reuse || exit 1; \
 	done; done
+
+# openrdu bench --json: tables on stderr; the JSON also lands in bench/results.json
+bench: setup
+	$(PY) -m coe_host.cli bench --json $(BENCH_ARGS) > /dev/null
 
 verilog: setup
 	@for p in $$($(PY) -c 'from hdl.presets import preset_names; print(*preset_names())'); do \

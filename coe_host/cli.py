@@ -33,7 +33,7 @@ from hdl import __version__
 from hdl.presets import DEFAULT_PRESET, get_preset, preset_names
 from hdl.tops import TOPS, generated_tops, stream_tops
 
-from . import coe_cli, run_cli, synth_cli
+from . import bench_cli, coe_cli, run_cli, synth_cli
 from .cli_args import fraction, positive_int
 
 SIM_CHOICES = ("icarus", "verilator", "all")
@@ -770,6 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
         p.set_defaults(func=func)
     coe_cli.add_parser(sub)
+    bench_cli.add_parser(sub)
     run_cli.add_parser(sub)
     synth_cli.add_parser(sub)
     return parser

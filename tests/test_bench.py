@@ -1,0 +1,233 @@
+"""``openrdu bench`` and ``openrdu sweep`` on the ``tiny`` preset.
+
+Both share one kernel-system build per simulator (``build/sim/bench_shared``, made current by
+:func:`sim.sweep.ensure_build` under a file lock, so the two tests never build it twice; a
+later suite run reuses it while hdl/ is unchanged).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim import toolchain
+from sim.sweep import CSV_FIELDS, FAIL_FIRST_ENV, expand_spec, read_csv, run_sweep
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO / "build" / "sim" / "bench_shared"
+
+
+def _usable() -> list[str]:
+    sims = [s for s in toolchain.SIMULATORS if toolchain.simulator_status(s).usable]
+    required = toolchain.required_simulators()
+    missing = [s for s in required if s not in sims]
+    if missing:
+        pytest.fail(f"required simulators unusable: {missing}")
+    if not sims:
+        pytest.skip("no usable simulator")
+    return sims
+
+
+def _cli(*args, timeout=3600):
+    env = dict(os.environ, OPENRDU_VERILATOR_CFLAGS=os.environ.get("OPENRDU_VERILATOR_CFLAGS", "-O0"))
+    return subprocess.run([sys.executable, "-m", "coe_host.cli", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# spec and CSV handling (no simulator)
+
+
+SPEC = """
+[sweep]
+presets = ["tiny"]
+simulators = ["{sim}"]
+fused = [true, false]
+
+[[kernel]]
+name = "gemm"
+shapes = [[3, 2, 3], [2, 3, 2]]
+act = ["relu"]
+"""
+
+
+def test_spec_expands_to_every_combination(tmp_path):
+    import tomllib
+
+    spec = tomllib.loads(SPEC.format(sim="icarus") + '\n[[kernel]]\nname = "ffn"\nshapes = [[2, 3, 4]]\n'
+                         'act = ["relu", "gelu"]\nfused = [true]\n')
+    spec["sweep"]["seeds"] = [0, 1]
+    points = expand_spec(spec)
+    gemm = [p for p in points if p.kernel == "gemm"]
+    ffn = [p for p in points if p.kernel == "ffn"]
+    assert len(gemm) == 2 * 2 * 2 and len(ffn) == 2 * 2          # shapes x fused x seeds; acts x seeds
+    assert len({p.key for p in points}) == len(points)
+    assert {p.fused for p in ffn} == {True} and {p.fused for p in gemm} == {True, False}
+    with pytest.raises(ValueError, match="preset"):
+        expand_spec({"sweep": {"presets": ["nope"]}, "kernel": [{"name": "gemm", "shapes": [[1, 1, 1]]}]})
+    with pytest.raises(ValueError, match="kernel"):
+        expand_spec({"sweep": {"presets": ["tiny"]}, "kernel": [{"name": "conv", "shapes": [[1, 1, 1]]}]})
+    with pytest.raises(ValueError, match="simulator"):
+        expand_spec({"sweep": {"presets": ["tiny"], "simulators": ["vcs"]},
+                     "kernel": [{"name": "gemm", "shapes": [[1, 1, 1]]}]})
+
+
+def test_csv_reader_drops_a_half_written_row(tmp_path):
+    path = tmp_path / "s.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerow({k: "1" for k in CSV_FIELDS} | {"key": "a", "status": "ok"})
+    text = path.read_text()
+    path.write_text(text + "b,tiny,icarus,gemm")                    # killed mid-row
+    assert [r["key"] for r in read_csv(path)] == ["a"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the bench
+
+
+@pytest.mark.cocotb
+def test_bench_on_tiny(tmp_path):
+    sims = _usable()
+    out = tmp_path / "bench"
+    doc = tmp_path / "performance.md"
+    repeats = 2
+    proc = _cli("bench", "--preset", "tiny", "--repeats", str(repeats), "--sim", ",".join(sims),
+                "--out", str(out), "--doc", str(doc), "--build-root", str(SHARED), "--unit-items", "300",
+                "--mem-bytes", "4096", "--coe-requests", "60", "--json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    printed = json.loads(proc.stdout)
+    results = json.loads((out / "results.json").read_text())
+    assert printed["sim_speed"] == results["sim_speed"]
+    assert results["preset"] == "tiny" and results["repeats"] == repeats
+    assert results["tools"]["cocotb"] and results["machine"]["cores"] >= 1
+    for sim in sims:
+        assert results["tools"]["simulators"][sim]["version"]
+
+    speed = results["sim_speed"]
+    for sim in sims:
+        s = speed["stats"][sim]["cycles_per_s"]
+        assert s["samples"] == repeats
+        assert 0 < s["min"] <= s["median"] <= s["max"]
+        assert speed["cycles_per_s"][sim] == s["median"]
+    if len(sims) == 2:
+        ratio = speed["cycles_per_s"]["verilator"] / speed["cycles_per_s"]["icarus"]
+        assert speed["verilator_over_icarus"] == pytest.approx(ratio)
+    else:
+        assert speed["verilator_over_icarus"] is None and speed["verilator_over_icarus_reason"]
+    units = speed["units"]
+    for sim in [*sims, "amaranth"]:
+        s = units[sim]["cycles_per_s"]
+        assert s["samples"] == repeats and 0 < s["min"] <= s["median"] <= s["max"]
+    assert units["amaranth"]["cycles"] >= units["items"]              # at most one payload per cycle
+
+    from compiler import MappingError, compile_kernel
+    from sim.bench import KERNEL_CASES
+
+    kernels = results["kernels"]
+    assert {"gemm", "ffn"} <= set(kernels)
+    for name, k in kernels.items():
+        if not k["available"]:                     # must be the compiler's own verdict, not a guess
+            shape, options = KERNEL_CASES["tiny"][name]
+            with pytest.raises(MappingError) as err:
+                compile_kernel(name, "tiny", shape, **options)
+            assert k["reason"] == str(err.value)
+            continue
+        assert k["bit_exact"] and k["cycles_agree"], name
+        assert k["measured_on"] == sorted(sims)
+        assert 0 < k["cycles_fused"] < k["cycles_unfused"], name
+        assert k["speedup"] == pytest.approx(k["cycles_unfused"] / k["cycles_fused"])
+        assert 0 < k["pcu_utilization"] <= 1 and 0 < k["pcu_utilization_unfused"] <= 1
+        assert k["launches_unfused"] > k["launches_fused"]
+    assert kernels["gemm"]["available"] and kernels["ffn"]["available"]
+
+    mem = results["memory"]
+    for key in ("hbm_seq", "hbm_random"):
+        assert mem[key]["data_ok"] and mem[key]["figures_agree"]
+        assert 0 < mem[key]["achieved_GBps"] <= mem[key]["peak_GBps"]
+    assert mem["hbm_seq"]["achieved_GBps"] > mem["hbm_random"]["achieved_GBps"]
+    assert mem["ddr_to_hbm_copy"]["bit_exact"]
+    for c in results["coe"].values():
+        assert c["switch_time_ratio"] == pytest.approx(c["baseline_switch_time_s"] / c["switch_time_s"])
+
+    for plot in results["plots"]:
+        assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {Path(p).name for p in results["plots"]} == {"sim_speed.png", "kernels.png"}
+    text = doc.read_text()
+    for name, k in kernels.items():
+        assert f"| {name} |" in text
+        if k["available"]:
+            assert f"{k['cycles_fused']:,.0f}" in text and f"{k['speedup']:.2f}x" in text
+    assert "![simulation speed]" in text
+
+    # the report regenerates from results.json alone
+    doc.unlink()
+    again = _cli("bench", "--out", str(out), "--doc", str(doc), "--report-only")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert doc.read_text() == text
+
+
+# ---------------------------------------------------------------------------------------------
+# the sweep: 4 points, retries, an interruption, and a resume that runs only the rest
+
+
+@pytest.mark.cocotb
+def test_sweep_retries_interrupts_and_resumes(tmp_path, monkeypatch):
+    sims = _usable()
+    sim = "verilator" if "verilator" in sims else sims[0]
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(SPEC.format(sim=sim))
+    import tomllib
+
+    points = expand_spec(tomllib.loads(spec_path.read_text()))
+    assert len(points) == 4
+    csv_path = tmp_path / "sweep.csv"
+
+    # every first attempt fails: without retries each point is recorded as failed
+    monkeypatch.setenv(FAIL_FIRST_ENV, "1")
+    result = run_sweep(points, csv_path, build_root=SHARED, workers=2, retries=0)
+    rows = read_csv(csv_path)
+    assert result.failed == 4 and [r["status"] for r in rows] == ["failed"] * 4
+    assert all("injected failure" in r["error"] for r in rows)
+
+    # with one retry each point succeeds on its second attempt; Ctrl-C after two points
+    seen = []
+
+    def interrupt_after_two(done, total, row):
+        seen.append(row["key"])
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(points, csv_path, build_root=SHARED, workers=2, retries=1, progress=interrupt_after_two)
+    monkeypatch.delenv(FAIL_FIRST_ENV)
+    first = [r for r in read_csv(csv_path) if r["status"] == "ok"]
+    assert [r["key"] for r in first] == seen and len(seen) == 2
+    assert all(r["attempts"] == "2" for r in first)
+
+    # resume through the command line: only the two missing points run
+    proc = _cli("sweep", str(spec_path), "--csv", str(csv_path), "--workers", "1",
+                "--build-root", str(SHARED), "--json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["ran"] == 2 and summary["skipped"] == 2 and summary["failed"] == 0
+    ok = [r for r in read_csv(csv_path) if r["status"] == "ok"]
+    assert len(ok) == 4 and {r["key"] for r in ok} == {p.key for p in points}
+    assert not {r["key"] for r in ok[2:]} & set(seen)
+    assert all(r["attempts"] == "1" for r in ok[2:])
+    assert all(r["bit_exact"] == "True" for r in ok)
+    by = {(r["shape"], r["fused"]): int(r["cycles"]) for r in ok}
+    for shape in {r["shape"] for r in ok}:
+        assert 0 < by[(shape, "True")] < by[(shape, "False")]
+
+    # a third run finds nothing to do
+    proc = _cli("sweep", str(spec_path), "--csv", str(csv_path), "--workers", "1",
+                "--build-root", str(SHARED), "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["ran"] == 0
