@@ -626,14 +626,15 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
                 ]
             )
     ratio = speed.get("verilator_over_icarus_range")
-    rows.append(
-        [
-            "kernel system",
-            "verilator / icarus",
-            _range(ratio, "{:.1f}x") if ratio else speed.get("verilator_over_icarus_reason", "-"),
-            "",
-        ]
-    )
+    if speed.get("stats"):
+        rows.append(
+            [
+                "kernel system",
+                "verilator / icarus",
+                _range(ratio, "{:.1f}x") if ratio else speed.get("verilator_over_icarus_reason", "-"),
+                "",
+            ]
+        )
     for name, r in units.get("ratios", {}).items():
         rows.append(["stream FIFO", name.replace("_over_", " / "), _range(r, "{:.1f}x"), ""])
     tables["sim_speed"] = rows
@@ -682,7 +683,8 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
                 "ok" if k["cycles_agree"] else "cycles differ between runs",
             ]
         )
-    tables["kernels"] = rows
+    if len(rows) > 1:
+        tables["kernels"] = rows
     mem = results.get("memory")
     if mem:
         rows = [["point", "GB/s", "peak / limit", "efficiency", "avg ns", "p99 ns", "data"]]
@@ -830,10 +832,26 @@ def write_report(results: dict, path, *, sweeps: list[dict] | None = None) -> Pa
         rows = [["spec", "points run", "already done", "failed", "workers", "wall s", "s per point", "when"]]
         for r in sweeps:
             per = r["wall_s"] / r["ran"] if r["ran"] else None
-            rows.append([r["spec"], str(r["ran"]), str(r["skipped"]), str(r["failed"]), str(r["workers"]),
-                         f"{r['wall_s']:.1f}", _fmt(per, "{:.1f}"), r["created"]])
-        lines += ["## Sweep wall time (`openrdu sweep`)", "", _md_table(rows), "",
-                  "Each point is one independent simulation on a Dask worker against the shared build; "
-                  "the wall time includes starting the LocalCluster (a few seconds).", ""]
+            rows.append(
+                [
+                    r["spec"],
+                    str(r["ran"]),
+                    str(r["skipped"]),
+                    str(r["failed"]),
+                    str(r["workers"]),
+                    f"{r['wall_s']:.1f}",
+                    _fmt(per, "{:.1f}"),
+                    r["created"],
+                ]
+            )
+        lines += [
+            "## Sweep wall time (`openrdu sweep`)",
+            "",
+            _md_table(rows),
+            "",
+            "Each point is one independent simulation on a Dask worker against the shared build; "
+            "the wall time includes starting the LocalCluster (a few seconds).",
+            "",
+        ]
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path

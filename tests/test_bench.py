@@ -52,8 +52,9 @@ fused = [true, false]
 
 [[kernel]]
 name = "gemm"
-shapes = [[3, 2, 3], [2, 3, 2]]
-act = ["relu"]
+shapes = [[6, 5, 3], [9, 13, 7]]
+act = ["gelu"]
+bias = [true]
 """
 
 
