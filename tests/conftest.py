@@ -28,6 +28,26 @@ os.environ.setdefault(VERILATOR_CFLAGS_ENV, "-O0")
 REPO = Path(__file__).resolve().parent.parent
 
 
+#: Tests that take minutes on 2 cores (CI durations). They are collected first so that
+#: pytest-xdist starts them at once instead of leaving one of them alone at the end.
+LONG_FIRST = (
+    "test_kernels_cocotb.py::",
+    "test_cli.py::test_generated_verilog_is_lint_clean",
+    "test_cli.py::test_verilog_writes_every_top",
+    "test_cli.py::test_tile_build_compiles_the_hierarchical_tile",
+    "test_formal.py::test_property_holds[launch_bad_crc]",
+    "test_formal.py::test_property_holds[switch_order]",
+    "test_tile_cocotb.py::",
+    "test_system_cocotb.py::",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        return next((k for k, key in enumerate(LONG_FIRST) if key in item.nodeid), len(LONG_FIRST))
+    items.sort(key=rank)
+
+
 def pytest_addoption(parser):
     parser.addoption("--waves", action="store_true", default=False,
                      help="record waveforms of cocotb tests under build/sim/<test>/")
