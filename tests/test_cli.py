@@ -51,7 +51,12 @@ def test_bad_item_count_exits_2():
 HEAVY = {preset: [t for t in TOPS if preset in TOPS[t].heavy] for preset in preset_names()}
 
 
-@pytest.mark.parametrize("preset", preset_names())
+#: The plasticine preset's tops take minutes to generate and lint on 2 cores; they run in the
+#: soak set (`make test-all`), tiny and small in every run.
+PRESETS_QUICK = [pytest.param(p, marks=pytest.mark.soak) if p == "plasticine" else p for p in preset_names()]
+
+
+@pytest.mark.parametrize("preset", PRESETS_QUICK)
 def test_verilog_writes_every_top(tmp_path, preset):
     tops = [t for t in TOPS if t not in HEAVY.get(preset, [])]
     proc = run("verilog", "--preset", preset, "-o", str(tmp_path), *[a for t in tops for a in ("--top", t)])
@@ -73,7 +78,7 @@ def _need_verilator():
         pytest.skip(f"verilator unusable: {status.reason}")
 
 
-@pytest.mark.parametrize("preset", preset_names())
+@pytest.mark.parametrize("preset", PRESETS_QUICK)
 def test_generated_verilog_is_lint_clean(tmp_path, preset):
     """Every top of every preset, including the tiny and small tiles (`openrdu verilog --preset small`)."""
     _need_verilator()
