@@ -11,6 +11,7 @@ kernel (the hardware does not depend on the kernel).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from compiler.kernels import bf16_words_to_float, to_bf16_words
 from hdl.system import TileSystem
 
 from .memory import timing_spec
-from .runner import run_cocotb
+from .runner import VERILATOR_CFLAGS_ENV, run_cocotb
 
 __all__ = ["KernelRun", "run_compiled", "run_many", "system_for", "HBM_PRESET", "HBM_CHANNELS", "FABRIC_PS",
            "random_inputs"]
@@ -190,8 +191,12 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
     sim_dir = build_dir / f"system_{simulator}"
     design = _cached_verilog(system, sim_dir)
     try:
+        # the kernel system is large (a tail pipeline per lane) and its testbench spends most of
+        # the time in Python memory models, so an unoptimised C++ build is the better trade
+        # unless OPENRDU_VERILATOR_CFLAGS says otherwise
+        extra = [] if os.environ.get(VERILATOR_CFLAGS_ENV) else ["-CFLAGS", "-O0"]
         result = run_cocotb(design, BENCH, simulator=simulator, build_dir=sim_dir,
-                            waves=waves, reuse_build=True,
+                            waves=waves, reuse_build=True, verilator_args=extra,
                             env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
     finally:
         stop.set()
