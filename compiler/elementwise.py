@@ -70,8 +70,10 @@ def elementwise_launch(params, name: str, program: str, sources: list[Region], d
         raise MappingError("AGCUs", inputs + 1, n_agcu,
                            "an elementwise op needs a load per input and a store")
     last = None
+    vpl = max(1, 16 // params.preset.lanes)     # vectors per 64-byte line
     while groups >= 1:
-        chunk = -(-vectors // groups)
+        # whole lines per group: two store AGCUs never merge partial writes into one line
+        chunk = -(-(-(-vectors // groups)) // vpl) * vpl
         roles, edges, units, routes, starts = [], [], {}, [], []
         bounds = [(g * chunk, min(vectors, (g + 1) * chunk)) for g in range(groups)]
         bounds = [b for b in bounds if b[1] > b[0]]

@@ -152,3 +152,20 @@ def test_fused_ffn_with_and_without_weight_pmus(monkeypatch, wbuf):
     assert compiled.plan["ffn"]["weights_in_pmus"] == wbuf
     words = _words(compiled, seed=5)
     assert np.array_equal(emulate(compiled, words)["Y"], compiled.golden(words)["Y"])
+
+
+def test_elementwise_groups_own_whole_lines():
+    from compiler.elementwise import elementwise_launch
+    from compiler.kernels import kernel_tile_params
+    from compiler.program import HbmAllocator
+
+    params = kernel_tile_params("tiny")
+    for vectors in (4, 6, 9, 24):
+        alloc = HbmAllocator(4, 1 << 12)
+        src, dst = alloc.region("S", vectors), alloc.region("D", vectors)
+        launch = elementwise_launch(params, "act", "act_relu_bf16", [src], dst)
+        offsets = sorted(c.offset for c in launch.kernel.units.values()
+                         if getattr(c, "direction", None) == "store")
+        assert all(o % 4 == 0 for o in offsets), (vectors, offsets)     # 4 vectors per line on tiny
+        steps = sum(launch.pcu_steps.values())
+        assert steps == vectors
