@@ -94,6 +94,9 @@ def test_csv_reader_drops_a_half_written_row(tmp_path):
 # the bench
 
 
+# soak until it is quick: on 2 cores it builds the tiny kernel system for both simulators and
+# runs every kernel twice (15+ minutes); the simulator paths it uses run in the kernel tests
+@pytest.mark.soak
 @pytest.mark.cocotb
 def test_bench_on_tiny(tmp_path):
     sims = _usable()
@@ -179,6 +182,9 @@ def test_bench_on_tiny(tmp_path):
 # the sweep: 4 points, retries, an interruption, and a resume that runs only the rest
 
 
+# soak until its build is shared with the kernel tests: a fresh clone builds the tiny kernel
+# system again for it (tens of minutes on 2 cores); the sweep logic itself takes 16 s
+@pytest.mark.soak
 @pytest.mark.cocotb
 def test_sweep_retries_interrupts_and_resumes(tmp_path, monkeypatch):
     sims = _usable()
