@@ -42,6 +42,12 @@ def timing_spec(timing: DramTiming) -> dict:
     return {"name": timing.name, "overrides": overrides}
 
 
+def timing_from_spec(spec: dict) -> DramTiming:
+    """Inverse of :func:`timing_spec`: the preset with the job's overrides applied."""
+    t = timing_preset(spec["name"])
+    return t.reduced(**spec["overrides"]) if spec.get("overrides") else t
+
+
 def traffic_requests(timing: DramTiming, pattern: str, lines: int, *, write_fraction: float = 0.0,
                      stride_bytes: int = 4096, seed: int = 0, base: int = 0, random_masks: bool = False,
                      span_lines: int | None = None) -> list[tuple[int, int, int, int]]:

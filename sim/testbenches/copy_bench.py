@@ -27,17 +27,12 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
-from hdl.memctrl.timing import timing_preset
 from sim.cocotb_streams import StreamSource
 from sim.dram import DramDevice
+from sim.memory import timing_from_spec
 from sim.metrics import record
 
 JOB_ENV = "OPENRDU_COPY_JOB"
-
-
-def _timing(spec):
-    t = timing_preset(spec["name"])
-    return t.reduced(**spec["overrides"]) if spec.get("overrides") else t
 
 
 def _clock(signal, period_ps):
@@ -48,7 +43,7 @@ def _clock(signal, period_ps):
 async def copy(dut):
     with open(os.environ[JOB_ENV]) as f:
         job = json.load(f)
-    ddr_t, hbm_t = _timing(job["ddr"]), _timing(job["hbm"])
+    ddr_t, hbm_t = timing_from_spec(job["ddr"]), timing_from_spec(job["hbm"])
     ecc = bool(job.get("ecc"))
     _clock(dut.clk, job["fabric_ps"])
     _clock(dut.ddr_clk, round(ddr_t.tck_ns * 1000))

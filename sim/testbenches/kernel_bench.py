@@ -26,25 +26,20 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 
-from hdl.memctrl.timing import timing_preset
 from sim.cocotb_streams import StreamSource
 from sim.dram import DramDevice
+from sim.memory import timing_from_spec
 from sim.metrics import record
 
 JOB_ENV = "OPENRDU_KERNEL_JOB"
 POLL = 64
 
 
-def _timing(spec):
-    t = timing_preset(spec["name"])
-    return t.reduced(**spec["overrides"]) if spec.get("overrides") else t
-
-
 @cocotb.test()
 async def kernel(dut):
     with open(os.environ[JOB_ENV]) as f:
         job = json.load(f)
-    hbm_t = _timing(job["hbm"])
+    hbm_t = timing_from_spec(job["hbm"])
     channels = int(job["channels"])
     fabric_ps = int(job["fabric_ps"])
     Clock(dut.clk, fabric_ps, unit="ps", period_high=fabric_ps // 2).start()

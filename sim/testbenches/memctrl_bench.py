@@ -35,8 +35,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from hdl.memctrl.interface import request_layout, response_layout
-from hdl.memctrl.timing import timing_preset
 from sim.dram import DramDevice
+from sim.memory import timing_from_spec
 from sim.metrics import record
 
 JOB_ENV = "OPENRDU_MEM_JOB"
@@ -48,9 +48,7 @@ def _job():
 
 
 def _timing(job):
-    spec = job["timing"]
-    t = timing_preset(spec["name"])
-    return t.reduced(**spec.get("overrides", {})) if spec.get("overrides") else t
+    return timing_from_spec(job["timing"])
 
 
 def _offsets(layout):

@@ -24,17 +24,12 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from hdl.memctrl.interface import split_line_address
-from hdl.memctrl.timing import timing_preset
 from sim.cocotb_streams import StreamSource
 from sim.dram import DramDevice
+from sim.memory import timing_from_spec
 from sim.metrics import record
 
 JOB_ENV = "OPENRDU_SYSTEM_JOB"
-
-
-def _timing(spec):
-    t = timing_preset(spec["name"])
-    return t.reduced(**spec["overrides"]) if spec.get("overrides") else t
 
 
 def _clock(signal, period_ps):
@@ -45,7 +40,7 @@ def _clock(signal, period_ps):
 async def system(dut):
     with open(os.environ[JOB_ENV]) as f:
         job = json.load(f)
-    hbm_t = _timing(job["hbm"])
+    hbm_t = timing_from_spec(job["hbm"])
     channels = int(job["channels"])
     ecc = bool(job.get("ecc"))
     _clock(dut.clk, job["fabric_ps"])
