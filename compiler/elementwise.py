@@ -12,7 +12,7 @@ from hdl.counters import Counter
 from hdl.pcu import PcuConfig, Stage
 
 from .errors import MappingError
-from .place import place_and_route
+from .place import place_and_route, site_counts
 from .program import Launch, Region
 
 __all__ = ["elementwise_launch", "PROGRAMS"]
@@ -61,10 +61,8 @@ def elementwise_launch(params, name: str, program: str, sources: list[Region], d
     if len(sources) != inputs:
         raise ValueError(f"program {program} takes {inputs} input region(s), got {len(sources)}")
     vectors = vectors if vectors is not None else sources[0].vectors
-    from hdl.network.graph import FabricGraph
-    fg = FabricGraph(params.preset)
-    n_agcu = sum(1 for s in fg.sites.values() if s.kind == "agcu")
-    n_pcu = sum(1 for s in fg.sites.values() if s.kind == "pcu")
+    counts = site_counts(params.preset)
+    n_agcu, n_pcu = counts["agcu"], counts["pcu"]
     groups = min(n_pcu, n_agcu // (inputs + 1), max_groups or 64, vectors)
     if groups < 1:
         raise MappingError("AGCUs", inputs + 1, n_agcu,
@@ -73,7 +71,8 @@ def elementwise_launch(params, name: str, program: str, sources: list[Region], d
     vpl = max(1, 16 // params.preset.lanes)     # vectors per 64-byte line
     while groups >= 1:
         # whole lines per group: two store AGCUs never merge partial writes into one line
-        chunk = -(-(-(-vectors // groups)) // vpl) * vpl
+        per_group = -(-vectors // groups)
+        chunk = -(-per_group // vpl) * vpl
         roles, edges, units, routes, starts = [], [], {}, [], []
         bounds = [(g * chunk, min(vectors, (g + 1) * chunk)) for g in range(groups)]
         bounds = [b for b in bounds if b[1] > b[0]]

@@ -38,7 +38,7 @@ from hdl.pmu import AddressProgram, PmuConfig
 
 from .errors import MappingError
 from .gemm import gemm_golden
-from .place import place_and_route
+from .place import place_and_route, site_counts
 from .program import Launch
 
 __all__ = ["FfnPlan", "plan_ffn", "ffn_launch", "pack_xt", "pack_rows", "unpack_tiles", "ORDER"]
@@ -153,9 +153,8 @@ class FfnPlan:
 
 
 def plan_ffn(params, t, d, h, act) -> list[FfnPlan]:
-    from .gemm import _site_counts
     preset = params.preset
-    counts = _site_counts(preset)
+    counts = site_counts(preset)
     gmax = min(counts["pcu"] // 2, counts["pmu"] // 2, counts["agcu"] - 3)
     if gmax < 1:
         raise MappingError("PCUs/PMUs/AGCUs", 1, 0, "a fused FFN needs 2 PCUs, 2 PMUs and 4 AGCUs")

@@ -44,7 +44,7 @@ from hdl.pcu import PcuConfig
 from hdl.pmu import AddressProgram, PmuConfig
 
 from .errors import MappingError
-from .place import place_and_route
+from .place import place_and_route, site_counts
 from .program import Launch
 
 __all__ = ["GemmPlan", "plan_gemm", "route_gemm", "gemm_launch", "gemm_programs", "gemm_golden", "pack_a",
@@ -194,7 +194,7 @@ def plan_gemm(params, m: int, k: int, n: int, *, bias: bool = False, act: str = 
         When no plan fits, naming the resource of the smallest plan and its shortfall.
     """
     preset = params.preset
-    fg_counts = _site_counts(preset)
+    fg_counts = site_counts(preset)
     pcu_cap = min(fg_counts["pcu"], fg_counts["pmu"] - 1, fg_counts["agcu"] - 2)
     if max_pcus is not None:
         pcu_cap = min(pcu_cap, max_pcus)
@@ -225,16 +225,6 @@ def plan_gemm(params, m: int, k: int, n: int, *, bias: bool = False, act: str = 
     # cheapest first: MAC-array steps plus the first B block's fill, then fewer units
     plans.sort(key=lambda q: (q.estimate(), q.pcus, q.order))
     return plans
-
-
-def _site_counts(preset) -> dict[str, int]:
-    from hdl.network.graph import FabricGraph
-    fg = FabricGraph(preset)
-    counts = {"pcu": 0, "pmu": 0, "agcu": 0}
-    for site in fg.sites.values():
-        if site.kind in counts:
-            counts[site.kind] += 1
-    return counts
 
 
 # ------------------------------------------------------------------ host layouts

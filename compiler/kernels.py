@@ -65,8 +65,6 @@ def kernel_tile_params(preset) -> TileParams:
     return TileParams(preset, agcus=True, pcu_tail=True, pcu_systolic=True, pcu_ops=KERNEL_PCU_OPS)
 
 
-_params = kernel_tile_params
-
 
 def compile_kernel(kernel: str, preset, shape, *, act: str = "none", bias: bool = False, gated: bool = False,
                    causal: bool = False, fused: bool = True, out_dtype: str = "bf16",
@@ -82,7 +80,7 @@ def compile_kernel(kernel: str, preset, shape, *, act: str = "none", bias: bool 
         For a bad shape or option.
     """
     graph = kernel_graph(kernel, shape, act=act, bias=bias, gated=gated, causal=causal, out_dtype=out_dtype)
-    params = _params(preset)
+    params = kernel_tile_params(preset)
     if kernel == "gemm":
         return _compile_gemm(graph, params, fused, hbm_lines, max_pcus, orders)
     if kernel == "ffn":

@@ -18,11 +18,16 @@ from hdl.network.graph import FabricGraph
 
 from .errors import MappingError
 
-__all__ = ["place", "build_kernel", "count_sites", "place_and_route"]
+__all__ = ["place", "build_kernel", "site_counts", "place_and_route"]
 
 
-def count_sites(fg: FabricGraph, kind: str, agcus: bool = True) -> int:
-    return sum(1 for s in fg.sites.values() if s.kind == kind)
+def site_counts(preset) -> dict[str, int]:
+    """PCU, PMU and AGCU sites of a preset's fabric."""
+    counts = {"pcu": 0, "pmu": 0, "agcu": 0}
+    for site in FabricGraph(preset).sites.values():
+        if site.kind in counts:
+            counts[site.kind] += 1
+    return counts
 
 
 def place(fg: FabricGraph, roles: Sequence[tuple[str, str]], edges: Sequence[tuple[str, str, float]],

@@ -92,12 +92,11 @@ def utilisation(compiled: CompiledKernel, cycles: int) -> tuple[float, float]:
     """PCU utilisation: MAC-array/SIMD steps of every PCU over (cycles × PCUs of the tile);
     PMU utilisation: words the kernel reserves in PMUs over (PMUs × capacity), averaged over
     launches weighted by their share of PCU steps."""
-    from hdl.network.graph import FabricGraph
+    from compiler.place import site_counts
 
     preset = compiled.launches[0].kernel.params.preset
-    fg = FabricGraph(preset)
-    n_pcu = sum(1 for s in fg.sites.values() if s.kind == "pcu")
-    n_pmu = sum(1 for s in fg.sites.values() if s.kind == "pmu")
+    counts = site_counts(preset)
+    n_pcu, n_pmu = counts["pcu"], counts["pmu"]
     capacity = preset.pmu_banks * preset.pmu_bank_words
     steps = sum(sum(l.pcu_steps.values()) for l in compiled.launches)
     words = max((sum(l.pmu_words.values()) for l in compiled.launches), default=0)
