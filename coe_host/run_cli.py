@@ -73,7 +73,7 @@ def load_inputs(path: str | None, compiled, seed: int) -> dict:
 def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator: str | None = None,
                fused: bool = True, inputs: str | None = None, seed: int = 0, waves: bool = False,
                gated: bool = False, causal: bool = False, bias: bool | None = None, out_dtype: str = "bf16",
-               progress=None, build_root: Path = BUILD_ROOT):
+               eps: float = 1e-6, progress=None, build_root: Path = BUILD_ROOT):
     """Compile and run; returns ``(compiled, run, row)`` where ``row`` has :data:`JSON_FIELDS`."""
     import numpy as np
 
@@ -88,7 +88,7 @@ def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator:
             bias = "bias" in data.files
     start = time.perf_counter()
     compiled = compile_kernel(kernel, preset, shape, act=act, bias=bool(bias), gated=gated, causal=causal,
-                              fused=fused, out_dtype=out_dtype)
+                              fused=fused, out_dtype=out_dtype, eps=eps)
     arrays = load_inputs(inputs, compiled, seed)
     run = run_compiled(compiled, arrays, simulator=simulator, build_dir=build_root / compiled.preset,
                        waves=waves, progress=progress)
@@ -192,7 +192,7 @@ def cmd_run(args) -> int:
                                         seed=args.seed, waves=args.waves,
                                         gated=args.gated, causal=args.causal,
                                         bias=True if args.bias else None, out_dtype=args.out_dtype,
-                                        progress=progress_cb)
+                                        eps=args.eps, progress=progress_cb)
     except (MappingError, ShapeError, ValueError, FileNotFoundError) as error:
         if bar:
             bar.stop()
@@ -277,6 +277,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--floorplan", metavar="PNG", help="draw the used units and routes")
     p.add_argument("--gated", action="store_true", help="ffn: the SwiGLU form (X, Wg, Wu, Wd)")
     p.add_argument("--causal", action="store_true", help="attention: causal mask")
+    p.add_argument("--eps", type=float, default=1e-6,
+                   help="rmsnorm: epsilon (default 1e-6; realised as e²/D with e a bf16 value)")
     p.add_argument("--bias", action="store_true", help="gemm: add a random bias (with --inputs: key 'bias')")
     p.add_argument("--out-dtype", default="bf16", choices=("bf16", "f32"),
                    help="gemm: output type (default bf16)")

@@ -93,11 +93,12 @@ def _run_launch(launch, memory: np.ndarray, vpl: int) -> None:
                 data = stream(f"{site}.vin")
                 memory[base + addresses] = data[:len(addresses)]
         elif isinstance(config, PmuConfig):
-            result = pmu_golden(config, params.pmu, vin=stream(f"{site}.vin"))
-            outputs[f"{site}.vout"] = result["vout"]
+            result = pmu_golden(config, params.pmu, vin=stream(f"{site}.vin"), sin=stream(f"{site}.sin"))
+            outputs[f"{site}.vout"], outputs[f"{site}.sout"] = result["vout"], result["sout"]
         elif isinstance(config, PcuConfig):
-            result = pcu_golden(config, params.pcu, vin0=stream(f"{site}.vin0"), vin1=stream(f"{site}.vin1"))
-            outputs[f"{site}.vout"] = result["vout"]
+            result = pcu_golden(config, params.pcu, vin0=stream(f"{site}.vin0"), vin1=stream(f"{site}.vin1"),
+                                sin0=stream(f"{site}.sin0"), sin1=stream(f"{site}.sin1"))
+            outputs[f"{site}.vout"], outputs[f"{site}.sout"] = result["vout"], result["sout"]
 
     for site, config in kernel.units.items():
         if isinstance(config, AgcuConfig) and config.direction == "store":

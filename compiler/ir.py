@@ -94,6 +94,12 @@ class KernelGraph:
             if node.op == "matmul":
                 (m, k), (_, n) = self.tensors[node.inputs[0]].shape, self.tensors[node.inputs[1]].shape
                 total += 2 * m * k * n
+            elif node.op == "rmsnorm":
+                t, d = self.tensors[node.inputs[0]].shape
+                total += 4 * t * d            # square, add, two multiplies per element
+            elif node.op == "attention":
+                t, d = self.tensors[node.inputs[0]].shape
+                total += 4 * t * t * d        # Q·Kᵀ and P·V
         return total
 
 
@@ -237,7 +243,8 @@ def reference(graph: KernelGraph, inputs: dict[str, np.ndarray]) -> dict[str, tu
             from hdl.numerics.tail import ERROR_BOUNDS
             rel_ms = _gamma(d + 2)
             rel_r = 0.5 * rel_ms + (ERROR_BOUNDS["rsqrt"] + 1) * 2 * U32
-            err = np.abs(y) * (rel_r + _gamma(2)) + TINY * d
+            # the kernel's products x·r, ·sqrt(D) (a rounded constant), ·g: γ_4
+            err = np.abs(y) * (rel_r + _gamma(4)) + TINY * d
         elif node.op == "attention":
             (q, _), (k, _), (v, _) = (env[n] for n in node.inputs)
             d = q.shape[1]

@@ -22,8 +22,9 @@ __all__ = ["KERNELS", "kernel_tile_params", "KERNEL_PCU_OPS", "compile_kernel", 
            "to_bf16_words", "bf16_words_to_float",
            "SHAPE_NAMES", "INPUT_NAMES", "OUTPUT_NAME"]
 
-#: ALU ops the kernels' PCU stages use (the tile's default set plus the bf16 conversions).
-KERNEL_PCU_OPS = ("mov", "fadd", "fsub", "fmul", "mac", "fmax", "fmin", "cvt_bf16", "cvt_f32", "sel", "flt")
+#: ALU ops the kernels' PCU stages use (kept small: every op is built into every lane of every stage of
+#: every PCU, and the MAC array is separate hardware, so the SIMD "mac" is not needed).
+KERNEL_PCU_OPS = ("mov", "fadd", "fsub", "fmul", "fmax", "cvt_bf16", "cvt_f32")
 KERNELS = ("gemm", "ffn", "attention", "rmsnorm")
 SHAPE_NAMES = {"gemm": "M,K,N", "ffn": "T,D,H", "attention": "T,D", "rmsnorm": "T,D"}
 OUTPUT_NAME = {"gemm": "C", "ffn": "Y", "attention": "O", "rmsnorm": "Y"}
@@ -45,7 +46,7 @@ def bf16_words_to_float(words) -> np.ndarray:
 
 
 def kernel_graph(kernel: str, shape, *, act: str = "none", bias: bool = False, gated: bool = False,
-                 causal: bool = False, out_dtype: str = "bf16") -> KernelGraph:
+                 causal: bool = False, out_dtype: str = "bf16", eps: float = 1e-6) -> KernelGraph:
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; kernels: {', '.join(KERNELS)}")
     if act not in ACTIVATIONS:
@@ -57,7 +58,9 @@ def kernel_graph(kernel: str, shape, *, act: str = "none", bias: bool = False, g
         return ffn_graph(shape, act if act != "none" else "relu", gated)
     if kernel == "attention":
         return attention_graph(shape, causal)
-    return rmsnorm_graph(shape)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise ValueError(f"eps must be a number in (0, 1), got {eps!r}")
+    return rmsnorm_graph(shape, float(eps))
 
 
 def kernel_tile_params(preset) -> TileParams:
@@ -67,7 +70,7 @@ def kernel_tile_params(preset) -> TileParams:
 
 
 def compile_kernel(kernel: str, preset, shape, *, act: str = "none", bias: bool = False, gated: bool = False,
-                   causal: bool = False, fused: bool = True, out_dtype: str = "bf16",
+                   causal: bool = False, fused: bool = True, out_dtype: str = "bf16", eps: float = 1e-6,
                    hbm_lines: int = 1 << 22, max_pcus: int | None = None, orders=("nm",
                                                                                   "mn")) -> CompiledKernel:
     """Compile ``kernel`` for ``preset``.
@@ -79,12 +82,15 @@ def compile_kernel(kernel: str, preset, shape, *, act: str = "none", bias: bool 
     ShapeError, ValueError
         For a bad shape or option.
     """
-    graph = kernel_graph(kernel, shape, act=act, bias=bias, gated=gated, causal=causal, out_dtype=out_dtype)
+    graph = kernel_graph(kernel, shape, act=act, bias=bias, gated=gated, causal=causal, out_dtype=out_dtype,
+                         eps=eps)
     params = kernel_tile_params(preset)
     if kernel == "gemm":
         return _compile_gemm(graph, params, fused, hbm_lines, max_pcus, orders)
     if kernel == "ffn":
         return _compile_ffn(graph, params, fused, hbm_lines, max_pcus, orders)
+    if kernel == "rmsnorm":
+        return _compile_rmsnorm(graph, params, fused, hbm_lines)
     raise MappingError(f"a mapping for {kernel}", None, None, "not implemented yet in this compiler")
 
 
@@ -240,6 +246,44 @@ def _compile_ffn(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines:
             return {"Y": ff.unpack_tiles(vectors["Y"], plan.mt_pad, plan.dp, L, t, d)}
     compiled = CompiledKernel(graph.name, params.preset.name, (t, d, h), fused, launches, alloc.regions,
                               inputs=alloc.inputs, outputs=["Y"], golden=golden, order=order, plan=plan_info,
+                              flops=graph.flops())
+    compiled.collect = collect
+    compiled.graph = graph
+    return compiled
+
+
+# ------------------------------------------------------------------ rmsnorm
+
+def _compile_rmsnorm(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines: int) -> CompiledKernel:
+    from . import rmsnorm as rn
+
+    t, d = graph.tensors["X"].shape
+    plan = rn.plan_rmsnorm(params, t, d, graph.nodes[0].attrs["eps"])
+    # the kernel realises eps' = e²/D (e a bf16 value): the reference uses the same eps'
+    graph = rmsnorm_graph((t, d), eps=plan.eps_effective)
+    L = params.preset.lanes
+    alloc = HbmAllocator(L, hbm_lines)
+    alloc.region("XT", plan.groups * (d + 1), pack=lambda w: rn.pack_xt(plan, w["X"]))
+    alloc.region("X", plan.tp * plan.db, pack=lambda w: rn.pack_rows_bf16(plan, w["X"]))
+    alloc.region("g", plan.db, pack=lambda w: rn.pack_g(plan, w["g"]))
+    if not fused:
+        alloc.region("R", plan.groups * plan.stages)
+    alloc.region("Y", plan.tp * plan.db)
+    alloc.inputs += ["XT", "X", "g"]
+    launches = rn.rmsnorm_launches(params, plan, alloc.regions, fused)
+
+    def golden(words: dict) -> dict:
+        return {"Y": rn.rmsnorm_golden(plan, words["X"], words["g"])}
+
+    def collect(vectors: dict) -> dict:
+        return {"Y": rn.unpack_rows(plan, vectors["Y"])}
+
+    compiled = CompiledKernel("rmsnorm", params.preset.name, (t, d), fused, launches, alloc.regions,
+                              inputs=alloc.inputs, outputs=["Y"], golden=golden, order=rn.ORDER,
+                              plan={"rmsnorm": {"row_groups": plan.groups, "rows_padded": plan.tp,
+                                                "vectors_per_row": plan.db, "eps_requested": plan.eps,
+                                                "eps_effective": plan.eps_effective,
+                                                "steps": plan.steps}},
                               flops=graph.flops())
     compiled.collect = collect
     compiled.graph = graph

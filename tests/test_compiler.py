@@ -169,3 +169,44 @@ def test_elementwise_groups_own_whole_lines():
         assert all(o % 4 == 0 for o in offsets), (vectors, offsets)     # 4 vectors per line on tiny
         steps = sum(launch.pcu_steps.values())
         assert steps == vectors
+
+
+@pytest.mark.parametrize("preset,shape,fused", [
+    ("tiny", (6, 7), True),
+    ("tiny", (6, 7), False),
+    ("tiny", (9, 16), True),
+    ("small", (64, 128), True),
+    ("small", (37, 50), False),
+])
+def test_rmsnorm_mapping_equals_golden_within_the_fp64_bound(preset, shape, fused):
+    compiled = compile_kernel("rmsnorm", preset, shape, fused=fused)
+    words = _words(compiled, seed=sum(shape))
+    got, want = emulate(compiled, words)["Y"], compiled.golden(words)["Y"]
+    assert got.shape == shape
+    assert np.array_equal(got, want)
+    assert len(compiled.launches) == (1 if fused else 2)
+    floats = {k: bf16_words_to_float(w).astype(np.float64) for k, w in words.items()}
+    ref, bound = reference(compiled.graph, floats)["Y"]
+    assert np.all(np.abs(bf16_words_to_float(got) - ref) <= bound)
+
+
+def test_rmsnorm_effective_eps_and_the_bound_catches_a_wrong_eps():
+    from compiler.rmsnorm import effective_eps
+
+    for d, eps in ((7, 1e-6), (128, 1e-5), (64, 1e-3)):
+        e, eff = effective_eps(d, eps)
+        assert abs(eff - eps) <= eps * 2 ** -7          # e is a bf16: relative step 2^-8, squared
+    # rows of zeros: the result is exactly zero; rows of tiny values: eps dominates, and a
+    # golden model that ignored eps would leave the bound
+    compiled = compile_kernel("rmsnorm", "tiny", (4, 8), eps=1e-2)
+    x = np.full((4, 8), 1e-3, np.float32)
+    x[0] = 0
+    words = {"X": to_bf16_words(x), "g": to_bf16_words(np.ones(8, np.float32))}
+    y = compiled.golden(words)["Y"]
+    assert np.all(bf16_words_to_float(y[0]) == 0)
+    floats = {k: bf16_words_to_float(w).astype(np.float64) for k, w in words.items()}
+    ref, bound = reference(compiled.graph, floats)["Y"]
+    assert np.all(np.abs(bf16_words_to_float(y) - ref) <= bound)
+    no_eps = bf16_words_to_float(words["X"])[1:] / np.sqrt(np.mean(bf16_words_to_float(words["X"])[1:] ** 2,
+                                                                    axis=1, keepdims=True))
+    assert np.any(np.abs(no_eps - ref[1:]) > bound[1:])

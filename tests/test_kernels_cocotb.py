@@ -33,7 +33,11 @@ CASES = [
     ("gemm", (7, 4, 5), {"act": "none", "orders": ("mn",)}),
     ("ffn", (6, 5, 7), {"act": "relu"}),
     ("ffn", (6, 5, 7), {"act": "relu", "fused": False}),
+    ("rmsnorm", (6, 7), {}),
+    ("rmsnorm", (6, 7), {"fused": False}),
 ]
+#: (fused, unfused) case pairs run on the same inputs
+PAIRS = ((1, 2), (5, 6), (7, 8))
 
 
 def test_kernels_bit_exact_on_the_rtl(simulator, sim_build_dir):
@@ -41,10 +45,9 @@ def test_kernels_bit_exact_on_the_rtl(simulator, sim_build_dir):
     for seed, (kernel, shape, options) in enumerate(CASES):
         compiled = compile_kernel(kernel, "tiny", shape, **options)
         inputs = random_inputs(compiled, seed=seed)
-        if seed == 2:      # fused and unfused gemm on the same inputs
-            inputs = cases[1][1]
-        if seed == 6:
-            inputs = cases[5][1]
+        pair = [f for f, u in PAIRS if u == seed]
+        if pair:      # fused and unfused runs of one kernel on the same inputs
+            inputs = cases[pair[0]][1]
         cases.append((compiled, inputs))
     runs = run_many(cases, simulator=simulator, build_dir=sim_build_dir / "kernels" / "tiny")
     for (kernel, shape, options), (compiled, _), run in zip(CASES, cases, runs, strict=True):
@@ -56,7 +59,7 @@ def test_kernels_bit_exact_on_the_rtl(simulator, sim_build_dir):
         assert len(run.launches) == len(compiled.launches)
         assert all(launch["faults"] == 0 for launch in run.launches)
         assert 0 < run.pcu_utilization <= 1
-    for fused, unfused in ((1, 2), (5, 6)):
+    for fused, unfused in PAIRS:
         a, b = runs[fused], runs[unfused]
         assert all(np.array_equal(a.words[k], b.words[k]) for k in a.words), "fused and unfused differ"
         assert a.cycles < b.cycles, f"{CASES[fused]}: fused {a.cycles} cycles, unfused {b.cycles}"
