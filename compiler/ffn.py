@@ -64,6 +64,11 @@ class FfnPlan:
     wbuf: bool = False    # W1/W2 through PMUs (packed rows, half the HBM traffic)
     tb1: int = 1          # n-tiles per W1 block (with wbuf)
     tb2: int = 1
+    gated: bool = False   # SwiGLU: W1 is the pair (Wg, Wu), W2 is Wd
+
+    @property
+    def pcus_per_pipe(self) -> int:
+        return 4 if self.gated else 2
 
     @property
     def mt(self):
@@ -106,7 +111,7 @@ class FfnPlan:
             w1, w2 = self.w_plan(1), self.w_plan(2)
             traffic = w1.b_traffic // w1.mt + w2.b_traffic // w2.mt
         else:
-            traffic = self.nt1 * self.d + self.nt2 * self.hp
+            traffic = (2 if self.gated else 1) * self.nt1 * self.d + self.nt2 * self.hp
         return int((self.groups + 1) * max(phase, traffic / vectors_per_cycle))
 
     @property
@@ -152,23 +157,28 @@ class FfnPlan:
                                        f"W{which} stream")
 
 
-def plan_ffn(params, t, d, h, act) -> list[FfnPlan]:
+def plan_ffn(params, t, d, h, act, gated: bool = False) -> list[FfnPlan]:
     preset = params.preset
     counts = site_counts(preset)
-    gmax = min(counts["pcu"] // 2, counts["pmu"] // 2, counts["agcu"] - 3)
+    per_pipe, shared = (4, 4) if gated else (2, 3)
+    gmax = min(counts["pcu"] // per_pipe, counts["pmu"] // 2, counts["agcu"] - shared)
     if gmax < 1:
-        raise MappingError("PCUs/PMUs/AGCUs", 1, 0, "a fused FFN needs 2 PCUs, 2 PMUs and 4 AGCUs")
+        for kind, need in (("pcu", per_pipe), ("pmu", 2), ("agcu", shared + 1)):
+            if counts[kind] < need:
+                raise MappingError(f"{kind.upper()}s", need, counts[kind],
+                                   f"a fused {'gated ' if gated else ''}FFN needs {per_pipe} PCUs, 2 PMUs "
+                                   f"and {shared + 1} AGCUs")
     pmu_words = preset.pmu_banks * preset.pmu_bank_words
     plans, first_error = [], None
     for g in range(gmax, 0, -1):
-        for wbuf in (True, False):
+        for wbuf in ((False,) if gated else (True, False)):
             if wbuf and 2 * g + 2 > counts["pmu"]:
                 continue
             tbs = [(1, 1)]
             if wbuf:
                 tbs = [(a, b) for a in (8, 4, 2, 1) for b in (8, 4, 2, 1)]
             for tb1, tb2 in tbs:
-                plan = FfnPlan(t, d, h, act, preset.lanes, preset.stages, g, wbuf, tb1, tb2)
+                plan = FfnPlan(t, d, h, act, preset.lanes, preset.stages, g, wbuf, tb1, tb2, gated)
                 try:
                     plan.check(pmu_words)
                 except MappingError as error:
@@ -210,13 +220,32 @@ def ffn_units(plan: FfnPlan):
         units["agcu_w1"] = AgcuConfig("load", 0, [Counter(0, p.d), Counter(0, p.nt1 * p.d, p.d)])
         units["agcu_w2"] = AgcuConfig("load", 0, [Counter(0, p.hp), Counter(0, p.nt2 * p.hp, p.hp)])
         w_src = {1: "agcu_w1.vout", 2: "agcu_w2.vout"}
+    if p.gated:     # agcu_w1 streams Wg, agcu_wu streams Wu in step
+        roles.append(("agcu_wu", "agcu"))
+        units["agcu_wu"] = AgcuConfig("load", 0, [Counter(0, p.d), Counter(0, p.nt1 * p.d, p.d)])
     for g in range(G):
         roles += [(f"pmu_x{g}", "pmu"), (f"pcu1_{g}", "pcu"), (f"pmu_h{g}", "pmu"), (f"pcu2_{g}", "pcu"),
                   (f"agcu_y{g}", "agcu")]
         w1, w2 = ("pmu_w1", "pmu_w2") if p.wbuf else ("agcu_w1", "agcu_w2")
         edges += [("agcu_x", f"pmu_x{g}", 0.5), (f"pmu_x{g}", f"pcu1_{g}", 2.0), (w1, f"pcu1_{g}", 0.5),
-                  (f"pcu1_{g}", f"pmu_h{g}", 2.0), (f"pmu_h{g}", f"pcu2_{g}", 2.0), (w2, f"pcu2_{g}", 0.5),
+                  (f"pmu_h{g}", f"pcu2_{g}", 2.0), (w2, f"pcu2_{g}", 0.5),
                   (f"pcu2_{g}", f"agcu_y{g}", 1.0)]
+        if p.gated:
+            # pcu1 = silu(X·Wg), pcu_u = X·Wu, pcu_m = their product (bf16 → fp32 → RNE → bf16)
+            from .elementwise import PROGRAMS
+            roles += [(f"pcu_u{g}", "pcu"), (f"pcu_m{g}", "pcu")]
+            edges += [(f"pmu_x{g}", f"pcu_u{g}", 2.0), ("agcu_wu", f"pcu_u{g}", 0.5),
+                      (f"pcu1_{g}", f"pcu_m{g}", 2.0), (f"pcu_u{g}", f"pcu_m{g}", 2.0),
+                      (f"pcu_m{g}", f"pmu_h{g}", 2.0)]
+            units[f"pcu_u{g}"] = PcuConfig(
+                mode="systolic", counters=[Counter(0, p.d), Counter(0, p.nt1), Counter(0, p.groups)],
+                to_bf16=True)
+            units[f"pcu_m{g}"] = PROGRAMS["mul_bf16"][1]([Counter(0, p.hp), Counter(0, p.groups)])
+            routes += [(f"pcu1_{g}.vout", [f"pcu_m{g}.vin0"]), (f"pcu_u{g}.vout", [f"pcu_m{g}.vin1"]),
+                       (f"pcu_m{g}.vout", [f"pmu_h{g}.vin"])]
+        else:
+            edges.append((f"pcu1_{g}", f"pmu_h{g}", 2.0))
+            routes.append((f"pcu1_{g}.vout", [f"pmu_h{g}.vin"]))
         units[f"pmu_x{g}"] = PmuConfig(
             write=AddressProgram([Counter(0, p.d * L, L), Counter(0, G * p.d * L, p.d * L)],
                                  offset=(-g * p.d * L) % (1 << 32), runs=p.groups),
@@ -225,7 +254,7 @@ def ffn_units(plan: FfnPlan):
             buffers=2, buffer_words=p.d * L, range_lo=0, range_hi=p.d * L)
         units[f"pcu1_{g}"] = PcuConfig(mode="systolic",
                                        counters=[Counter(0, p.d), Counter(0, p.nt1), Counter(0, p.groups)],
-                                       tail=p.act, to_bf16=True)
+                                       tail="silu" if p.gated else p.act, to_bf16=True)
         units[f"pmu_h{g}"] = PmuConfig(
             write=AddressProgram([Counter(0, p.hp * L, L)], runs=p.groups),
             read=AddressProgram([Counter(0, p.hp), Counter(0, p.nt2 << p.sh, 1 << p.sh)],
@@ -236,14 +265,18 @@ def ffn_units(plan: FfnPlan):
         units[f"agcu_y{g}"] = AgcuConfig("store", 0, [Counter(0, p.dp), Counter(0, p.groups * G * p.dp,
                                                                                 G * p.dp)],
                                          offset=g * p.dp)
-        routes += [(f"pmu_x{g}.vout", [f"pcu1_{g}.vin0"]), (f"pcu1_{g}.vout", [f"pmu_h{g}.vin"]),
+        x_takers = [f"pcu1_{g}.vin0"] + ([f"pcu_u{g}.vin0"] if p.gated else [])
+        routes += [(f"pmu_x{g}.vout", x_takers),
                    (f"pmu_h{g}.vout", [f"pcu2_{g}.vin0"]), (f"pcu2_{g}.vout", [f"agcu_y{g}.vin"])]
     routes += [("agcu_x.vout", [f"pmu_x{g}.vin" for g in range(G)]),
                (w_src[1], [f"pcu1_{g}.vin1" for g in range(G)]),
                (w_src[2], [f"pcu2_{g}.vin1" for g in range(G)]),
                ("host.start", ["agcu_x.start"] + [f"agcu_y{g}.start" for g in range(G)]),
-               ("pmu_x0.wdone", ["agcu_w1.start"]), ("pmu_h0.wdone", ["agcu_w2.start"]),
+               ("pmu_x0.wdone", ["agcu_w1.start"] + (["agcu_wu.start"] if p.gated else [])),
+               ("pmu_h0.wdone", ["agcu_w2.start"]),
                (f"agcu_y{G - 1}.done", ["host.done"])]
+    if p.gated:
+        routes.append(("agcu_wu.vout", [f"pcu_u{g}.vin1" for g in range(G)]))
     return roles, edges, units, routes
 
 
@@ -260,15 +293,21 @@ def route_ffn(params, plans):
     raise last
 
 
-def ffn_launch(plan, placed, kernel, x_region, w1_region, w2_region, y_region) -> Launch:
+def ffn_launch(plan, placed, kernel, x_region, w1_region, w2_region, y_region, wu_region=None) -> Launch:
+    """The launch; gated: ``w1_region`` holds Wg, ``wu_region`` Wu and ``w2_region`` Wd."""
     G, L = plan.pipes, plan.lanes
     segments = {placed["agcu_x"]: [x_region.segment(read=True)],
                 placed["agcu_w1"]: [w1_region.segment(read=True)],
                 placed["agcu_w2"]: [w2_region.segment(read=True)]}
+    if plan.gated:
+        segments[placed["agcu_wu"]] = [wu_region.segment(read=True)]
     for g in range(G):
         segments[placed[f"agcu_y{g}"]] = [y_region.segment(read=False, write=True)]
     steps = {**{placed[f"pcu1_{g}"]: plan.groups * plan.nt1 * plan.d for g in range(G)},
              **{placed[f"pcu2_{g}"]: plan.groups * plan.nt2 * plan.hp for g in range(G)}}
+    if plan.gated:
+        steps.update({placed[f"pcu_u{g}"]: plan.groups * plan.nt1 * plan.d for g in range(G)})
+        steps.update({placed[f"pcu_m{g}"]: plan.groups * plan.hp for g in range(G)})
     words = {**{placed[f"pmu_x{g}"]: 2 * plan.d * L for g in range(G)},
              **{placed[f"pmu_h{g}"]: 2 * plan.hp * L for g in range(G)}}
     if plan.wbuf:
@@ -303,9 +342,19 @@ def unpack_tiles(vectors: np.ndarray, tiles: int, cols: int, lanes: int, rows: i
     return arr[:rows, :n].copy()
 
 
-def ffn_golden(x, w1, w2, act, hp=None):
-    """Y words in the order of :data:`ORDER` (``hp``: the padded H the hardware runs over)."""
-    h = gemm_golden(x, w1, None, act, True)
+def gated_h(x, wg, wu):
+    """H = bf16(fp32(bf16(silu(X·Wg))) · fp32(bf16(X·Wu))) words (the gated FFN's product)."""
+    from hdl.numerics.ops import golden
+
+    g = gemm_golden(x, wg, None, "silu", True)
+    u = gemm_golden(x, wu, None, "none", True)
+    return golden("cvt_bf16", golden("fmul", golden("cvt_f32", g), golden("cvt_f32", u)))
+
+
+def ffn_golden(x, w1, w2, act, hp=None, wu=None):
+    """Y words in the order of :data:`ORDER` (``hp``: the padded H the hardware runs over;
+    ``wu``: the gated form, ``w1`` being Wg)."""
+    h = gated_h(x, w1, wu) if wu is not None else gemm_golden(x, w1, None, act, True)
     if hp is not None and hp > h.shape[1]:
         h = np.concatenate([h, np.zeros((h.shape[0], hp - h.shape[1]), np.uint32)], axis=1)
         w2 = np.concatenate([w2, np.zeros((hp - w2.shape[0], w2.shape[1]), np.uint32)], axis=0)

@@ -168,10 +168,7 @@ def _compile_ffn(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines:
     gated = graph.name == "ffn_gated"
     h = graph.tensors["Wd" if gated else "W2"].shape[0]
     alloc = HbmAllocator(L, hbm_lines)
-    if gated:
-        if fused:
-            raise MappingError("a fused gated-FFN mapping", None, None,
-                               "not implemented yet in this compiler (use --unfused)")
+    if gated and not fused:
         sg = _gemm_stage(params, alloc, "gate", t, d, h, act="silu", out_bf16=True, bias=False, a_input="X",
                          b_input="Wg", out="G", max_pcus=max_pcus, orders=orders)
         su = _gemm_stage(params, alloc, "up", t, d, h, act="none", out_bf16=True, bias=False, a_input=None,
@@ -212,10 +209,11 @@ def _compile_ffn(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines:
         def collect(vectors: dict) -> dict:
             return {"Y": gm.unpack_c(last, vectors["Y"])}
     else:
-        act = graph.nodes[0].attrs["act"]
-        plans = ff.plan_ffn(params, t, d, h, act)
+        act = "silu" if gated else graph.nodes[0].attrs["act"]
+        plans = ff.plan_ffn(params, t, d, h, act, gated=gated)
         plan, placed, kernel = ff.route_ffn(params, plans)
         xr = alloc.region("X", plan.mt_pad * d, pack=lambda w: ff.pack_xt(w["X"], plan.mt_pad, L))
+        n1, n2 = ("Wg", "Wd") if gated else ("W1", "W2")
         if plan.wbuf:
             wp1, wp2 = plan.w_plan(1), plan.w_plan(2)
 
@@ -227,20 +225,24 @@ def _compile_ffn(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines:
             w2r = alloc.region("W2", wp2.nb * wp2.block_words // L,
                                pack=lambda w: gm.pack_b(wp2, pad_rows(w["W2"], plan.hp), None))
         else:
-            w1r = alloc.region("W1", plan.nt1 * d, pack=lambda w: ff.pack_rows(w["W1"], d, plan.nt1, S, L))
-            w2r = alloc.region("W2", plan.nt2 * plan.hp,
-                               pack=lambda w: ff.pack_rows(w["W2"], plan.hp, plan.nt2, S, L))
+            w1r = alloc.region(n1, plan.nt1 * d, pack=lambda w: ff.pack_rows(w[n1], d, plan.nt1, S, L))
+            w2r = alloc.region(n2, plan.nt2 * plan.hp,
+                               pack=lambda w: ff.pack_rows(w[n2], plan.hp, plan.nt2, S, L))
+        wur = alloc.region("Wu", plan.nt1 * d, pack=lambda w: ff.pack_rows(w["Wu"], d, plan.nt1, S, L)) \
+            if gated else None
         yr = alloc.region("Y", plan.mt_pad * plan.dp)
-        alloc.inputs += ["X", "W1", "W2"]
-        launches = [ff.ffn_launch(plan, placed, kernel, xr, w1r, w2r, yr)]
+        alloc.inputs += ["X", n1, n2] + (["Wu"] if gated else [])
+        launches = [ff.ffn_launch(plan, placed, kernel, xr, w1r, w2r, yr, wur)]
         plan_info = {"ffn": {"pipelines": plan.pipes, "m_groups": plan.groups, "h_padded": plan.hp,
                              "weights_in_pmus": plan.wbuf, "w1_tiles_per_block": plan.tb1,
                              "w2_tiles_per_block": plan.tb2,
                              "mac_steps_per_pcu": plan.steps}}
-        order = ff.ORDER
+        order = ff.ORDER + ("; H = bf16(fp32(G) * fp32(U)) with G = bf16(silu(X·Wg)), U = bf16(X·Wu)"
+                            if gated else "")
 
         def golden(words: dict) -> dict:
-            return {"Y": ff.ffn_golden(words["X"], words["W1"], words["W2"], act, plan.hp)}
+            return {"Y": ff.ffn_golden(words["X"], words[n1], words[n2], act, plan.hp,
+                                       wu=words["Wu"] if gated else None)}
 
         def collect(vectors: dict) -> dict:
             return {"Y": ff.unpack_tiles(vectors["Y"], plan.mt_pad, plan.dp, L, t, d)}

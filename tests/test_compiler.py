@@ -42,6 +42,8 @@ def test_gemm_mapping_equals_golden(preset, shape, act, bias, fused, orders):
     ("tiny", (6, 5, 7), "relu", False, False),
     ("small", (20, 12, 30), "gelu", False, True),
     ("small", (20, 12, 30), "none", True, False),
+    ("small", (20, 12, 30), "none", True, True),
+    ("small", (9, 16, 40), "none", True, True),
 ])
 def test_ffn_mapping_equals_golden(preset, shape, act, gated, fused):
     compiled = compile_kernel("ffn", preset, shape, act=act, gated=gated, fused=fused)
@@ -86,6 +88,15 @@ def test_a_kernel_too_big_for_tiny_names_the_resource_and_shortfall():
     assert info.value.resource == "PMU capacity (words)" and info.value.need - info.value.have == 3776
     with pytest.raises(MappingError, match="H tile"):
         compile_kernel("ffn", "tiny", (8, 16, 600))
+    with pytest.raises(MappingError, match=r"PCUs: needs 4, the preset has 2 .*fused gated FFN"):
+        compile_kernel("ffn", "tiny", (6, 5, 7), gated=True)
+
+
+def test_fused_and_unfused_gated_ffn_goldens_agree():
+    fused = compile_kernel("ffn", "small", (20, 12, 30), gated=True)
+    unfused = compile_kernel("ffn", "small", (20, 12, 30), gated=True, fused=False)
+    words = _words(fused, seed=8)
+    assert np.array_equal(fused.golden(words)["Y"], unfused.golden(words)["Y"])
 
 @pytest.mark.parametrize("kernel,shape,message", [
     ("gemm", (3, 4), r"shape must be 3 positive ints M,K,N, got \(3, 4\)"),
