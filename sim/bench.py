@@ -46,11 +46,13 @@ KERNEL_CASES: dict[str, dict[str, tuple[tuple[int, ...], dict]]] = {
         "gemm": ((9, 13, 7), {"act": "gelu", "bias": True}),
         "ffn": ((6, 5, 7), {"act": "relu"}),
         "attention": ((8, 4), {}),
+        "rmsnorm": ((6, 7), {}),
     },
     "default": {
         "gemm": ((32, 64, 64), {"act": "gelu", "bias": True}),
         "ffn": ((32, 64, 256), {"act": "gelu"}),
         "attention": ((32, 64), {}),
+        "rmsnorm": ((64, 128), {}),
     },
 }
 
