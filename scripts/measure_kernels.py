@@ -1,0 +1,72 @@
+"""Kernel figures on one preset: fused and unfused cycles, PCU utilisation, wall time.
+
+    .venv/bin/python scripts/measure_kernels.py --preset small --sim verilator [--cases gemm,ffn,...]
+
+Runs each case fused and unfused in one simulation (one build, reset between kernels;
+:func:`sim.kernels.run_many`), checks bit-exactness and the fp64 bound, and prints one JSON
+object per case on stdout (progress on stderr). The shapes are issue 8's ``small`` figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+CASES = {
+    "gemm": ("gemm", (256, 256, 256), {"act": "gelu", "bias": True}),
+    "ffn": ("ffn", (64, 128, 512), {"act": "gelu"}),
+    "ffn_gated": ("ffn", (64, 128, 512), {"gated": True}),
+    "rmsnorm": ("rmsnorm", (64, 128), {}),
+    "rmsnorm_256": ("rmsnorm", (256, 64), {}),
+}
+
+
+def main(argv=None) -> int:
+    from compiler import compile_kernel
+    from sim.kernels import random_inputs, run_many
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    ap.add_argument("--fused-only", action="store_true")
+    ap.add_argument("--build-root", default="build/kernels")
+    args = ap.parse_args(argv)
+    cases, labels = [], []
+    for name in args.cases.split(","):
+        kernel, shape, options = CASES[name]
+        for fused in ((True,) if args.fused_only else (True, False)):
+            compiled = compile_kernel(kernel, args.preset, shape, fused=fused, **options)
+            if fused:
+                inputs = random_inputs(compiled, seed=1)
+            cases.append((compiled, inputs))
+            labels.append((name, shape, options, fused))
+            print(f"compiled {name} {shape} fused={fused}: {len(compiled.launches)} launch(es), "
+                  f"plan {compiled.plan}", file=sys.stderr)
+
+    def progress(done, expected):
+        print(f"\r  {done:,} / ~{expected:,} cycles", end="", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    runs = run_many(cases, simulator=args.sim, build_dir=Path(args.build_root) / args.preset,
+                    progress=progress)
+    wall = time.perf_counter() - start
+    print(file=sys.stderr)
+    for (name, shape, options, fused), run in zip(labels, runs, strict=True):
+        print(json.dumps({"case": name, "shape": list(shape), "options": options, "fused": fused,
+                          "preset": args.preset, "sim": args.sim, "cycles": run.cycles,
+                          "launches": len(run.launches), "pcu_utilization": round(run.pcu_utilization, 4),
+                          "pmu_utilization": round(run.pmu_utilization, 4), "hbm_bytes": run.hbm_bytes,
+                          "bit_exact": run.bit_exact, "within_bound": run.within_bound,
+                          "max_abs_err_vs_fp64": run.max_abs_err_vs_fp64,
+                          "err_bound_fp64": run.err_bound_fp64,
+                          "sim_s": round(run.sim_s, 1)}), flush=True)
+    print(json.dumps({"total_wall_s": round(wall, 1)}))
+    return 0 if all(r.bit_exact and r.within_bound for r in runs) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
