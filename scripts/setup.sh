@@ -52,6 +52,13 @@ verilator_ok() { "$VENV/bin/python" -c 'from sim.toolchain import verilator_stat
 if ! command -v g++ >/dev/null || ! command -v make >/dev/null; then
     apt_install g++ make || true
 fi
+# ccache: Verilator's C++ for an unchanged design compiles once per machine (sim/toolchain.py
+# points its makefiles at it); optional, builds work without it
+if command -v ccache >/dev/null || apt_install ccache; then
+    say "ccache: $(ccache --version | head -1) (Verilator builds cached in ${OPENRDU_CACHE:-$HOME/.cache/openrdu}/ccache)"
+else
+    say "ccache: not available (optional: repeated Verilator builds are slower)"
+fi
 if verilator_ok; then
     say "verilator: $("$VENV/bin/python" -c 'from sim.toolchain import verilator_status as s; print(s().version, "at", s().path)')"
 elif bash scripts/build-verilator.sh && verilator_ok; then

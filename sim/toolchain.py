@@ -28,6 +28,7 @@ __all__ = [
     "MIN_VERILATOR",
     "ToolStatus",
     "cache_dir",
+    "compiler_cache_env",
     "verilator_status",
     "icarus_status",
     "simulator_status",
@@ -143,6 +144,21 @@ def simulator_status(name: str) -> ToolStatus:
     raise ValueError(f"Unknown simulator {name!r}; valid simulators: {', '.join(SIMULATORS)}")
 
 
+def compiler_cache_env() -> dict[str, str]:
+    """Environment that makes Verilator's generated makefiles compile through ccache.
+
+    Verilator's C++ is the same for the same design wherever it is built, so a build in a new
+    directory (a test's temporary directory, a fresh clone) reuses the object files of an
+    earlier one. The cache lives beside the Verilator build (``cache_dir()/ccache``, at most
+    5 GB). Empty when ccache is not installed (``make setup`` installs it where it can) or when
+    ``OBJCACHE`` is already set (the user's choice wins; ``OBJCACHE=`` turns it off).
+    """
+    if "OBJCACHE" in os.environ or shutil.which("ccache") is None:
+        return {}
+    return {"OBJCACHE": "ccache", "CCACHE_DIR": os.environ.get("CCACHE_DIR", str(cache_dir() / "ccache")),
+            "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "5G")}
+
+
 def activate(name: str) -> ToolStatus:
     """Make simulator ``name`` the one found by cocotb's runner in this process.
 
@@ -161,6 +177,8 @@ def activate(name: str) -> ToolStatus:
                 os.environ["PATH"] = os.pathsep.join([value, *[p for p in parts if p != value]])
         else:
             os.environ[key] = value
+    if name == "verilator":
+        os.environ.update(compiler_cache_env())
     return status
 
 
