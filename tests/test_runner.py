@@ -54,3 +54,18 @@ def test_required_simulators_parsing(monkeypatch):
     monkeypatch.setenv("OPENRDU_REQUIRE_SIMS", "questa")
     with pytest.raises(ValueError, match="unknown simulator"):
         toolchain.required_simulators()
+
+
+def test_verilator_builds_use_ccache_unless_told_otherwise(monkeypatch, tmp_path):
+    import shutil
+
+    monkeypatch.delenv("OBJCACHE", raising=False)
+    monkeypatch.delenv("CCACHE_DIR", raising=False)
+    monkeypatch.setenv("OPENRDU_CACHE", str(tmp_path))
+    env = toolchain.compiler_cache_env()
+    if shutil.which("ccache") is None:
+        assert env == {}
+    else:
+        assert env["OBJCACHE"] == "ccache" and env["CCACHE_DIR"] == str(tmp_path / "ccache")
+    monkeypatch.setenv("OBJCACHE", "")          # the user's choice (here: no cache) wins
+    assert toolchain.compiler_cache_env() == {}
