@@ -69,15 +69,27 @@ def test_hbm2_channel(simulator, sim_build_dir, waves):
     rand = traffic_requests(t, "random", 1200, write_fraction=0.5, random_masks=True, seed=12,
                             span_lines=256)
     strided = traffic_requests(t, "strided", 200, write_fraction=0.3, stride_bytes=4096, seed=13)
+    # two lines of one open row, requests at random gaps: a request often arrives in the very
+    # cycle its line's older request gets its column command (the dependency it records then
+    # must not wait for that command; it once did, forever)
+    rng = random.Random(14)
+    same_line = []
+    for _ in range(400):
+        write = int(rng.random() < 0.5)
+        same_line.append((rng.choice((0, t.bank_groups)), write, rng.randrange(1, 256) if write else 255,
+                          rng.getrandbits(512) if write else 0))
     job = _channel_job(t, [traffic_phase("seq", stream),
                            traffic_phase("random", rand, valid_p=0.7, ready_p=0.5, seed=5),
-                           traffic_phase("strided", strided, ready_p=0.8, seed=6)])
+                           traffic_phase("strided", strided, ready_p=0.8, seed=6),
+                           traffic_phase("same_line", same_line, valid_p=0.4, ready_p=0.9, seed=7,
+                                         timeout=40_000)])
     result = run_memory_job(t, job, simulator=simulator, build_dir=sim_build_dir, waves=waves)
     assert result.passed, result.summary()
     _assert_latency(t, result.metrics["latency"])
     seq = _assert_traffic(t, result, "seq", stream, refreshes=True)
     _assert_traffic(t, result, "random", rand)
     _assert_traffic(t, result, "strided", strided)
+    _assert_traffic(t, result, "same_line", same_line)
     figures = traffic_figures(t, seq["sent"], seq["received"], seq["device"])
     assert figures["row_hit_rate"] > 0.8          # open-page policy keeps streaming rows open
 

@@ -248,10 +248,15 @@ class MemoryController(wiring.Component):
         a_bank = p.addr[bg_used + col_used:bg_used + col_used + bank_used] if bank_used else Const(0, 1)
         a_row = p.addr[bg_used + col_used + bank_used:bg_used + col_used + bank_used + row_used]
 
-        # youngest older slot to the same line still waiting for its column command
+        # youngest older slot to the same line still waiting for its column command; a slot
+        # whose column command goes out this very cycle no longer counts (its s_issued rises
+        # with the new slot's s_dep, so nothing would ever clear the dependency)
+        issue_col = Signal()
+        issue_slot = Signal(qbits)
         match = Signal(Q)
         for i in range(Q):
-            m.d.comb += match[i].eq(s_valid[i] & ~s_issued[i] & (s_addr[i] == p.addr))
+            m.d.comb += match[i].eq(s_valid[i] & ~s_issued[i] & (s_addr[i] == p.addr)
+                                    & ~(issue_col & (issue_slot == i)))
         # age of slot i = (i - head) mod Q; pick the largest age among matches
         dep_found = Signal()
         dep_slot = Signal(qbits)
@@ -361,8 +366,6 @@ class MemoryController(wiring.Component):
         m.d.sync += [self.dfi.cmd.eq(cmd), self.dfi.bg.eq(cmd_bg), self.dfi.bank.eq(cmd_bank),
                      self.dfi.row.eq(cmd_row), self.dfi.col.eq(cmd_col)]
 
-        issue_col = Signal()
-        issue_slot = Signal(qbits)
         rd_push = Signal()
         wr_push = Signal()
         do_prea, do_ref, do_row = Signal(), Signal(), Signal()
