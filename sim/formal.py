@@ -52,10 +52,16 @@ class FormalJob:
     depth : int
         Induction length or bound, in cycles.
     slow : bool
-        Takes more than a few minutes: run by ``make formal``, not in CI's test suite.
+        Not in CI's share: run by ``make formal`` and, with the ``soak`` marker, by ``make test-all``.
+    finishes : bool
+        ``False`` for a job not known to finish within :func:`run_job`'s timeout: ``make formal``
+        runs and reports it, no test asserts it.
     map_memories : bool
         Turn memories into flip-flops before solving (fast for small FIFOs; leave large
         scratchpads as solver arrays).
+    flatten : bool
+        Flatten the hierarchy before solving, so that logic no property observes (a unit's data
+        outputs, its memories) is removed.
     smtbmc_options : tuple of str
         Extra options of the ``smtbmc`` engine (``("--unroll",)``: the solver sees each step's
         state as a term of the inputs, so two copies of one computation become one term).
@@ -67,7 +73,9 @@ class FormalJob:
     mode: str = "prove"
     depth: int = 20
     slow: bool = False
+    finishes: bool = True
     map_memories: bool = True
+    flatten: bool = False
     smtbmc_options: tuple[str, ...] = ()
 
     def __post_init__(self):
@@ -139,6 +147,8 @@ def _terminate_tree(proc: subprocess.Popen) -> None:
 
 def _sby_text(job: FormalJob) -> str:
     mode = {"prove": "prove", "bmc": "bmc", "cover": "cover"}[job.mode]
+    flatten = "flatten\nopt_clean\n" if job.flatten else ""
+    memories = "memory_map" if job.map_memories else "memory_nordff"
     return f"""[options]
 mode {mode}
 depth {job.depth}
@@ -150,7 +160,7 @@ multiclock off
 [script]
 read_rtlil top.il
 prep -top top
-{"memory_map" if job.map_memories else "memory_nordff"}
+{flatten}{memories}
 opt -fast
 setundef -undriven -anyseq
 

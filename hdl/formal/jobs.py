@@ -8,6 +8,7 @@ from .agcu import AgcuSegmentHarness, formal_agcu_params
 from .launch import LaunchCrcHarness
 from .memctrl import DfiTimingHarness, formal_timing, refresh_timing
 from .network import SwitchCreditHarness, SwitchOrderHarness
+from .pmu_buffers import PmuBufferHarness
 from .streams import FifoOrderHarness, fifo_rules_harness, register_harness
 from .units import ConfigLoaderHarness, UnitStreamRulesHarness, small_pcu, tiny_pmu
 
@@ -44,6 +45,11 @@ def _launch_frames() -> LaunchCrcHarness:
 
 PCU_IN = ("cfg", "vin0", "vin1", "sin0", "sin1")
 PMU_IN = ("cfg", "vin", "sin")
+#: bound of pmu_buffers (steps 0..25): the 12-word image is in at step 14, the first write reaches the banks
+#: at step 19, the first read at step 24, the read of the second buffer at 25 (pmu_buffer_covers)
+PMU_BUFFERS_DEPTH = 26
+#: ... and the writer's return to the first buffer after the reader left it at step 28
+PMU_BUFFERS_DEEP = 29
 
 __all__ = ["JOBS", "job_names"]
 
@@ -63,12 +69,25 @@ JOBS: list[FormalJob] = [
               map_memories=False),
     FormalJob("pcu_covers", "the PCU rules are not vacuous: some program is loaded and a vector output is "
               "taken after a stall", lambda: UnitStreamRulesHarness(small_pcu, PCU_IN, ("vout", "sout"),
-                                                                    ("start",)), "cover", 16),
+                                                                    ("start",)), "cover", 16, slow=True),
     FormalJob("pmu_covers", "the PMU harness reaches a configured PMU (a program that writes four vectors "
               "and reads them back is loaded); an output-transfer cover needs > 40 cycles and is not run yet",
               lambda: UnitStreamRulesHarness(tiny_pmu, PMU_IN, ("vout", "sout"), ("start",), _pmu_image(),
                                              output_cover=False),
-              "cover", 26, map_memories=False),
+              "cover", 26, map_memories=False, slow=True),
+    FormalJob("pmu_buffers", "PMU N-buffering: with both sides enabled, a read reaches the banks only in a "
+              "buffer the writer has finished and a write only in a buffer the reader has left (or never "
+              "used), each in the buffer of its run (run r: buffer r mod buffers); never more full buffers "
+              "than buffers (any program of equal-length sides, any environment; 2 lanes, 2 buffers)",
+              lambda: PmuBufferHarness(), "bmc", PMU_BUFFERS_DEPTH, map_memories=False,
+              flatten=True, slow=True),
+    FormalJob("pmu_buffers_deep", "as pmu_buffers, bounded to 29 cycles: also the writer's return to a "
+              "buffer the reader has left", lambda: PmuBufferHarness(), "bmc", PMU_BUFFERS_DEEP,
+              map_memories=False, flatten=True, slow=True),
+    FormalJob("pmu_buffer_covers", "the N-buffering properties are not vacuous: a written buffer is read, "
+              "the reader moves on to the second buffer, the writer comes back to a buffer the reader left",
+              lambda: PmuBufferHarness(), "cover", PMU_BUFFERS_DEEP, map_memories=False, flatten=True,
+              slow=True),
     FormalJob("config_refused", "a configuration loader that never sees a valid header never configures "
               "its unit and never changes its register", lambda: ConfigLoaderHarness(True), "prove", 4),
     FormalJob("config_covers", "a valid image does configure the loader (the refusal is not vacuous)",
@@ -85,7 +104,7 @@ JOBS: list[FormalJob] = [
               "receives), never holds more credits than the receiver's depth, and every unit pin it drives "
               "keeps the stream rules, for every configuration and rule-abiding neighbour (2 x 2 fabric, "
               "switch (0, 0))",
-              lambda: SwitchCreditHarness(), "bmc", 10),
+              lambda: SwitchCreditHarness(), "bmc", 10, slow=True),
     FormalJob("switch_credits_deep", "as switch_credits, bounded to 16 cycles", lambda: SwitchCreditHarness(),
               "bmc", 16, slow=True),
     FormalJob("switch_covers", "the switch properties are not vacuous: a link's receiver fills to its last "
@@ -94,7 +113,7 @@ JOBS: list[FormalJob] = [
     FormalJob("switch_order", "a configured switch loses, duplicates, corrupts and reorders nothing: the "
               "n-th payload (symbolic n) out of every output is the n-th into the input it selects, for "
               "every taker of a multicast; an unrouted output stays silent (any routes, vector fabric, "
-              "switch (0, 0), 2-entry FIFOs)", lambda: SwitchOrderHarness(), "bmc", 9),
+              "switch (0, 0), 2-entry FIFOs)", lambda: SwitchOrderHarness(), "bmc", 9, slow=True),
     FormalJob("switch_order_deep", "as switch_order, bounded to 10 cycles", lambda: SwitchOrderHarness(),
               "bmc", 10, slow=True),
     FormalJob("switch_order_covers", "the order properties are not vacuous: the second payload of one input "
@@ -102,9 +121,9 @@ JOBS: list[FormalJob] = [
     FormalJob("agcu_segments", "an AGCU (1 counter) never offers the memory port a request outside the "
               "segment its program names or against the segment's permission; a run out of range, not "
               "permitted or hanging issues nothing and ends with the fault flag; a legal run does not fault",
-              lambda: _agcu(1), "bmc", 15),
+              lambda: _agcu(1), "bmc", 15, slow=True),
     FormalJob("agcu_segments_2ctr", "as agcu_segments, with a 2-counter nest", lambda: _agcu(2), "bmc", 15,
-              slow=True),
+              slow=True, finishes=False),
     FormalJob("agcu_covers", "the AGCU properties are not vacuous: a store and a load (to a segment's last "
               "line) reach memory, and an out-of-range run faults", lambda: _agcu(1), "cover", 30),
     FormalJob("memctrl_timing", "a DRAM channel controller (2 bank groups x 1 bank) never puts a command on "
@@ -116,19 +135,20 @@ JOBS: list[FormalJob] = [
     FormalJob("memctrl_refresh", "the controller refreshes at most tREFI + the bank-closing slack after the "
               "last REF, sends ACT only to a closed bank, RD/WR/PRE only to an open one, REF only with "
               "every bank closed (tREFI 6, so several intervals fit)",
-              lambda: _memctrl(("state", "refresh"), timing=refresh_timing()), "bmc", 24),
+              lambda: _memctrl(("state", "refresh"), timing=refresh_timing()), "bmc", 24, slow=True),
     FormalJob("memctrl_all", "every memctrl rule together (spacing, bank state, refresh, write data)",
               lambda: _memctrl(("spacing", "state", "refresh", "data")), "bmc", 20, slow=True),
     FormalJob("memctrl_covers", "the timing rules are not vacuous: a refresh comes due after tREFI and "
               "happens, a RD comes exactly tRCD after its ACT and tWTR_L after a WR, an ACT exactly tRP "
-              "after its PRE", lambda: _memctrl(("spacing", "state", "refresh", "data")), "cover", 30),
+              "after its PRE", lambda: _memctrl(("spacing", "state", "refresh", "data")), "cover", 30,
+              slow=True),
     FormalJob("launch_bad_crc", "after a kernel image whose CRC is wrong no unit leaves the unconfigured "
               "state until the next LOAD (launch controller + three one-word configuration loaders)",
-              _launch_units, "bmc", 10),
+              _launch_units, "bmc", 10, slow=True),
     FormalJob("launch_frames", "from a bad CRC word until the next LOAD the launch controller never "
               "reports LOADED and offers no endpoint a word (no held word commits); while an image arrives "
               "an endpoint is offered only the host's current non-final body word of its own record",
-              _launch_frames, "bmc", 8),
+              _launch_frames, "bmc", 8, slow=True),
     FormalJob("launch_frames_deep", "as launch_frames, bounded to 10 cycles", _launch_frames, "bmc", 10,
               slow=True),
     FormalJob("launch_covers", "the launch properties are not vacuous: a doomed image is refused with a "

@@ -117,6 +117,8 @@ class PatternMemoryUnit(wiring.Component):
         wiring.connect(m, wiring.flipped(self.cfg), loader.words)
         m.d.comb += loader.clear.eq(self.cfg_clear)
         cfg, loaded = loader.config, loader.loaded
+        # formal hooks: references to internal signals for hdl/formal/pmu_buffers.py (no logic added)
+        self.probes = {"cfg": cfg, "loaded": loaded}
         m.d.comb += [loader.accept.eq(idle), self.configured.eq(loader.configured),
                      self.cfg_error.eq(loader.error), self.busy.eq(~idle)]
 
@@ -159,6 +161,7 @@ class PatternMemoryUnit(wiring.Component):
         start = self.configured & (self.start | (loaded & cfg.auto_start))
         pending_start = Signal()
         m.d.sync += pending_start.eq(start & idle)
+        self.probes["pending_start"] = pending_start
         for ctr, side in ((wctr, cfg.write), (rctr, cfg.read)):
             m.d.comb += [ctr.config.eq(side.counter), ctr.used.eq(side.counters_used),
                          ctr.start.eq(pending_start & side.enable)]
@@ -334,6 +337,8 @@ class PatternMemoryUnit(wiring.Component):
                 vector.append(word)
             m.d.comb += [out_fifo.i.valid.eq(returning), out_fifo.i.payload.eq(Cat(*vector))]
 
+        self.probes[name] = {"start": ctr.start, "advance": advance, "base": base1,
+                             "access": Cat(*[hit for _, hit in served]).any()}
         inflight = Signal(name=f"{name}_inflight")
         m.d.comb += inflight.eq(v0 | v1 | issue_valid | (returning if is_read else 0))
         return inflight
