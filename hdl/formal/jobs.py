@@ -152,7 +152,8 @@ JOBS: list[FormalJob] = [
     FormalJob("launch_frames_deep", "as launch_frames, bounded to 10 cycles", _launch_frames, "bmc", 10,
               slow=True),
     FormalJob("launch_covers", "the launch properties are not vacuous: a doomed image is refused with a "
-              "CRC error, and a good image loads and configures a unit", _launch_units, "cover", 14),
+              "CRC error, and a good image loads and configures a unit", _launch_units, "cover", 14,
+              slow=True),
 ]
 
 
