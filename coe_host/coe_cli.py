@@ -6,7 +6,7 @@
                          --batch 8 --tokens 20 --baseline dgx-h100 --policy lru --seed 0 [--json]
     openrdu coe route [--json]             train the router, report its held-out accuracy
     openrdu coe demo --backend golden      router -> switch -> expert on small real experts
-    openrdu coe demo                       the RTL-backed demo (needs issue 8's fused kernels)
+    openrdu coe demo [--sim icarus|verilator]   the RTL-backed demo (router, copies, FFNs on the RTL)
     openrdu coe report                     docs/coe.md + docs/img/coe_*.png (reproduction report)
 
 Register in :mod:`coe_host.cli` with ``from coe_host import coe_cli`` and, in ``build_parser``,
@@ -22,6 +22,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 from .cli_args import nonneg_int, positive_float, positive_int
 
@@ -159,14 +160,7 @@ def cmd_route(args) -> int:
 
 def cmd_demo(args) -> int:
     if args.backend == "rtl":
-        from .rtl import run_rtl_demo
-
-        try:
-            run_rtl_demo(experts=args.experts, simulator=args.sim)
-        except NotImplementedError as exc:
-            print(f"openrdu coe demo: not available yet: {exc}", file=sys.stderr)
-            return 1
-        return 0                        # pragma: no cover - once the hook is implemented
+        return _demo_rtl(args)
     from .host import CoeHost
     from .router import make_prompts
 
@@ -190,6 +184,50 @@ def cmd_demo(args) -> int:
         print(f"golden mode: {len(served)} requests, {copies} switches, {copied} bytes DDR->HBM, "
               f"outputs {'equal' if ok else 'DIFFER from'} numpy")
     return 0 if ok else 1
+
+
+def _demo_rtl(args) -> int:
+    from .rtl import demo_json, run_rtl_demo
+
+    say = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    t0 = time.perf_counter()
+    r = run_rtl_demo(experts=args.experts, simulator=args.sim, prompts=args.prompts,
+                     cache_experts=args.cache_experts, policy=args.policy, seed=args.seed, say=say)
+    wall = time.perf_counter() - t0
+    if args.save:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.save).write_text(demo_json(r) + "\n")
+    if args.json:
+        print(demo_json(r))
+        return 0 if r.ok else 1
+    copy_of = {c.request: c for c in r.copies}
+    for i, (s, run) in enumerate(zip(r.served, r.expert_runs, strict=True)):
+        c = copy_of.get(i)
+        copy = (f"copy {s.bytes_copied:5d} B in {c.result['elapsed_ps'] / 1000:7.1f} ns"
+                if c else f"hit  {0:5d} B {'':13}")
+        print(f"{i:3d} {s.domain:12} -> {s.expert:5} {copy}  evicted {','.join(s.evicted) or '-':6} "
+              f"ffn {run.cycles:5d} cycles  {'== numpy' if s.exact else 'MISMATCH'}")
+    t = r.timings
+    probe = r.fault_probe
+    print(f"router: {len(r.served)} prompts' logits on the RTL "
+          f"{'equal' if r.router_logits_equal else 'DIFFER from'} Router.logits bit for bit "
+          f"({r.router_cycles} cycles)")
+    print(f"switches: {r.switches} in the trace, {len(r.copies)} RTL copies; bytes DDR->HBM: "
+          f"{r.bytes_copied} in the trace, {r.rtl_bytes_copied} written to the simulated HBM; "
+          f"read back {'equal to' if r.copies_exact else 'DIFFERENT from'} the DDR images; "
+          f"{sum(c.result['elapsed_ps'] for c in r.copies) / 1000:.1f} ns of copies")
+    print(f"fault probe (one line past the expert's HBM segment): "
+          f"{'faulted, no HBM write' if r.fault_probe_ok else f'DID NOT FAULT: {probe}'}")
+    print(f"experts: {len(r.expert_runs)} fused FFN kernels, {sum(x.cycles for x in r.expert_runs)} cycles, "
+          f"outputs {'equal' if r.outputs_equal_numpy else 'DIFFER from'} numpy "
+          f"(ffn_forward on the registry's weights) and "
+          f"{'equal' if r.kernels_bit_exact else 'DIFFER from'} the compiler's golden model")
+    build = f", kernel system build {t['system_build']:.0f} s" if "system_build" in t else ""
+    print(f"rtl mode ({args.sim}): {len(r.served)} requests, {r.switches} switches, {r.bytes_copied} bytes "
+          f"DDR->HBM; wall {wall:.1f} s (router {t.get('router', 0):.1f} s, "
+          f"copies {t.get('copies', 0):.1f} s, experts {t.get('experts', 0):.1f} s{build}); "
+          f"{'all checks pass' if r.ok else 'CHECKS FAILED'}")
+    return 0 if r.ok else 1
 
 
 def cmd_report(args) -> int:
@@ -264,9 +302,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_route, _parser=p)
 
     p = csub.add_parser("demo", help="router -> switch -> expert on small experts with real weights",
-                        description="--backend rtl (default) is the RTL-backed demo: it needs the fused "
-                                    "kernels of issue 8 and reports that it is not available yet. --backend "
-                                    "golden runs the same flow on the golden models.")
+                        description="--backend rtl (default) is the RTL-backed demo: the router GEMM, every "
+                                    "DDR->HBM expert copy and every expert's fused FFN run on the "
+                                    "simulated RTL (tiny preset), checked against numpy. --backend golden "
+                                    "runs the same flow on the golden models.")
     p.add_argument("--backend", default="rtl", choices=("rtl", "golden"), help="rtl (default) or golden")
     p.add_argument("--experts", type=positive_int, default=3, help="small FFN experts (default 3)")
     p.add_argument("--prompts", type=positive_int, default=12, help="requests to serve (default 12)")
@@ -275,6 +314,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--policy", default="lru", choices=POLICY_CHOICES, metavar="NAME",
                    help=f"eviction policy, one of: {', '.join(POLICY_CHOICES)} (default lru)")
     p.add_argument("--sim", default="verilator", choices=("icarus", "verilator"), help="RTL simulator")
+    p.add_argument("--save", default=None, metavar="PATH",
+                   help="rtl: also write the --json object to PATH (docs/data/coe_rtl_demo_<sim>.json "
+                        "feeds openrdu coe report)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and prompts (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=cmd_demo, _parser=p)

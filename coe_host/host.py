@@ -14,7 +14,8 @@ trained :class:`~coe_host.router.Router` whose weights sit in HBM. Per prompt
    input and stores its output only through those segments; ``end`` revokes them.
 
 Backends: :class:`GoldenBackend` (numpy golden kernels, the fast mode) and
-:class:`coe_host.rtl.RtlBackend` (the RTL-backed mode; a hook until the fused kernels exist).
+:class:`coe_host.rtl.RtlBackend` (the RTL-backed mode: router GEMM, DDR → HBM copies and fused
+FFN kernels on the simulated RTL; it serves the whole trace batched, see :mod:`coe_host.rtl`).
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ class CoeHost:
 
     def __init__(self, experts: int = 3, *, d_model: int = 32, ffn: int = 64, cache_experts: int = 2,
                  policy: str = "lru", backend: str = "golden", seed: int = 0, train_n: int = 1500,
-                 router_features: int = 256):
-        self.backend = make_backend(backend)
+                 router_features: int = 256, backend_options: dict | None = None):
+        self.backend = make_backend(backend, **(backend_options or {}))
         self.registry: ExpertRegistry = small_ffn_registry(experts, d_model, ffn, seed=seed)
         e0 = next(iter(self.registry))
         prompts, labels = make_prompts(train_n, seed=seed)
@@ -123,6 +124,8 @@ class CoeHost:
 
     def serve(self, prompts: list[str]) -> list[Served]:
         """Route, switch and run every prompt in order (one request each)."""
+        if hasattr(self.backend, "serve"):          # the RTL backend batches its simulations
+            return self.backend.serve(self, prompts).served
         out = []
         classes = self.backend.route(self.router_table, self.router, prompts)
         for prompt, cls in zip(prompts, classes, strict=True):

@@ -47,11 +47,13 @@ def _program(params: AgcuParams, direction: str, lines: int) -> AgcuConfig:
 
 def copy_run(path: DdrToHbmCopy, name: str, lines: int, *, src_line: int = 0, dst_line: int = 0,
              dst_bound: int | None = None, dst_writable: bool = True, seed: int = 1,
-             timeout_ns: float | None = None) -> dict:
+             timeout_ns: float | None = None, source: str | None = None, dump: str | None = None) -> dict:
     """One run: copy ``lines`` lines from DDR line ``src_line`` to HBM line ``dst_line``.
 
     ``dst_bound`` (default ``lines``) sizes the destination segment; a smaller bound or a
-    read-only destination makes the store AGCU fault.
+    read-only destination makes the store AGCU fault. ``source`` names an .npy file of
+    ``(lines, 8)`` uint64 lines to preload into DDR (default: random lines from ``seed``);
+    ``dump`` names an .npy file the bench writes the destination HBM lines to after the run.
     """
     if lines < 1:
         raise ValueError(f"lines must be positive, got {lines}")
@@ -63,7 +65,8 @@ def copy_run(path: DdrToHbmCopy, name: str, lines: int, *, src_line: int = 0, ds
             "rd_seg": [rd_seg.payload(rd)], "wr_seg": [wr_seg.payload(wr)],
             "rd_cfg": _program(rd, "load", lines).encode(rd),
             "wr_cfg": _program(wr, "store", lines).encode(wr),
-            "timeout_ns": timeout}
+            "timeout_ns": timeout, **({"source": str(source)} if source else {}),
+            **({"dump": str(dump)} if dump else {})}
 
 
 def run_copy(runs: list[dict], *, path: DdrToHbmCopy, simulator: str, build_dir=None,

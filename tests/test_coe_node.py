@@ -9,11 +9,11 @@ import pytest
 
 from coe_host import coe_cli
 from coe_host.experts import llama_like
-from coe_host.host import CoeHost
+from coe_host.host import CoeHost, make_backend
 from coe_host.nodemodel import SimConfig, make_trace, simulate
 from coe_host.platform import COPY_JSON, MEASURED_PAIR_GBPS, NodePreset, measured_pair_bandwidth
 from coe_host.router import make_prompts
-from coe_host.rtl import RTL_PENDING, RtlBackend, run_router_rtl, run_rtl_demo
+from coe_host.rtl import RtlBackend
 
 REQUIRED = ("experts", "sockets", "requests", "policy", "node_ddr_to_hbm_GBps", "baseline_host_to_gpu_GBps",
             "switch_time_s", "baseline_switch_time_s", "switch_speedup", "requests_per_s",
@@ -150,12 +150,15 @@ def test_simulate_human_output(capsys):
 # two fidelities behind one API
 
 
-def test_rtl_mode_is_a_named_hook(capsys):
-    for call in (lambda: run_rtl_demo(), lambda: run_router_rtl(None, []), lambda: RtlBackend()):
-        with pytest.raises(NotImplementedError, match="issue 8"):
-            call()
-    assert coe_cli.main(["coe", "demo"]) == 1
-    assert RTL_PENDING in capsys.readouterr().err
+def test_rtl_mode_refuses_unknown_simulators(capsys):
+    """The RTL-backed mode itself runs in tests/test_coe_rtl.py (it needs a simulator)."""
+    with pytest.raises(ValueError, match="icarus.*verilator"):
+        RtlBackend("modelsim")
+    assert isinstance(make_backend("rtl", simulator="icarus"), RtlBackend)
+    with pytest.raises(SystemExit) as exc:
+        coe_cli.main(["coe", "demo", "--sim", "modelsim"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_golden_demo_outputs_equal_numpy_and_switches_match_the_trace():

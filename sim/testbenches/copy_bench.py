@@ -9,10 +9,12 @@ gives the timing presets, the clock periods and a list of runs::
                "timeout_ns": 1e7}]}
 
 Each run resets the design, attaches fresh DRAM device models (the DDR one preloaded
-with ``lines`` random lines from ``src_line``), writes the segment tables and the
+with ``lines`` random lines from ``src_line``, or with the lines of the run's optional
+``source`` .npy file), writes the segment tables and the
 configurations, pulses ``start`` and waits for the store AGCU's ``done``. It records
 the elapsed time, whether the HBM lines from ``dst_line`` equal the source, how many
-HBM lines hold anything at all, both AGCUs' fault flags and request counts, and both
+HBM lines hold anything at all (and, if the run names a ``dump`` .npy path, saves the
+destination lines read back from the HBM model there), both AGCUs' fault flags and request counts, and both
 devices' statistics. The device models raise on any DRAM timing violation.
 """
 
@@ -61,8 +63,11 @@ async def copy(dut):
         tasks = [ddr.start(), hbm.start()]
         rng = np.random.default_rng(run["seed"])
         lines = run["lines"]
-        source = rng.integers(0, 1 << 63, size=(lines, 8), dtype=np.uint64) * np.uint64(2) + \
-            rng.integers(0, 2, size=(lines, 8), dtype=np.uint64)
+        if run.get("source"):           # given data (an .npy of (lines, 8) uint64), e.g. an expert's image
+            source = np.load(run["source"]).astype(np.uint64).reshape(lines, 8)
+        else:
+            source = rng.integers(0, 1 << 63, size=(lines, 8), dtype=np.uint64) * np.uint64(2) + \
+                rng.integers(0, 2, size=(lines, 8), dtype=np.uint64)
         ddr.preload(run["src_line"], source)
         await RisingEdge(dut.clk)
         for name in ("rd_seg", "wr_seg", "rd_cfg", "wr_cfg"):
@@ -79,6 +84,8 @@ async def copy(dut):
         timed_out = finished is timeout
         await ClockCycles(dut.clk, 4)
         copied = hbm.read_lines(run["dst_line"], lines)
+        if run.get("dump"):             # the destination lines as the HBM model holds them
+            np.save(run["dump"], copied)
         written_rows = sum(int(np.count_nonzero(a)) for a in hbm.storage.values())
         results[run["name"]] = {
             "timed_out": timed_out, "elapsed_ps": elapsed, "configured": configured,
