@@ -148,12 +148,10 @@ def test_buffer_proof_fails_when_the_reader_starts_with_the_writer(formal_dir):
 
 
 @soak
-@pytest.mark.xfail(strict=True, reason="known PMU fault (docs/formal.md): a start token while the previous "
-                   "one is being taken resets the buffer rings after the first run fired")
-def test_buffer_proof_holds_for_back_to_back_start_tokens(formal_dir):
-    """pmu_buffers without its "no start while starting" assumption: fails until the PMU is fixed (then
-    this test XPASSes, strictly, and the assumption can go)."""
-    result = run_job(FormalJob("pmu_any_start", "any start tokens",
-                               lambda: PmuBufferHarness(back_to_back_start=True), "bmc", PMU_BUFFERS_DEPTH,
-                               map_memories=False, flatten=True), formal_dir)
-    assert result.passed, f"{result.status}\n{result.detail}\ncounterexample: {result.counterexample}"
+def test_buffer_proof_fails_when_a_start_token_during_the_start_is_taken_again(formal_dir):
+    """pmu/unit.py as it was: a ``start`` in the cycle the previous one is taken starts the unit
+    again and resets both buffer rings after the first run fired (the fault this proof found)."""
+    broken = mutant("hdl.pmu.unit", "PatternMemoryUnit", "pending_start.eq(start & idle & ~pending_start)",
+                    "pending_start.eq(start & idle)")
+    _fails(FormalJob("pmu_double_start", "mutant", lambda: PmuBufferHarness(factory=broken), "bmc",
+                     PMU_BUFFERS_DEPTH, map_memories=False, flatten=True), formal_dir)

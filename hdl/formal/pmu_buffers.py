@@ -39,12 +39,11 @@ to internal signals of the unit, no logic); the harness tracks it into the issue
 register itself. Assumed of the program (the contract :meth:`PmuConfig.check`
 enforces and the hardware trusts): with both sides enabled, both run as often.
 
-Assumed of the environment, to exclude a fault this harness found (docs/formal.md):
-no ``start`` token in the cycle in which the PMU takes the previous one (its
-``pending_start``). Such a token is accepted again, while the unit still looks idle,
-and resets each side's buffer index and base after the first run has fired, so write
-run 1 lands in buffer 0 over run 0 before the reader has read it. With
-``back_to_back_start=True`` the proof fails at step 21.
+Start tokens are free, back to back included: the first version of this harness found
+that a token in the cycle in which the PMU takes the previous one (its ``pending_start``)
+was accepted again and reset both buffer rings after the first run fired, so write run 1
+landed in buffer 0 over run 0 before the reader had read it. The PMU now ignores it;
+``tests/test_formal.py`` puts the old behaviour back as a mutant and sees this proof fail.
 
 The jobs are bounded (``bmc``), not inductive: the unit's buffer counters, counter
 chains and pipelines need invariants linking them to the shadow that this harness
@@ -88,17 +87,14 @@ class PmuBufferHarness(Elaboratable):
         solver load programs the encoder refuses).
     fixed_address : bool
         Fix the address offset to 0 and the address ALU ops to ``mov`` (a smaller problem).
-    back_to_back_start : bool
-        Let ``start`` rise while the previous start is being taken (a known fault: the proof fails).
     """
 
     def __init__(self, params: PmuParams | None = None, factory=None, equal_runs: bool = True,
-                 fixed_address: bool = True, back_to_back_start: bool = False):
+                 fixed_address: bool = True):
         self.params = params or formal_pmu_params()
         self.factory = factory or PatternMemoryUnit
         self.equal_runs = equal_runs
         self.fixed_address = fixed_address
-        self.back_to_back_start = back_to_back_start
 
     def elaborate(self, platform):
         m = Module()
@@ -133,10 +129,6 @@ class PmuBufferHarness(Elaboratable):
         m.d.comb += both.eq(cfg.write.enable & cfg.read.enable)
         if self.equal_runs:
             m.d.comb += Assume(~both | (cfg.write.runs == cfg.read.runs), "both_sides_run_equally_often")
-        if not self.back_to_back_start:
-            # excludes a known fault (docs/formal.md): a start token while the previous one is being
-            # taken restarts each side's buffer ring after its first run has already fired
-            m.d.comb += Assume(~(probes["pending_start"] & dut.start), "no_start_while_starting")
 
         # the shadow of the buffers
         limit = 1 << cfg.buffers.shape().width   # buffers as the field can hold (more than max_buffers)

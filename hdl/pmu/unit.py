@@ -160,7 +160,9 @@ class PatternMemoryUnit(wiring.Component):
         # start both enabled sides
         start = self.configured & (self.start | (loaded & cfg.auto_start))
         pending_start = Signal()
-        m.d.sync += pending_start.eq(start & idle)
+        # a token in the cycle the previous one is taken (the unit still looks idle) is not a
+        # second start: it would reset both buffer rings after the first run fired
+        m.d.sync += pending_start.eq(start & idle & ~pending_start)
         self.probes["pending_start"] = pending_start
         for ctr, side in ((wctr, cfg.write), (rctr, cfg.read)):
             m.d.comb += [ctr.config.eq(side.counter), ctr.used.eq(side.counters_used),
