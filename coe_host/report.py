@@ -332,8 +332,12 @@ def rtl_demo_section(data_dir: Path) -> str:
              "| all checks |\n|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
              "Recorded with `" + RTL_DEMO_COMMAND.format(sim="SIM") + " --save "
              "docs/data/coe_rtl_demo_SIM.json` against an existing kernel-system build (the first run "
-             "per simulator builds it: several minutes on Icarus, more on Verilator). Wall times are on a "
-             "shared 2-core machine under `nice`; the cycle counts are the simulated hardware's.\n\n"
+             "per simulator builds it: here 13 to 25 minutes of Icarus compilation on the loaded machine, "
+             "about a minute of Verilator build). Wall times are on a shared 2-core machine under `nice`; "
+             "router / copies / FFNs are the simulator runs, the rest of the total is host-side Python "
+             "(training the router, regenerating the copy path's Verilog to see "
+             "that its build is current, compiling the kernels, the golden checks). The cycle counts are "
+             "the simulated hardware's.\n\n"
              if rows else "No recorded runs in docs/data (run the command above with "
              "`--save docs/data/coe_rtl_demo_SIM.json`).\n\n")
     return f"""## RTL-backed demo
