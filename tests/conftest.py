@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: Tests that take minutes on 2 cores (CI durations). They are collected first so that
 #: pytest-xdist starts them at once instead of leaving one of them alone at the end.
 LONG_FIRST = (
+    "test_coe_rtl.py::test_rtl_demo",
     "test_kernels_cocotb.py::",
     "test_cli.py::test_generated_verilog_is_lint_clean",
     "test_cli.py::test_verilog_writes_every_top",

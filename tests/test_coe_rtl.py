@@ -136,7 +136,11 @@ def test_a_kernel_argument_outside_its_experts_segment_faults():
 # on the RTL
 
 
+# Icarus takes ~500 s here on 2 cores with a cold build (its kernel-system path runs in every suite
+# run through tests/test_kernels_cocotb.py), so its demo run is in the soak set (`make test-all`)
 @pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", [pytest.param("icarus", marks=pytest.mark.soak), "verilator"],
+                         indirect=True)
 def test_rtl_demo_three_experts(simulator, sim_build_dir):
     prompts = 12
     r = rtl.run_rtl_demo(3, simulator, prompts=prompts, cache_experts=2, seed=0, build_root=REPO_BUILD,
