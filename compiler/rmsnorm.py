@@ -39,6 +39,7 @@ from hdl.numerics.ops import golden
 from hdl.pcu import PcuConfig, ScalarInput, Stage
 from hdl.pmu import AddressProgram, PmuConfig
 
+from .elementwise import _nest
 from .errors import MappingError
 from .place import place_and_route, site_counts
 from .program import Launch
@@ -50,7 +51,6 @@ ORDER = ("ss[t] = fp32 MAC chain from +0 over k = 0..D-1 of x[t,k]*x[t,k], then 
          "(e = bf16(sqrt(D*eps))); r[t] = rsqrt(ss[t]) (tail); "
          "Y[t,d] = bf16(((fp32(x[t,d]) * r[t]) * fp32(sqrt(D))) * g[d]), "
          "each product RNE in fp32")
-LIMIT = 1 << 16
 
 
 def _ceil(a: int, b: int) -> int:
@@ -183,11 +183,6 @@ def rmsnorm_golden(plan: RmsnormPlan, x: np.ndarray, g: np.ndarray) -> np.ndarra
 
 
 # ------------------------------------------------------------------ programs and launches
-
-def _nest(n: int) -> list[Counter]:
-    from .elementwise import _nest as nest
-    return nest(n)
-
 
 def _sumsq_units(plan: RmsnormPlan) -> tuple[dict, list]:
     units = {"agcu_xt": AgcuConfig("load", 0, _nest(plan.groups * (plan.d + 1))),
