@@ -44,6 +44,19 @@ def _sims(text: str) -> list[str]:
     return sims
 
 
+def _kernel_names(text: str) -> list[str]:
+    from sim.bench import KERNEL_CASES
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    known = sorted({n for table in KERNEL_CASES.values() for n in table})
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(known)}, got {text!r}"
+        )
+    return names
+
+
 def _sections(text: str) -> list[str]:
     parts = [s.strip() for s in text.split(",") if s.strip()]
     bad = [s for s in parts if s not in SECTIONS]
@@ -76,6 +89,8 @@ def cmd_bench(args) -> int:
                 mem_bytes=args.mem_bytes,
                 coe_requests=args.coe_requests,
                 sections=args.sections,
+                kernel_sims=args.kernel_sims,
+                speed_kernels=args.speed_kernels,
                 say=say,
             )
         except (RuntimeError, ValueError) as error:
@@ -222,6 +237,21 @@ def add_parser(sub) -> None:
         default=None,
         metavar="SIMS",
         help="simulators, comma-separated or 'all' (default: every usable one)",
+    )
+    p.add_argument(
+        "--kernel-sims",
+        type=_sims,
+        default=None,
+        metavar="SIMS",
+        help="simulators that run the whole kernel list for the kernel figures (default: all of --sim)",
+    )
+    p.add_argument(
+        "--speed-kernels",
+        type=_kernel_names,
+        default=None,
+        metavar="NAMES",
+        help="kernels (fused and unfused) of the simulation-speed workload, run on every simulator "
+        "(default: the whole kernel list); e.g. rmsnorm to compare Icarus on small",
     )
     p.add_argument(
         "--sections",

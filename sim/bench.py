@@ -137,13 +137,20 @@ def machine_info() -> dict:
 # measurements
 
 
-def _compile_cases(preset: str):
-    """[(name, fused, compiled)] of the bench kernels, and {name: reason} of unmapped ones."""
+def _compile_cases(preset: str, names=None):
+    """[(name, fused, compiled)] of the bench kernels (all of the preset's, or ``names``), and
+    {name: reason} of unmapped ones."""
     from compiler import MappingError, compile_kernel
 
     table = KERNEL_CASES.get(preset, KERNEL_CASES["default"])
+    unknown = sorted(set(names or ()) - set(table))
+    if unknown:
+        raise ValueError(f"unknown bench kernel(s) {', '.join(unknown)}; "
+                         f"the bench's kernels: {', '.join(table)}")
     cases, unavailable = [], {}
     for name, (shape, options) in table.items():
+        if names is not None and name not in names:
+            continue
         try:
             fused = compile_kernel(name, preset, shape, fused=True, **options)
             unfused = compile_kernel(name, preset, shape, fused=False, **options)
@@ -154,14 +161,45 @@ def _compile_cases(preset: str):
     return cases, unavailable
 
 
+def _speed_stats(samples: list[dict]) -> dict:
+    return {
+        "cycles": samples[0]["cycles"],
+        "sim_s": stats(s["sim_s"] for s in samples),
+        "cycles_per_s": stats(s["cycles"] / s["sim_s"] for s in samples),
+    }
+
+
 def measure_kernels(
-    preset: str, simulators: list[str], repeats: int, build_root, scratch, say: Callable[[str], None]
+    preset: str,
+    simulators: list[str],
+    repeats: int,
+    build_root,
+    scratch,
+    say: Callable[[str], None],
+    *,
+    kernel_sims: list[str] | None = None,
+    speed_kernels: list[str] | None = None,
 ) -> tuple[dict, dict, dict]:
-    """Returns (kernels, kernel sim speed per simulator, builds)."""
+    """Returns (kernels, kernel sim speed per simulator, builds).
+
+    The kernel figures come from the simulators in ``kernel_sims`` (default: all of
+    ``simulators``), each running every bench kernel fused and unfused in one simulation per
+    repeat. The simulation speed compares every simulator on one workload: the whole kernel list,
+    or only ``speed_kernels`` (fused and unfused) when given — then each simulator runs that
+    workload as a separate simulation per repeat, so a simulator too slow for the whole list
+    (Icarus on ``small``) is still compared on the same work.
+    """
     from .kernels import random_inputs
     from .sweep import ensure_build, run_isolated
 
+    kernel_sims = [s for s in simulators if kernel_sims is None or s in kernel_sims]
     cases, unavailable = _compile_cases(preset)
+    if speed_kernels is not None:
+        speed_cases, _ = _compile_cases(preset, speed_kernels)
+        if not speed_cases:
+            raise ValueError(f"none of the speed kernels {', '.join(speed_kernels)} maps onto {preset}")
+    else:
+        speed_cases = None
     inputs = {}
     for name, fused, compiled in cases:
         if fused:
@@ -170,27 +208,37 @@ def measure_kernels(
     for sim in simulators:
         say(f"{preset}: {sim} kernel system build (reused when current)")
         builds[sim] = ensure_build(preset, sim, build_root)
-        samples = []
+        samples, speed_samples = [], []
         for rep in range(repeats):
-            say(f"{preset}: kernels on {sim}, repeat {rep + 1}/{repeats}")
-            runs = run_isolated(
-                [(c, inputs[n]) for n, _, c in cases],
-                simulator=sim,
-                build_root=build_root,
-                run_dir=Path(scratch) / f"kernels-{sim}-{rep}",
-            )
-            cycles = sum(r.cycles for r in runs)
-            seconds = sum(r.sim_s for r in runs)
-            samples.append({"cycles": cycles, "sim_s": seconds})
-            for (name, fused, compiled), run in zip(cases, runs, strict=True):
-                per.setdefault((name, fused), []).append((sim, compiled, run))
-        speed[sim] = {
-            "cycles": samples[0]["cycles"],
-            "sim_s": stats(s["sim_s"] for s in samples),
-            "cycles_per_s": stats(s["cycles"] / s["sim_s"] for s in samples),
-        }
+            if sim in kernel_sims:
+                say(f"{preset}: kernels on {sim}, repeat {rep + 1}/{repeats}")
+                runs = run_isolated(
+                    [(c, inputs[n]) for n, _, c in cases],
+                    simulator=sim,
+                    build_root=build_root,
+                    run_dir=Path(scratch) / f"kernels-{sim}-{rep}",
+                )
+                samples.append({"cycles": sum(r.cycles for r in runs), "sim_s": sum(r.sim_s for r in runs)})
+                for (name, fused, compiled), run in zip(cases, runs, strict=True):
+                    per.setdefault((name, fused), []).append((sim, compiled, run))
+            if speed_cases is not None:
+                say(f"{preset}: speed workload ({', '.join(speed_kernels)}) on {sim}, "
+                    f"repeat {rep + 1}/{repeats}")
+                runs = run_isolated(
+                    [(c, inputs[n]) for n, _, c in speed_cases],
+                    simulator=sim,
+                    build_root=build_root,
+                    run_dir=Path(scratch) / f"speed-{sim}-{rep}",
+                )
+                if not all(r.bit_exact and r.within_bound for r in runs):
+                    raise RuntimeError(f"the speed workload was not bit exact on {sim}")
+                speed_samples.append({"cycles": sum(r.cycles for r in runs),
+                                      "sim_s": sum(r.sim_s for r in runs)})
+        speed[sim] = _speed_stats(speed_samples if speed_cases is not None else samples)
     kernels = {}
     for name in dict.fromkeys(n for n, _, _ in cases):
+        if (name, True) not in per:
+            continue
         f_runs, u_runs = per[(name, True)], per[(name, False)]
         f_cycles = {r.cycles for _, _, r in f_runs}
         u_cycles = {r.cycles for _, _, r in u_runs}
@@ -420,6 +468,8 @@ def run_bench(
     mem_bytes: int = 1 << 16,
     coe_requests: int = 1000,
     sections=("kernels", "units", "memory", "coe"),
+    kernel_sims: list[str] | None = None,
+    speed_kernels: list[str] | None = None,
     say: Callable[[str], None] = lambda text: None,
 ) -> dict:
     """Run the bench and return the results dict (also written to ``out_dir/results.json``)."""
@@ -446,18 +496,22 @@ def run_bench(
     sim_speed = {"cycles_per_s": {}, "stats": {}, "units": {}}
     if "kernels" in sections:
         kernels, speed, builds = measure_kernels(
-            preset, usable, repeats, build_root, out_dir / ".work" / "runs", say
+            preset, usable, repeats, build_root, out_dir / ".work" / "runs", say,
+            kernel_sims=kernel_sims, speed_kernels=speed_kernels,
         )
         results["kernels"] = kernels
         results["builds"] = builds
         for sim, s in speed.items():
             sim_speed["cycles_per_s"][sim] = s["cycles_per_s"]["median"]
             sim_speed["stats"][sim] = s
+        measured = [n for n, k in kernels.items() if k.get("available")]
         sim_speed["workload"] = (
             "one simulation of the bench kernels ("
-            + ", ".join(f"{n} fused+unfused" for n, k in kernels.items() if k.get("available"))
+            + ", ".join(f"{n} fused+unfused" for n in (speed_kernels or measured))
             + f") on {preset}"
         )
+        sim_speed["speed_kernels"] = list(speed_kernels or measured)
+        results["kernel_sims"] = sorted({s for k in kernels.values() for s in k.get("measured_on", [])})
         ratio = _ratio(
             speed.get("verilator", {}).get("cycles_per_s"), speed.get("icarus", {}).get("cycles_per_s")
         )
@@ -825,7 +879,8 @@ def write_report(results: dict, path, *, sweeps: list[dict] | None = None) -> Pa
             lines += [
                 "Speedup = unfused cycles / fused cycles. PCU utilisation = MAC-array/SIMD steps of all "
                 "PCUs over (cycles x PCUs of the tile). Cycles are the RTL's, identical on every "
-                "simulator (checked: `cycles_agree`).",
+                "simulator that ran them (checked: `cycles_agree`); kernel figures measured on "
+                + (", ".join(results.get("kernel_sims") or results.get("simulators", [])) or "-") + ".",
                 "",
             ]
             if "kernels.png" in str(results.get("plots")):

@@ -1,8 +1,8 @@
 """``openrdu bench`` and ``openrdu sweep`` on the ``tiny`` preset.
 
-Both share one kernel-system build per simulator (``build/sim/bench_shared``, made current by
-:func:`sim.sweep.ensure_build` under a file lock, so the two tests never build it twice; a
-later suite run reuses it while hdl/ is unchanged).
+Both share one kernel-system build per simulator with the CoE RTL demo and ``openrdu run``
+(``build/kernels/tiny``, made current by :func:`sim.sweep.ensure_build` under a file lock, so
+concurrent tests never build it twice; a later suite run reuses it while hdl/ is unchanged).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sim import toolchain
 from sim.sweep import CSV_FIELDS, FAIL_FIRST_ENV, expand_spec, read_csv, run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO / "build" / "sim" / "bench_shared"
+SHARED = REPO / "build" / "kernels"
 
 
 def _usable() -> list[str]:
@@ -94,18 +94,19 @@ def test_csv_reader_drops_a_half_written_row(tmp_path):
 # the bench
 
 
-# soak until it is quick: on 2 cores it builds the tiny kernel system for both simulators and
-# runs every kernel twice (15+ minutes); the simulator paths it uses run in the kernel tests
-@pytest.mark.soak
-@pytest.mark.cocotb
-def test_bench_on_tiny(tmp_path):
+def _bench(tmp_path, *, repeats: int, kernel_sims: list[str] | None, speed_kernels: list[str] | None):
     sims = _usable()
     out = tmp_path / "bench"
     doc = tmp_path / "performance.md"
-    repeats = 2
+    extra = []
+    if kernel_sims:
+        kernel_sims = [s for s in kernel_sims if s in sims]
+        extra += ["--kernel-sims", ",".join(kernel_sims)]
+    if speed_kernels:
+        extra += ["--speed-kernels", ",".join(speed_kernels)]
     proc = _cli("bench", "--preset", "tiny", "--repeats", str(repeats), "--sim", ",".join(sims),
                 "--out", str(out), "--doc", str(doc), "--build-root", str(SHARED), "--unit-items", "300",
-                "--mem-bytes", "4096", "--coe-requests", "60", "--json")
+                "--mem-bytes", "4096", "--coe-requests", "60", "--json", *extra)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     printed = json.loads(proc.stdout)
     results = json.loads((out / "results.json").read_text())
@@ -124,6 +125,8 @@ def test_bench_on_tiny(tmp_path):
     if len(sims) == 2:
         ratio = speed["cycles_per_s"]["verilator"] / speed["cycles_per_s"]["icarus"]
         assert speed["verilator_over_icarus"] == pytest.approx(ratio)
+        # the same workload on both: the RTL's cycles cannot depend on the simulator
+        assert speed["stats"]["verilator"]["cycles"] == speed["stats"]["icarus"]["cycles"]
     else:
         assert speed["verilator_over_icarus"] is None and speed["verilator_over_icarus_reason"]
     units = speed["units"]
@@ -145,12 +148,17 @@ def test_bench_on_tiny(tmp_path):
             assert k["reason"] == str(err.value)
             continue
         assert k["bit_exact"] and k["cycles_agree"], name
-        assert k["measured_on"] == sorted(sims)
+        assert k["measured_on"] == sorted(kernel_sims or sims)
         assert 0 < k["cycles_fused"] < k["cycles_unfused"], name
         assert k["speedup"] == pytest.approx(k["cycles_unfused"] / k["cycles_fused"])
         assert 0 < k["pcu_utilization"] <= 1 and 0 < k["pcu_utilization_unfused"] <= 1
         assert k["launches_unfused"] > k["launches_fused"]
     assert kernels["gemm"]["available"] and kernels["ffn"]["available"]
+    if speed_kernels:
+        assert speed["speed_kernels"] == speed_kernels
+        # the speed workload's cycles are the kernel figures' cycles of the same kernels
+        assert speed["stats"][sims[0]]["cycles"] == sum(
+            kernels[n]["cycles_fused"] + kernels[n]["cycles_unfused"] for n in speed_kernels)
 
     mem = results["memory"]
     for key in ("hbm_seq", "hbm_random"):
@@ -178,13 +186,26 @@ def test_bench_on_tiny(tmp_path):
     assert doc.read_text() == text
 
 
+@pytest.mark.cocotb
+def test_bench_on_tiny(tmp_path):
+    """The suite's bench: kernel figures on Verilator, the Verilator/Icarus speed ratio on the
+    RMSNorm pair run on both (the ``small`` recipe: Icarus is compared on a short workload)."""
+    _bench(tmp_path, repeats=2, kernel_sims=["verilator"], speed_kernels=["rmsnorm"])
+
+
+# soak: every bench kernel on both simulators, twice (about 7 minutes with a warm build on 2
+# cores, most of it Icarus); the quick bench above covers the same code paths
+@pytest.mark.soak
+@pytest.mark.cocotb
+def test_bench_on_tiny_every_kernel_on_both(tmp_path):
+    _bench(tmp_path, repeats=2, kernel_sims=None, speed_kernels=None)
+
+
 # ---------------------------------------------------------------------------------------------
 # the sweep: 4 points, retries, an interruption, and a resume that runs only the rest
 
 
-# soak until its build is shared with the kernel tests: a fresh clone builds the tiny kernel
-# system again for it (tens of minutes on 2 cores); the sweep logic itself takes 16 s
-@pytest.mark.soak
+# shares the tiny Verilator build with the bench and the CoE RTL demo; the sweep itself takes ~15 s
 @pytest.mark.cocotb
 def test_sweep_retries_interrupts_and_resumes(tmp_path, monkeypatch):
     sims = _usable()
