@@ -243,7 +243,8 @@ def add_parser(sub) -> None:
         type=_sims,
         default=None,
         metavar="SIMS",
-        help="simulators that run the whole kernel list for the kernel figures (default: all of --sim)",
+        help="simulators that run the whole kernel list for the kernel figures (default: all of --sim "
+        "on tiny, verilator on larger presets)",
     )
     p.add_argument(
         "--speed-kernels",
@@ -251,7 +252,7 @@ def add_parser(sub) -> None:
         default=None,
         metavar="NAMES",
         help="kernels (fused and unfused) of the simulation-speed workload, run on every simulator "
-        "(default: the whole kernel list); e.g. rmsnorm to compare Icarus on small",
+        "(default: the whole kernel list when every simulator runs it, else rmsnorm)",
     )
     p.add_argument(
         "--sections",

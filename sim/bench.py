@@ -57,6 +57,10 @@ KERNEL_CASES: dict[str, dict[str, tuple[tuple[int, ...], dict]]] = {
 }
 
 
+#: The simulation-speed workload when some simulator does not run the whole kernel list.
+SPEED_KERNELS = ("rmsnorm",)
+
+
 def stats(values) -> dict:
     values = [float(v) for v in values]
     if not values:
@@ -494,6 +498,13 @@ def run_bench(
         **machine_info(),
     }
     sim_speed = {"cycles_per_s": {}, "stats": {}, "units": {}}
+    if kernel_sims is None:
+        # beyond tiny the whole kernel list takes Icarus hours: kernel figures from Verilator,
+        # and every simulator compared on the short speed workload
+        slow = preset != "tiny" and "verilator" in usable
+        kernel_sims = ["verilator"] if slow else list(usable)
+    if speed_kernels is None and set(usable) - set(kernel_sims):
+        speed_kernels = list(SPEED_KERNELS)
     if "kernels" in sections:
         kernels, speed, builds = measure_kernels(
             preset, usable, repeats, build_root, out_dir / ".work" / "runs", say,
