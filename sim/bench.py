@@ -131,7 +131,10 @@ def machine_info() -> dict:
             "python": sys.version.split()[0],
             **{p: _version(p) for p in ("amaranth", "cocotb", "numpy", "dask", "distributed")},
             "simulators": sims,
-            "verilator_cflags": os.environ.get("OPENRDU_VERILATOR_CFLAGS", "") or "default (-Os)",
+            # sim.kernels builds the kernel system at -O0 unless the variable says otherwise; the
+            # unit (stream FIFO) builds use Verilator's default -Os
+            "verilator_cflags": os.environ.get("OPENRDU_VERILATOR_CFLAGS", "")
+            or "kernel system -O0, units -Os (defaults)",
         },
         "git": {"commit": commit, "dirty_rtl": dirty},
     }
