@@ -165,6 +165,8 @@ class CounterChain(wiring.Component):
         ``first[k]``: counters ``0..k`` are all at their first value.
     last : Out(ArrayLayout(1, count))
         ``last[k]``: counters ``0..k`` are all at their last value (``last[used-1]``: final step).
+    each_first, each_last : Out(ArrayLayout(1, count))
+        Counter ``k`` alone is at its first / last value (whatever the others are).
     done : Out(1)
         High for one cycle after the final step of a run was taken.
     """
@@ -185,6 +187,8 @@ class CounterChain(wiring.Component):
             "values": Out(data.ArrayLayout(width, count)),
             "first": Out(data.ArrayLayout(1, count)),
             "last": Out(data.ArrayLayout(1, count)),
+            "each_first": Out(data.ArrayLayout(1, count)),
+            "each_last": Out(data.ArrayLayout(1, count)),
             "done": Out(1),
         })
 
@@ -199,7 +203,8 @@ class CounterChain(wiring.Component):
             at_first = Signal(name=f"at_first{k}")
             at_last = Signal(name=f"at_last{k}")
             m.d.comb += [at_first.eq(~active | (value == cfg.start)),
-                         at_last.eq(~active | (nxt >= cfg.stop))]
+                         at_last.eq(~active | (nxt >= cfg.stop)),
+                         self.each_first[k].eq(at_first), self.each_last[k].eq(at_last)]
             wraps.append((value, cfg, nxt, at_first, at_last))
 
         inner_first = inner_last = 1

@@ -12,7 +12,7 @@ import pytest
 
 from hdl.counters import Counter
 from hdl.numerics.ops import ALU_OPS
-from hdl.pcu import PatternComputeUnit, PcuConfig, PcuParams, ScalarInput, Stage
+from hdl.pcu import Accumulator, PatternComputeUnit, PcuConfig, PcuParams, ScalarInput, Stage, VectorInput
 from hdl.presets import get_preset
 from sim.pcu import pcu_job, refused_job, run_pcu_jobs
 
@@ -112,6 +112,62 @@ def test_tail_chain_gelu_then_bf16(simulator, sim_build_dir, waves):
         jobs.append(pcu_job(tail, PcuConfig(counters=[Counter(0, 8)], stages=chain, constants=constants,
                                             tail=tail), params, vin0=x, valid_p=0.8, ready_p=0.8))
     run(PatternComputeUnit(params), jobs, simulator, sim_build_dir, waves)
+
+
+def test_accumulator_and_held_vector_inputs(simulator, sim_build_dir, waves):
+    """The accumulator stage and held vector inputs, against the golden scan, with stalls:
+    a running max per block (one entry updated every cycle), a rescaled sum indexed by a
+    counter with a factor held per block (FlashAttention's output update), the ``acc``
+    operand source (the previous block's max, one step at a time), an ``add`` emitted at the
+    first column, and a plain program on the same PCU (the extra output register)."""
+    params = PcuParams("tiny", ops=("mov", "fadd", "fsub", "fmul", "fmax"), tail=True, systolic=False,
+                       acc_depth=8)
+    lanes = params.lanes
+    rng = np.random.default_rng(5)
+    x = f32(rng.normal(0, 3, (48, lanes)))
+    u = f32(rng.normal(0, 1, (48, lanes)))
+    a = f32(rng.uniform(0.05, 1.0, (8, lanes)))
+    jobs = [
+        pcu_job("running_max_per_block", PcuConfig(
+            counters=[Counter(0, 4), Counter(0, 3), Counter(0, 2)],
+            stages=[Stage("fmul", "vin0", "const0")], constants=[int(f32(0.125))],
+            accumulator=Accumulator("max", reset=(0, 1), emit=(0,))),
+            params, vin0=x, valid_p=0.7, ready_p=0.5),
+        pcu_job("running_max_full_rate", PcuConfig(
+            counters=[Counter(0, 8), Counter(0, 5)], stages=[Stage("mov", "vin0")],
+            accumulator=Accumulator("max", reset=(0,), emit=(0,))),
+            params, vin0=x),
+        pcu_job("rescaled_sum_held_factor", PcuConfig(
+            counters=[Counter(0, 6), Counter(0, 4)], vectors={1: VectorInput(pop_level=1)},
+            stages=[Stage("mov", "vin1"), Stage("mov", "vin0")],
+            accumulator=Accumulator("scale_add", index=0, reset=(1,), emit=(1,), scale=0)),
+            params, vin0=u, vin1=a, valid_p=0.6, ready_p=0.7),
+        pcu_job("acc_source_previous_max_exp", PcuConfig(
+            counters=[Counter(0, 5), Counter(0, 2)],
+            stages=[Stage("mov", "vin0"), Stage("fsub", "acc", "vin0")],
+            accumulator=Accumulator("max", reset=(0,), value=0, to_vout=False), tail="exp"),
+            params, vin0=x, valid_p=0.9, ready_p=0.6),
+        pcu_job("add_emitted_at_first_column_bf16", PcuConfig(
+            counters=[Counter(0, 3), Counter(0, 4)], stages=[Stage("fmul", "vin0", "vin0")],
+            accumulator=Accumulator("add", reset=(1,), emit=(0,), emit_at="first"), to_bf16=True),
+            params, vin0=u, valid_p=0.8, ready_p=0.8),
+        pcu_job("held_vector_times_stream", PcuConfig(
+            counters=[Counter(0, 5), Counter(0, 3)], vectors={1: VectorInput(pop_level=1)},
+            stages=[Stage("fmul", "vin0", "vin1")], reduce="add"),
+            params, vin0=x, vin1=a, valid_p=0.7, ready_p=0.7),
+        pcu_job("plain_program_after", PcuConfig(
+            counters=[Counter(0, 12)], stages=[Stage("fadd", "vin0", "vin1")]),
+            params, vin0=x, vin1=u, valid_p=0.8, ready_p=0.9),
+    ]
+    metrics = run(PatternComputeUnit(params), jobs, simulator, sim_build_dir, waves)
+    assert metrics["running_max_per_block"]["outputs"]["vout"] == 6
+    assert metrics["rescaled_sum_held_factor"]["outputs"]["vout"] == 6
+    # an entry updated every cycle: no bubbles, the steps take one cycle each plus the fill
+    full = metrics["running_max_full_rate"]
+    assert full["cycles"] <= full["steps"] + 4 * params.stage_latency + 12
+    # the acc source fires one step at a time: at least a pipeline depth apart
+    paced = metrics["acc_source_previous_max_exp"]
+    assert paced["cycles"] >= paced["steps"] * (4 * params.stage_latency + 1)
 
 
 # ---------------------------------------------------------------------------------- systolic

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from hdl.counters import Counter, CounterChain, counter_steps
-from hdl.pcu import ConfigError, PcuConfig, PcuParams, ScalarInput, Stage, run_golden
+from hdl.pcu import (
+    Accumulator,
+    ConfigError,
+    PcuConfig,
+    PcuParams,
+    ScalarInput,
+    Stage,
+    VectorInput,
+    run_golden,
+)
 from hdl.pcu.config import CONFIG_MAGIC, CONFIG_VERSION
 from hdl.presets import get_preset
 from sim.pysim import run_pysim
@@ -165,3 +174,78 @@ def test_counter_chain_matches_python_model(seed):
     run_pysim(dut, bench)
     assert seen == expected
     assert sum(dones) == 1
+
+
+# ---------------------------------------------------------------------------------- accumulator
+
+ACC = PcuParams("tiny", acc_depth=8)
+
+
+def test_accumulator_and_held_vectors_round_trip():
+    config = PcuConfig(
+        counters=[Counter(0, 6), Counter(0, 3), Counter(0, 2)],
+        stages=[Stage("mov", "vin1"), Stage("fsub", "acc", "vin0")],
+        vectors={1: VectorInput(pop_level=1)},
+        accumulator=Accumulator("scale_add", index=0, reset=(1,), emit=(1, 2), emit_at="first", scale=0,
+                                value=1, to_vout=False))
+    back = PcuConfig.decode(config.encode(ACC), ACC)
+    assert back.accumulator == config.accumulator and back.vectors == config.vectors
+    assert back.encode(ACC) == config.encode(ACC)
+    plain = PcuConfig(accumulator=Accumulator("max"))
+    assert PcuConfig.decode(plain.encode(ACC), ACC).accumulator == plain.accumulator
+    # the acc fields exist only in a PCU built with the accumulator
+    assert ACC.layout.size > TINY.layout.size and "acc" not in dict(TINY.layout)
+
+
+@pytest.mark.parametrize("params, config, message", [
+    (TINY, PcuConfig(accumulator=Accumulator("add")), "needs a PCU built with acc_depth > 0"),
+    (TINY, PcuConfig(stages=[Stage("fadd", "acc", "vin0")]), "source 'acc' needs a PCU built with"),
+    (ACC, PcuConfig(stages=[Stage("fadd", "acc", "vin0")]), "reads 'acc' but the program has no accumulator"),
+    (ACC, PcuConfig(accumulator=Accumulator("mean")), "op must be one of add, max, scale_add"),
+    (ACC, PcuConfig(accumulator=Accumulator("add", reset=())), "reset must name at least one counter"),
+    (ACC, PcuConfig(accumulator=Accumulator("add", reset=(1,))), "tuple of counter indices in [0, 0]"),
+    (ACC, PcuConfig(counters=[Counter(0, 9)], accumulator=Accumulator("add", index=0)),
+     "reaches 8, the register file has 8 entries"),
+    (ACC, PcuConfig(accumulator=Accumulator("scale_add")), "needed by scale_add and only by it"),
+    (ACC, PcuConfig(accumulator=Accumulator("add", scale=1)), "needed by scale_add and only by it"),
+    (ACC, PcuConfig(accumulator=Accumulator("add", emit_at="middle")), "emit_at must be 'first' or 'last'"),
+    (ACC, PcuConfig(accumulator=Accumulator("add", value=4)), "value must be None (the last stage)"),
+    (ACC, PcuConfig(mode="systolic", accumulator=Accumulator("add")), "systolic mode has no accumulator"),
+    (ACC, PcuConfig(mode="systolic", vectors={0: VectorInput(1)}), "systolic mode pops both vector inputs"),
+    (ACC, PcuConfig(vectors={1: VectorInput(1)}), "have a pop_level but no stage reads them"),
+    (ACC, PcuConfig(stages=[Stage("mov", "vin1")], vectors={1: VectorInput(2)}),
+     "pop_level must be in [0, 1]"),
+    (ACC, PcuConfig(vectors={2: VectorInput(0)}), "vector input 2 does not exist"),
+])
+def test_accumulator_programs_are_checked(params, config, message):
+    with pytest.raises(ConfigError) as err:
+        config.encode(params)
+    assert message in str(err.value)
+
+
+def test_accumulator_golden_semantics():
+    """The golden scan against a plain numpy loop: a running max per block of columns, and a
+    rescaled sum indexed by a counter with a factor held per block."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 3, (24, 4)).astype(np.float32)
+    config = PcuConfig(counters=[Counter(0, 4), Counter(0, 3), Counter(0, 2)],
+                       stages=[Stage("mov", "vin0")], accumulator=Accumulator("max", reset=(0, 1), emit=(0,)))
+    out = run_golden(config, ACC, vin0=x.view(np.uint32))["vout"].view(np.float32)
+    blocks = x.reshape(2, 3, 4, 4).max(axis=2)                     # (tile, block, lane)
+    assert np.array_equal(out, np.maximum.accumulate(blocks, axis=1).reshape(6, 4))
+
+    u = rng.normal(0, 1, (18, 4)).astype(np.float32)
+    a = rng.uniform(0.1, 1, (3, 4)).astype(np.float32)
+    config = PcuConfig(counters=[Counter(0, 6), Counter(0, 3)], vectors={1: VectorInput(1)},
+                       stages=[Stage("mov", "vin1"), Stage("mov", "vin0")],
+                       accumulator=Accumulator("scale_add", index=0, reset=(1,), emit=(1,), scale=0))
+    out = run_golden(config, ACC, vin0=u.view(np.uint32), vin1=a.view(np.uint32))["vout"].view(np.float32)
+    want = u[0:6].copy()
+    for j in (1, 2):
+        want = (want * a[j]).astype(np.float32) + u[6 * j:6 * j + 6]
+    assert np.array_equal(out, want.astype(np.float32))
+    # an entry used before a reset step wrote it is refused
+    bad = PcuConfig(counters=[Counter(0, 6), Counter(0, 3)], stages=[Stage("mov", "vin0")],
+                    accumulator=Accumulator("add", index=0, reset=(0,)))
+    with pytest.raises(ValueError, match="used before a reset step wrote it"):
+        run_golden(bad, ACC, vin0=u.view(np.uint32))

@@ -6,9 +6,9 @@
 * :mod:`.golden` — :func:`run_golden`, the bit-exact model built on the op table's golden functions.
 """
 
-from .config import ConfigError, PcuConfig, PcuParams, ScalarInput, Stage
+from .config import Accumulator, ConfigError, PcuConfig, PcuParams, ScalarInput, Stage, VectorInput
 from .golden import run_golden
 from .unit import PatternComputeUnit
 
-__all__ = ["ConfigError", "PcuConfig", "PcuParams", "ScalarInput", "Stage", "PatternComputeUnit",
-           "run_golden"]
+__all__ = ["Accumulator", "ConfigError", "PcuConfig", "PcuParams", "ScalarInput", "Stage", "VectorInput",
+           "PatternComputeUnit", "run_golden"]

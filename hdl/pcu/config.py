@@ -25,7 +25,16 @@ Each operand of a stage names where its value comes from:
 ``"ctrN"``    the value of counter N for this step (int32, every lane)
 ``"scalarN"`` scalar input N (every lane; popped as :class:`ScalarInput` says)
 ``"lane"``    the lane index (int32)
+``"acc"``     this step's accumulator entry before its update (+0 on a reset step); a
+              program that reads it fires one step at a time (see :class:`Accumulator`)
 ============  =========================================================
+
+Accumulator
+-----------
+A PCU built with ``acc_depth > 0`` has, after its last SIMD stage, a per-lane register file of
+``acc_depth`` fp32 entries and a single-cycle update unit (:class:`Accumulator`): the state a
+loop carries from one step to the next (a running max, a running sum, a rescaled output
+accumulator), which SIMD stages alone cannot keep.
 """
 
 from __future__ import annotations
@@ -46,7 +55,8 @@ from ..presets import Preset, get_preset
 
 __all__ = [
     "CONFIG_MAGIC", "CONFIG_VERSION", "DEFAULT_STAGE_OPS", "ConfigError", "PcuParams", "Stage",
-    "ScalarInput", "PcuConfig", "config_layout", "SOURCE_KINDS", "REDUCE_OPS",
+    "ScalarInput", "VectorInput", "Accumulator", "PcuConfig", "config_layout", "SOURCE_KINDS", "REDUCE_OPS",
+    "ACC_OPS",
 ]
 
 CONFIG_MAGIC = 0x9C0E
@@ -55,7 +65,11 @@ VECTOR_INPUTS = 2
 SCALAR_INPUTS = 2
 
 #: Operand source kinds as encoded in a stage's ``src[k].kind`` field.
-SOURCE_KINDS = {"zero": 0, "vin": 1, "stage": 2, "const": 3, "ctr": 4, "scalar": 5, "lane": 6}
+SOURCE_KINDS = {"zero": 0, "vin": 1, "stage": 2, "const": 3, "ctr": 4, "scalar": 5, "lane": 6, "acc": 7}
+#: Accumulator updates (``acc.op``); ``x`` is the last stage's result, ``y`` the ``scale`` stage's.
+ACC_OPS = {"none": 0, "add": 1, "max": 2, "scale_add": 3}
+#: Largest accumulator register file (entries per lane).
+MAX_ACC_DEPTH = 1024
 #: Cross-lane reduction ops (``reduce`` field).
 REDUCE_OPS = {"none": 0, "add": 1, "max": 2}
 MODES = {"simd": 0, "systolic": 1}
@@ -95,6 +109,9 @@ class PcuParams:
         Build the ``lanes × stages`` output-stationary MAC array (needs ``stages <= lanes``).
     constants : int
         Configuration constants, 1 to 16.
+    acc_depth : int
+        Entries per lane of the accumulator register file after the SIMD stages, 0 (none, the
+        default) to :data:`MAX_ACC_DEPTH`.
     """
 
     preset: Preset
@@ -102,9 +119,10 @@ class PcuParams:
     tail: bool = True
     systolic: bool = True
     constants: int = 4
+    acc_depth: int = 0
 
     def __init__(self, preset: Preset | str, ops: Sequence[str] | str = DEFAULT_STAGE_OPS,
-                 tail: bool = True, systolic: bool = True, constants: int = 4):
+                 tail: bool = True, systolic: bool = True, constants: int = 4, acc_depth: int = 0):
         preset = get_preset(preset)
         if ops == "all":
             ops = tuple(ALU_OPS)
@@ -115,6 +133,7 @@ class PcuParams:
             raise ValueError(f"unknown ALU op(s) {', '.join(unknown)}; ALU ops: {', '.join(ALU_OPS)}")
         ordered = tuple(sorted(set(ops) | {"mov"}, key=lambda o: ALU_OPS[o].opcode))
         _int_in("constants", constants, 1, 16)
+        _int_in("acc_depth", acc_depth, 0, MAX_ACC_DEPTH)
         if not isinstance(tail, bool) or not isinstance(systolic, bool):
             raise TypeError("tail and systolic must be bools")
         if systolic and preset.stages > preset.lanes:
@@ -125,6 +144,7 @@ class PcuParams:
         object.__setattr__(self, "tail", tail)
         object.__setattr__(self, "systolic", systolic)
         object.__setattr__(self, "constants", constants)
+        object.__setattr__(self, "acc_depth", acc_depth)
 
     @property
     def lanes(self) -> int:
@@ -171,6 +191,20 @@ def config_layout(params: PcuParams) -> data.StructLayout:
         "shift": max(1, (params.lanes - 1).bit_length()),
     })
     scalar = data.StructLayout({"used": 1, "pop_level": 2})
+    extra = {}
+    if params.acc_depth:
+        extra["acc"] = data.StructLayout({
+            "op": 2,
+            "indexed": 1,
+            "index": 2,
+            "reset": params.counters,
+            "emit": params.counters,
+            "emit_first": 1,
+            "to_vout": 1,
+            "read": 1,
+            "scale": max(1, (params.stages - 1).bit_length()),
+            "value": max(1, (params.stages - 1).bit_length()),
+        })
     return data.StructLayout({
         "mode": 1,
         "auto_start": 1,
@@ -178,6 +212,7 @@ def config_layout(params: PcuParams) -> data.StructLayout:
         "counter": data.ArrayLayout(counter_layout(params.counter_width), params.counters),
         "stage": data.ArrayLayout(stage, params.stages),
         "vin_used": VECTOR_INPUTS,
+        "vin_pop": data.ArrayLayout(2, VECTOR_INPUTS),
         "scalar": data.ArrayLayout(scalar, SCALAR_INPUTS),
         "const": data.ArrayLayout(32, params.constants),
         "reduce": 2,
@@ -185,10 +220,11 @@ def config_layout(params: PcuParams) -> data.StructLayout:
         "to_bf16": 1,
         "vout_enable": 1,
         "sout_enable": 1,
+        **extra,
     })
 
 
-_SOURCE_RE = re.compile(r"^(zero|prev|lane|vin|stage|const|ctr|scalar)(\d*)$")
+_SOURCE_RE = re.compile(r"^(zero|prev|lane|acc|vin|stage|const|ctr|scalar)(\d*)$")
 
 
 def parse_source(text: str, stage: int, params: PcuParams) -> tuple[int, int]:
@@ -198,9 +234,12 @@ def parse_source(text: str, stage: int, params: PcuParams) -> tuple[int, int]:
     match = _SOURCE_RE.match(text)
     if not match:
         raise ConfigError(f"stage {stage}: unknown operand source {text!r}; sources are zero, prev, lane, "
-                          f"vinN, stageN, constN, ctrN, scalarN")
+                          f"acc, vinN, stageN, constN, ctrN, scalarN")
     name, digits = match[1], match[2]
-    if name in ("zero", "prev", "lane"):
+    if name == "acc" and not params.acc_depth:
+        raise ConfigError(f"stage {stage}: source 'acc' needs a PCU built with an accumulator "
+                          f"(acc_depth > 0)")
+    if name in ("zero", "prev", "lane", "acc"):
         if digits:
             raise ConfigError(f"stage {stage}: source {name!r} takes no index, got {text!r}")
         if name == "prev":
@@ -222,7 +261,7 @@ def parse_source(text: str, stage: int, params: PcuParams) -> tuple[int, int]:
 
 def source_text(kind: int, index: int) -> str:
     name = {v: k for k, v in SOURCE_KINDS.items()}[kind]
-    return name if name in ("zero", "lane") else f"{name}{index}"
+    return name if name in ("zero", "lane", "acc") else f"{name}{index}"
 
 
 @dataclass(frozen=True)
@@ -253,6 +292,50 @@ class ScalarInput:
 
 
 @dataclass(frozen=True)
+class VectorInput:
+    """Use of one vector input port (SIMD mode), like :class:`ScalarInput`.
+
+    ``pop_level`` 0 pops a vector every step; ``n`` > 0 pops one when counters ``0..n-1`` are
+    all at their first value and holds it for the other steps (a per-row factor applied to a
+    whole block of columns, say).
+    """
+
+    pop_level: int = 0
+
+
+@dataclass(frozen=True)
+class Accumulator:
+    """The accumulator stage of a PCU built with ``acc_depth > 0``.
+
+    At every step, in each lane, with ``x`` the result of stage ``value`` (default: the last stage)
+    and ``y`` the result of stage ``scale``, entry ``e`` (the value of counter ``index``, or 0
+    when ``index`` is None) becomes::
+
+        x                       on a reset step
+        op(entry, x, y)         otherwise: add  entry + x
+                                           max  max(entry, x)
+                                           scale_add  fadd(fmul(entry, y), x)  (two roundings)
+
+    A step is a *reset* step when every counter in ``reset`` is at its first value, and an *emit*
+    step when every counter in ``emit`` is at its last value (``emit_at="first"``: its first
+    value; an empty ``emit`` emits every step). With ``to_vout`` the vector output carries the
+    updated entry at emit steps only (then the tail and the bf16 conversion, as usual); without
+    it the vector output carries the last stage's result every step and the entries serve the
+    ``acc`` operand source only. The update is single-cycle and sits at one pipeline position, so steps that
+    update the same entry may follow each other every cycle.
+    """
+
+    op: str
+    index: int | None = None
+    reset: tuple[int, ...] = (0,)
+    emit: tuple[int, ...] = ()
+    emit_at: str = "last"
+    to_vout: bool = True
+    scale: int | None = None
+    value: int | None = None
+
+
+@dataclass(frozen=True)
 class PcuConfig:
     """A PCU program.
 
@@ -270,6 +353,10 @@ class PcuConfig:
         SIMD stages in order; missing stages pass ``prev`` through.
     scalars : dict of int → ScalarInput
         Scalar input ports that the program uses.
+    vectors : dict of int → VectorInput
+        How often vector input ports are popped (a used port not listed pops every step).
+    accumulator : Accumulator or None
+        The accumulator stage's program (needs a PCU built with ``acc_depth > 0``).
     constants : list of int
         32-bit words for ``constN`` sources.
     reduce : str
@@ -289,6 +376,8 @@ class PcuConfig:
     counters: list[Counter] = field(default_factory=lambda: [Counter(0, 1)])
     stages: list[Stage] = field(default_factory=list)
     scalars: dict[int, ScalarInput] = field(default_factory=dict)
+    vectors: dict[int, VectorInput] = field(default_factory=dict)
+    accumulator: Accumulator | None = None
     constants: list[int] = field(default_factory=list)
     reduce: str = "none"
     tail: str = "none"
@@ -330,6 +419,13 @@ class PcuConfig:
                                   f"(the number of counters), got {use!r}")
         if not self.vector_output and self.reduce == "none":
             raise ConfigError("the program has no output: enable vector_output or a reduction")
+        for port, use in self.vectors.items():
+            if port not in range(VECTOR_INPUTS):
+                raise ConfigError(f"vector input {port} does not exist; ports are 0..{VECTOR_INPUTS - 1}")
+            if not isinstance(use, VectorInput) or not 0 <= use.pop_level <= len(self.counters):
+                raise ConfigError(f"vector input {port}: pop_level must be in [0, {len(self.counters)}] "
+                                  f"(the number of counters), got {use!r}")
+        acc_fields = self._check_accumulator(params)
 
         stages, vin_used, scalars_read = [], set(), set()
         for s in range(params.stages):
@@ -358,6 +454,10 @@ class PcuConfig:
                     vin_used.add(index)
                 if kind == SOURCE_KINDS["scalar"]:
                     scalars_read.add(index)
+                if kind == SOURCE_KINDS["acc"]:
+                    if self.accumulator is None:
+                        raise ConfigError(f"stage {s}: reads 'acc' but the program has no accumulator")
+                    acc_fields["read"] = 1
                 sources.append({"kind": kind, "index": index})
             stages.append({"op": ALU_OPS[stage.op].opcode, "src": sources, "shift": stage.shift})
         missing = sorted(scalars_read - set(self.scalars))
@@ -374,17 +474,25 @@ class PcuConfig:
                 raise ConfigError("systolic mode drains C on the vector output (vector_output must be True)")
             if self.scalars:
                 raise ConfigError("systolic mode takes no scalar inputs")
+            if any(use.pop_level for use in self.vectors.values()):
+                raise ConfigError("systolic mode pops both vector inputs every step (no pop_level)")
+            if self.accumulator is not None:
+                raise ConfigError("systolic mode has no accumulator stage (the MAC array accumulates)")
             vin_used = {0, 1}
+        held = sorted(p for p, use in self.vectors.items() if use.pop_level and p not in vin_used)
+        if held:
+            raise ConfigError(f"vector input(s) {held} have a pop_level but no stage reads them")
         scalar_fields = [{"used": int(p in self.scalars),
                           "pop_level": self.scalars[p].pop_level if p in self.scalars else 0}
                          for p in range(SCALAR_INPUTS)]
-        return {
+        fields = {
             "mode": MODES[self.mode],
             "auto_start": int(self.auto_start),
             "counters_used": len(self.counters),
             "counter": counters,
             "stage": stages,
             "vin_used": sum(1 << k for k in vin_used),
+            "vin_pop": [self.vectors[k].pop_level if k in self.vectors else 0 for k in range(VECTOR_INPUTS)],
             "scalar": scalar_fields,
             "const": list(self.constants) + [0] * (params.constants - len(self.constants)),
             "reduce": REDUCE_OPS[self.reduce],
@@ -392,6 +500,67 @@ class PcuConfig:
             "to_bf16": int(self.to_bf16),
             "vout_enable": int(self.vector_output),
             "sout_enable": int(self.reduce != "none"),
+        }
+        if params.acc_depth:
+            fields["acc"] = acc_fields
+        return fields
+
+    def _check_accumulator(self, params: PcuParams) -> dict:
+        """Validate :attr:`accumulator`; return the ``acc`` fields (all zero without one)."""
+        off = {"op": 0, "indexed": 0, "index": 0, "reset": 0, "emit": 0, "emit_first": 0, "to_vout": 0,
+               "read": 0, "scale": 0, "value": 0}
+        acc = self.accumulator
+        if acc is None:
+            return off
+        if not params.acc_depth:
+            raise ConfigError("an accumulator program needs a PCU built with acc_depth > 0")
+        if not isinstance(acc, Accumulator):
+            raise ConfigError(f"accumulator must be an Accumulator, got {acc!r}")
+        if acc.op not in ACC_OPS or acc.op == "none":
+            raise ConfigError(f"accumulator op must be one of add, max, scale_add, got {acc.op!r}")
+        n = len(self.counters)
+        for name in ("reset", "emit"):
+            value = getattr(acc, name)
+            if not isinstance(value, tuple) or not all(isinstance(c, int) and 0 <= c < n for c in value):
+                raise ConfigError(f"accumulator {name} must be a tuple of counter indices in [0, {n - 1}], "
+                                  f"got {value!r}")
+        if not acc.reset:
+            raise ConfigError("accumulator reset must name at least one counter (entries must start "
+                              "somewhere)")
+        if acc.emit_at not in ("first", "last"):
+            raise ConfigError(f"accumulator emit_at must be 'first' or 'last', got {acc.emit_at!r}")
+        if acc.index is not None:
+            if isinstance(acc.index, bool) or not isinstance(acc.index, int) or not 0 <= acc.index < n:
+                raise ConfigError(f"accumulator index must be None or a counter in [0, {n - 1}], "
+                                  f"got {acc.index!r}")
+            counter = self.counters[acc.index]
+            largest = counter.start + (counter.trips - 1) * counter.stride
+            if largest >= params.acc_depth:
+                raise ConfigError(f"accumulator index counter {acc.index} reaches {largest}, the register "
+                                  f"file has {params.acc_depth} entries per lane")
+        if (acc.op == "scale_add") != (acc.scale is not None):
+            raise ConfigError("accumulator scale (a stage index) is needed by scale_add and only by it")
+        if acc.scale is not None and (isinstance(acc.scale, bool) or not isinstance(acc.scale, int)
+                                      or not 0 <= acc.scale < params.stages):
+            raise ConfigError(f"accumulator scale must be a stage in [0, {params.stages - 1}], "
+                              f"got {acc.scale!r}")
+        if acc.value is not None and (isinstance(acc.value, bool) or not isinstance(acc.value, int)
+                                      or not 0 <= acc.value < params.stages):
+            raise ConfigError(f"accumulator value must be None (the last stage) or a stage in "
+                              f"[0, {params.stages - 1}], got {acc.value!r}")
+        if acc.to_vout and not self.vector_output:
+            raise ConfigError("accumulator to_vout needs vector_output=True")
+        return {
+            "op": ACC_OPS[acc.op],
+            "indexed": int(acc.index is not None),
+            "index": acc.index or 0,
+            "reset": sum(1 << c for c in acc.reset),
+            "emit": sum(1 << c for c in acc.emit),
+            "emit_first": int(acc.emit_at == "first"),
+            "to_vout": int(acc.to_vout),
+            "read": 0,
+            "scale": acc.scale or 0,
+            "value": params.stages - 1 if acc.value is None else acc.value,
         }
 
     # ------------------------------------------------------------------ words
@@ -413,9 +582,21 @@ class PcuConfig:
         scalars = {p: ScalarInput(int(view.scalar[p].pop_level)) for p in range(SCALAR_INPUTS)
                    if int(view.scalar[p].used)}
         tails = {code: name for name, code in TAIL_OPCODES.items()}
+        vectors = {p: VectorInput(int(view.vin_pop[p])) for p in range(VECTOR_INPUTS) if int(view.vin_pop[p])}
+        accumulator = None
+        if params.acc_depth and int(view.acc.op):
+            a = view.acc
+            accumulator = Accumulator(
+                op={v: k for k, v in ACC_OPS.items()}[int(a.op)],
+                index=int(a.index) if int(a.indexed) else None,
+                reset=tuple(c for c in range(params.counters) if int(a.reset) >> c & 1),
+                emit=tuple(c for c in range(params.counters) if int(a.emit) >> c & 1),
+                emit_at="first" if int(a.emit_first) else "last", to_vout=bool(int(a.to_vout)),
+                scale=int(a.scale) if int(a.op) == ACC_OPS["scale_add"] else None,
+                value=None if int(a.value) == params.stages - 1 else int(a.value))
         return cls(
             mode={v: k for k, v in MODES.items()}[int(view.mode)],
-            counters=counters, stages=stages, scalars=scalars,
+            counters=counters, stages=stages, scalars=scalars, vectors=vectors, accumulator=accumulator,
             constants=[int(view.const[k]) for k in range(params.constants)],
             reduce={v: k for k, v in REDUCE_OPS.items()}[int(view.reduce)],
             tail=tails.get(int(view.tail), "none") if int(view.tail) else "none",

@@ -18,6 +18,13 @@ is built, the configured one is selected); the result may be rotated across
 lanes. Results of earlier stages and the step's inputs travel along delay lines
 so any stage can read them.
 
+Accumulator (built when ``acc_depth > 0``): after the last stage, each lane has a
+register file of ``acc_depth`` fp32 entries and a single-cycle update unit (``add``,
+``max`` or ``scale_add``) at one pipeline position, so back-to-back steps may update
+the same entry. The step's entry is also read at position 0 as the ``acc`` operand
+source; a program that reads it fires one step at a time (the next step waits until
+the previous update is written).
+
 Systolic mode: an output-stationary ``lanes × stages`` array of single-cycle
 MACs (bf16 × bf16 + fp32, one rounding). A values enter lane ``i`` skewed by
 ``i`` cycles and move right; B values enter column ``j`` skewed by ``j`` and
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config_port import ConfigLoader
@@ -42,7 +50,15 @@ from ..numerics.datapath import Datapath
 from ..numerics.ops import ALU_OPS, TAIL_LATENCY, build_tail
 from ..presets import Preset
 from ..stream import StreamFifo, vector_layout
-from .config import CONFIG_MAGIC, CONFIG_VERSION, SCALAR_INPUTS, SOURCE_KINDS, VECTOR_INPUTS, PcuParams
+from .config import (
+    ACC_OPS,
+    CONFIG_MAGIC,
+    CONFIG_VERSION,
+    SCALAR_INPUTS,
+    SOURCE_KINDS,
+    VECTOR_INPUTS,
+    PcuParams,
+)
 
 __all__ = ["PatternComputeUnit"]
 
@@ -161,7 +177,12 @@ class PatternComputeUnit(wiring.Component):
             at_level = dp.select(level, [Const(1, 1), *[counters.first[j] for j in range(p.counters)]],
                                  f"scalar{k}_pop_level_first")
             pops.append(cfg.scalar[k].used & at_level)
-        needs = [cfg.vin_used[k] for k in range(VECTOR_INPUTS)] + pops
+        vpops = []
+        for k in range(VECTOR_INPUTS):
+            firsts = [Const(1, 1), *[counters.first[j] for j in range(p.counters)]]
+            at_level = dp.select(cfg.vin_pop[k], firsts, f"vin{k}_pop_level_first")
+            vpops.append(cfg.vin_used[k] & at_level)
+        needs = vpops + pops
         sources = vins + sins
 
         # systolic tiles must end max(lanes, stages) cycles apart (shadow and drain timing)
@@ -172,8 +193,18 @@ class PatternComputeUnit(wiring.Component):
         inputs_ok = Const(1, 1)
         for need, src in zip(needs, sources, strict=True):
             inputs_ok = inputs_ok & (~need | src.valid)
+        lat = p.stage_latency
+        depth = p.stages * lat
+        acc_on = p.acc_depth > 0
+        # busy until the last step has left every pipeline and both outputs were taken: a new
+        # configuration must not meet results still in flight (their tail, conversion, outputs)
+        longest = (depth + 2 * p.reduce_levels + (TAIL_LATENCY if p.tail else 0) + lanes + stages + 2
+                   + int(acc_on))
+        quiet = Signal(range(longest + 1), init=longest)
+        # a program reading the acc source fires when the previous step's update is written
+        acc_ok = (~cfg.acc.read | (quiet > depth)) if acc_on else Const(1, 1)
         fire = Signal()
-        m.d.comb += fire.eq(advance & running & inputs_ok & tile_ok)
+        m.d.comb += fire.eq(advance & running & inputs_ok & tile_ok & acc_ok)
         m.d.comb += counters.step.eq(fire)
         for need, src in zip(needs, sources, strict=True):
             m.d.comb += src.ready.eq(fire & need)
@@ -196,15 +227,33 @@ class PatternComputeUnit(wiring.Component):
         p0_valid = Signal()
         with m.If(advance):
             m.d.sync += p0_valid.eq(fire)
-        p0_vin = [dp.reg(v.payload, f"p0_vin{k}") for k, v in enumerate(vins)]
+        vheld = [Signal(32 * lanes, name=f"vin{k}_held") for k in range(VECTOR_INPUTS)]
+        vin_now = []
+        for k in range(VECTOR_INPUTS):
+            with m.If(fire & vpops[k]):
+                m.d.sync += vheld[k].eq(vins[k].payload)
+            vin_now.append(Mux(vpops[k], vins[k].payload, vheld[k]))
+        p0_vin = [dp.reg(v, f"p0_vin{k}") for k, v in enumerate(vin_now)]
         p0_scalar = [dp.reg(v, f"p0_scalar{k}") for k, v in enumerate(scalar_now)]
         p0_ctr = [dp.reg(counters.values[k], f"p0_ctr{k}") for k in range(p.counters)]
         p0_first = dp.reg(counters.first[0], "p0_first")
         p0_last = dp.reg(counters.last[0], "p0_last")
+        if acc_on:
+            acfg = cfg.acc
+            reset_now = Const(1, 1)
+            emit_now = Const(1, 1)
+            for c in range(p.counters):
+                edge = Mux(acfg.emit_first, counters.each_first[c], counters.each_last[c])
+                reset_now = reset_now & (~acfg.reset[c] | counters.each_first[c])
+                emit_now = emit_now & (~acfg.emit[c] | edge)
+            chosen = dp.select(acfg.index, [counters.values[k] for k in range(p.counters)], "acc_index_ctr")
+            index_now = Mux(acfg.indexed, chosen, 0)
+            p0_acc_reset = dp.reg(reset_now, "p0_acc_reset")
+            p0_acc_emit = dp.reg(emit_now, "p0_acc_emit")
+            index_bits = max(1, (p.acc_depth - 1).bit_length())
+            p0_acc_index = dp.reg(Cat(index_now, Const(0, index_bits))[:index_bits], "p0_acc_index")
 
         # ---------------------------------------------------------------- SIMD body
-        lat = p.stage_latency
-        depth = stages * lat
 
         def line(value, name):
             taps = [Value.cast(value)]
@@ -213,6 +262,19 @@ class PatternComputeUnit(wiring.Component):
             return taps
 
         vin_line = [line(v, f"vin{k}") for k, v in enumerate(p0_vin)]
+        if acc_on:
+            files = []
+            for lane in range(lanes):
+                mem = Memory(shape=32, depth=p.acc_depth, init=[])
+                m.submodules[f"acc_file{lane}"] = mem
+                files.append(mem)
+            # the acc operand source: the step's entry before its update, +0 on a reset step
+            src_ports = [f.read_port(domain="comb") for f in files]
+            for port in src_ports:
+                m.d.comb += port.addr.eq(p0_acc_index)
+            acc_src = Cat(*[Mux(p0_acc_reset, 0, port.data) for port in src_ports])
+            acc_line = line(acc_src, "acc_src")
+            acc_flags = line(Cat(p0_acc_reset, p0_acc_emit, p0_acc_index), "acc_flags")
         scalar_line = [line(v, f"scalar{k}") for k, v in enumerate(p0_scalar)]
         ctr_line = [line(v, f"ctr{k}") for k, v in enumerate(p0_ctr)]
         valid_line = dp.valid_delay(p0_valid, depth)
@@ -237,6 +299,8 @@ class PatternComputeUnit(wiring.Component):
                     choices[(SOURCE_KINDS["const"], k)] = cfg.const[k]
                 for k in range(p.counters):
                     choices[(SOURCE_KINDS["ctr"], k)] = ctr_line[k][here]
+                if acc_on:
+                    choices[(SOURCE_KINDS["acc"], 0)] = acc_line[here][32 * lane:32 * (lane + 1)]
                 for e in range(s):
                     choices[(SOURCE_KINDS["stage"], e)] = stage_lines[e][here - (e + 1) * lat][lane]
                 operands = []
@@ -276,6 +340,10 @@ class PatternComputeUnit(wiring.Component):
 
         simd_vec = Cat(*stage_out[-1])
         simd_valid = valid_line[depth]
+        stage_valid = simd_valid
+        if acc_on:
+            simd_valid, simd_vec = self._accumulator(m, dp, cfg, advance, files, acc_flags[depth],
+                                                     valid_line[depth], stage_lines, simd_valid, simd_vec)
 
         # ---------------------------------------------------------------- systolic body
         if p.systolic:
@@ -287,7 +355,7 @@ class PatternComputeUnit(wiring.Component):
 
         # ---------------------------------------------------------------- reduction tree (SIMD)
         level_values = list(stage_out[-1])
-        red_valid = simd_valid
+        red_valid = stage_valid
         for _ in range(p.reduce_levels):
             nxt = []
             for i in range(0, len(level_values), 2):
@@ -315,10 +383,6 @@ class PatternComputeUnit(wiring.Component):
         # ---------------------------------------------------------------- output registers
         m.d.comb += advance.eq((~self.vout.valid | self.vout.ready) & (~self.sout.valid | self.sout.ready))
 
-        # busy until the last step has left every pipeline and both outputs were taken: a new
-        # configuration must not meet results still in flight (their tail, conversion, outputs)
-        longest = depth + 2 * p.reduce_levels + (TAIL_LATENCY if p.tail else 0) + lanes + stages + 2
-        quiet = Signal(range(longest + 1), init=longest)
         with m.If(fire):
             m.d.sync += quiet.eq(0)
         with m.Elif(advance & (quiet != longest)):
@@ -331,6 +395,46 @@ class PatternComputeUnit(wiring.Component):
             with m.Elif(port.ready):
                 m.d.sync += port.valid.eq(0)
         return m
+
+    # ------------------------------------------------------------------ the accumulator
+    def _accumulator(self, m, dp, cfg, advance, files, flags, valid, stage_lines, simd_valid, simd_vec):
+        """The per-lane update at position ``depth``; returns the SIMD path's (valid, vector)."""
+        p = self.params
+        stages, lat = p.stages, p.stage_latency
+        depth = stages * lat
+        index_bits = max(1, (p.acc_depth - 1).bit_length())
+        reset, emit, index = flags[0], flags[1], flags[2:2 + index_bits]
+        update = Signal()
+        m.d.comb += update.eq(advance & valid & (cfg.acc.op != ACC_OPS["none"]))
+        news = []
+        for lane, mem in enumerate(files):
+            rd = mem.read_port(domain="comb")
+            wr = mem.write_port()
+            at_depth = [stage_lines[e][depth - (e + 1) * lat][lane] for e in range(stages)]
+            x = dp.select(cfg.acc.value, at_depth, f"acc_value_l{lane}")
+            y = dp.select(cfg.acc.scale, at_depth, f"acc_scale_l{lane}")
+            old = rd.data
+            added = ALU_OPS["fadd"].build(dp, [old, x], 0)
+            largest = ALU_OPS["fmax"].build(dp, [old, x], 0)
+            scaled = ALU_OPS["fadd"].build(dp, [ALU_OPS["fmul"].build(dp, [old, y], 0), x], 0)
+            new = Signal(32, name=f"acc_new_l{lane}")
+            with m.Switch(cfg.acc.op):
+                with m.Case(ACC_OPS["add"]):
+                    m.d.comb += new.eq(added)
+                with m.Case(ACC_OPS["max"]):
+                    m.d.comb += new.eq(largest)
+                with m.Default():
+                    m.d.comb += new.eq(scaled)
+            value = Mux(reset, x, new)
+            m.d.comb += [rd.addr.eq(index), wr.addr.eq(index), wr.data.eq(value), wr.en.eq(update)]
+            news.append(value)
+        out_valid = dp.valid_delay(valid & emit, 1)[-1]
+        out_vec = dp.reg(Cat(*news), "acc_out")
+        use = (cfg.acc.op != ACC_OPS["none"]) & cfg.acc.to_vout
+        plain_valid = dp.valid_delay(simd_valid, 1)[-1]
+        plain_vec = dp.reg(simd_vec, "acc_plain")
+        # one register after the update whatever the program, so both paths have one latency
+        return Mux(use, out_valid, plain_valid), Mux(use, out_vec, plain_vec)
 
     # ------------------------------------------------------------------ the MAC array
     def _mac_array(self, m, dp, advance, p0_valid, p0_vin, p0_first, p0_last):
