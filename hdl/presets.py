@@ -8,6 +8,7 @@ preset name means the same fabric everywhere.
 preset         grid       PCU            PMU          notes
 =============  =========  =============  ===========  ==============
 ``tiny``       2 × 2      4 lanes × 4    4 × 1 KiB    unit tests, Icarus
+``quad``       2 × 4      4 lanes × 4    4 × 1 KiB    ``tiny`` with 4 PCUs (gated FFN)
 ``small``      4 × 4      8 lanes × 4    8 × 4 KiB    default; kernels
 ``plasticine`` 16 × 8     16 lanes × 6   16 × 16 KiB  Plasticine (ISCA 2017)
 =============  =========  =============  ===========  ==============
@@ -184,6 +185,8 @@ PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
         Preset("tiny", grid_cols=2, grid_rows=2, lanes=4, stages=4, pmu_banks=4, pmu_bank_kib=1,
+               fifo_depth=4),
+        Preset("quad", grid_cols=2, grid_rows=4, lanes=4, stages=4, pmu_banks=4, pmu_bank_kib=1,
                fifo_depth=4),
         Preset("small", grid_cols=4, grid_rows=4, lanes=8, stages=4, pmu_banks=8, pmu_bank_kib=4,
                fifo_depth=8),

@@ -73,7 +73,7 @@ TOPS: dict[str, Top] = {
     "memctrl": Top("one HBM2-2000 channel controller with SECDED (FR-FCFS, open page, refresh); "
                    "the same for every fabric preset", lambda p: MemoryController("HBM2-2000", ecc=True)),
     "copy_path": Top("DDR4 -> HBM2 copy path: two AGCUs, two controllers, three clocks (built by its tests)",
-                     lambda p: DdrToHbmCopy(p), heavy=("tiny", "small", "plasticine")),
+                     lambda p: DdrToHbmCopy(p), heavy=("tiny", "quad", "small", "plasticine")),
 }
 
 

@@ -44,6 +44,8 @@ def test_gemm_mapping_equals_golden(preset, shape, act, bias, fused, orders):
     ("small", (20, 12, 30), "none", True, False),
     ("small", (20, 12, 30), "none", True, True),
     ("small", (9, 16, 40), "none", True, True),
+    ("quad", (6, 5, 7), "silu", True, True),       # the gated cases of the RTL test
+    ("quad", (6, 5, 7), "silu", True, False),
 ])
 def test_ffn_mapping_equals_golden(preset, shape, act, gated, fused):
     compiled = compile_kernel("ffn", preset, shape, act=act, gated=gated, fused=fused)

@@ -3,8 +3,10 @@
 One simulation per simulator runs every case of :data:`CASES` on the ``tiny`` preset
 (:func:`sim.kernels.run_many`: one build, a reset between kernels). Each result must equal
 the compiler's golden model bit for bit and lie within the float64 error bound; fused and
-unfused runs of one kernel must agree, and the fused one must take fewer cycles. Then the
-``openrdu run`` command is run on the same build and must honour its JSON and npz contract.
+unfused runs of one kernel must agree, the fused one must take fewer cycles and the unfused
+one must have more launches. Then the ``openrdu run`` command is run on the same build and
+must honour its JSON and npz contract. A second simulation per simulator runs the gated FFN
+(SwiGLU), which needs 4 PCUs, on the ``quad`` preset (:data:`QUAD_CASES`).
 """
 
 from __future__ import annotations
@@ -36,8 +38,17 @@ CASES = [
     ("rmsnorm", (6, 7), {}),
     ("rmsnorm", (6, 7), {"fused": False}),
 ]
-#: (fused, unfused) case pairs run on the same inputs
-PAIRS = ((1, 2), (5, 6), (7, 8))
+#: (fused, unfused, launches of the unfused one) case pairs run on the same inputs
+PAIRS = ((1, 2, 2), (5, 6, 2), (7, 8, 2))
+
+#: The gated FFN Y = (silu(X·Wg) ⊙ X·Wu)·Wd on ``quad`` (4 PCUs: the fused pipeline has a PCU
+#: each for X·Wg, X·Wu, their product and ·Wd; the graph's gate is always SiLU). Unfused it is
+#: four launches: gate, up, mul, down.
+QUAD_CASES = [
+    ("ffn", (6, 5, 7), {"act": "silu", "gated": True}),
+    ("ffn", (6, 5, 7), {"act": "silu", "gated": True, "fused": False}),
+]
+QUAD_PAIRS = ((0, 1, 4),)
 
 
 #: The cases Icarus runs in every suite run (one GEMM, and the FFN and RMSNorm fused/unfused
@@ -46,22 +57,25 @@ PAIRS = ((1, 2), (5, 6), (7, 8))
 ICARUS_QUICK = (0, 5, 6, 7, 8)
 
 
-def _check_cases(simulator: str, build_dir, indices) -> None:
+def _check_cases(simulator: str, build_dir, indices, *, preset: str = "tiny", cases_list=CASES,
+                 pairs=PAIRS) -> dict:
+    """Run ``cases_list[i]`` for ``i`` in ``indices`` in one simulation and check them; returns
+    ``{index: KernelRun}``."""
     cases = {}
     for seed in indices:
-        kernel, shape, options = CASES[seed]
-        compiled = compile_kernel(kernel, "tiny", shape, **options)
+        kernel, shape, options = cases_list[seed]
+        compiled = compile_kernel(kernel, preset, shape, **options)
         inputs = random_inputs(compiled, seed=seed)
-        pair = [f for f, u in PAIRS if u == seed]
+        pair = [f for f, u, _ in pairs if u == seed]
         if pair:      # fused and unfused runs of one kernel on the same inputs
             inputs = cases[pair[0]][1]
         cases[seed] = (compiled, inputs)
     runs = dict(zip(cases, run_many(list(cases.values()), simulator=simulator, build_dir=build_dir),
                     strict=True))
     for seed, run in runs.items():
-        kernel, shape, options = CASES[seed]
+        kernel, shape, options = cases_list[seed]
         compiled = cases[seed][0]
-        label = f"{kernel} {shape} {options}"
+        label = f"{kernel} {shape} {options} on {preset}"
         assert run.bit_exact, f"{label}: differs from the golden model"
         assert run.within_bound, f"{label}: error {run.max_abs_err_vs_fp64} beyond the fp64 bound"
         assert run.violations == 0, f"{label}: HBM timing violations"
@@ -69,13 +83,14 @@ def _check_cases(simulator: str, build_dir, indices) -> None:
         assert len(run.launches) == len(compiled.launches)
         assert all(launch["faults"] == 0 for launch in run.launches)
         assert 0 < run.pcu_utilization <= 1
-    for fused, unfused in PAIRS:
+    for fused, unfused, launches in pairs:
         if fused not in runs or unfused not in runs:
             continue
         a, b = runs[fused], runs[unfused]
         assert all(np.array_equal(a.words[k], b.words[k]) for k in a.words), "fused and unfused differ"
-        assert a.cycles < b.cycles, f"{CASES[fused]}: fused {a.cycles} cycles, unfused {b.cycles}"
-        assert len(b.launches) == 2
+        assert a.cycles < b.cycles, f"{cases_list[fused]}: fused {a.cycles} cycles, unfused {b.cycles}"
+        assert len(a.launches) == 1 and len(b.launches) == launches
+    return runs
 
 
 def test_kernels_bit_exact_on_the_rtl(simulator, sim_build_dir):
@@ -106,3 +121,12 @@ def test_kernels_bit_exact_on_the_rtl(simulator, sim_build_dir):
 @pytest.mark.soak
 def test_every_kernel_case_on_icarus(sim_build_dir):
     _check_cases("icarus", sim_build_dir / "kernels" / "tiny", range(len(CASES)))
+
+
+def test_gated_ffn_on_quad(simulator, sim_build_dir):
+    """The gated FFN fused (one launch, 4 PCUs) and unfused (4 launches) in one simulation."""
+    runs = _check_cases(simulator, sim_build_dir / "kernels" / "quad", range(len(QUAD_CASES)), preset="quad",
+                        cases_list=QUAD_CASES, pairs=QUAD_PAIRS)
+    fused, unfused = runs[0], runs[1]
+    print(f"gated FFN (6,5,7) on quad, {simulator}: fused {fused.cycles} cycles, unfused {unfused.cycles} "
+          f"cycles in {len(unfused.launches)} launches")

@@ -9,6 +9,7 @@ from hdl.presets import DEFAULT_PRESET, PRESETS, Preset, UnknownPresetError, get
 
 @pytest.mark.parametrize("name, grid, lanes, stages, banks, bank_kib", [
     ("tiny", (2, 2), 4, 4, 4, 1),
+    ("quad", (2, 4), 4, 4, 4, 1),
     ("small", (4, 4), 8, 4, 8, 4),
     ("plasticine", (16, 8), 16, 6, 16, 16),
 ])
@@ -26,6 +27,12 @@ def test_plasticine_matches_paper():
     assert p.pmu_kib == 256
     assert p.vector_bits == 512
     assert p.pmu_bank_words == 16 * 1024 // 4
+
+
+def test_quad_is_tiny_with_four_pcus():
+    tiny, quad = get_preset("tiny"), get_preset("quad")
+    assert quad == tiny.replace(name="quad", grid_cols=2, grid_rows=4)
+    assert (quad.num_pcus, quad.num_pmus) == (4, 4)
 
 
 def test_default_preset_exists():
