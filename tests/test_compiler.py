@@ -4,6 +4,9 @@ model must lie within the float64 error bound; bad kernels give clear errors."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -223,3 +226,30 @@ def test_rmsnorm_effective_eps_and_the_bound_catches_a_wrong_eps():
     no_eps = bf16_words_to_float(words["X"])[1:] / np.sqrt(np.mean(bf16_words_to_float(words["X"])[1:] ** 2,
                                                                     axis=1, keepdims=True))
     assert np.any(np.abs(no_eps - ref[1:]) > bound[1:])
+
+
+def test_compilation_does_not_depend_on_the_hash_seed():
+    """The same kernel compiles to the same images in every process: route ties once depended on
+    the iteration order of a set of string-keyed nodes, so PYTHONHASHSEED changed placements
+    (and one of those placements hangs the unfused FFN on small, see docs/kernels.md)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib\n"
+        "from compiler import compile_kernel\n"
+        "d = hashlib.sha256()\n"
+        "for k, p, s, o in [('ffn', 'small', (32, 64, 256), dict(act='relu', fused=False)),\n"
+        "                   ('gemm', 'tiny', (9, 13, 7), dict(act='gelu', bias=True, fused=False))]:\n"
+        "    for launch in compile_kernel(k, p, s, **o).launches:\n"
+        "        d.update(repr(launch.kernel.host_words()).encode())\n"
+        "print(d.hexdigest())\n"
+    )
+    digests = set()
+    for seed in ("0", "1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                              cwd=Path(__file__).resolve().parent.parent, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        digests.add(proc.stdout.strip())
+    assert len(digests) == 1, digests

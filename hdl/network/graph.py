@@ -330,7 +330,9 @@ def find_route(fg: FabricGraph, source: str, sinks: Sequence[str], *,
         keep = {n for n in allowed if n[0] != "pin" or n in tree_nodes or n == sink}
         view = fg.graph.subgraph(keep)
         try:
-            _, path = nx.multi_source_dijkstra(view, tree_nodes, sink)
+            # sources in a fixed order: ties between equal paths must not depend on set order
+            # (string hashes differ between processes, and so would the routes)
+            _, path = nx.multi_source_dijkstra(view, sorted(tree_nodes, key=repr), sink)
         except nx.NetworkXNoPath:
             raise RouteError(f"no free path from {source} to {sink[1]}.{sink[2]} "
                              f"on the {fabric} fabric") from None
