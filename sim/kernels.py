@@ -155,15 +155,16 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
         raise ValueError(f"run_many runs kernels of one preset, got {sorted(presets)}")
     build_dir = Path(build_dir)
     system = system_for(presets.pop())
+    # per simulator, so runs on the two simulators of one preset never share their job files
+    runs_dir = build_dir / "runs" / simulator
     entries, contexts = [], []
     for index, (compiled, inputs) in enumerate(cases):
-        entry, ctx = _prepare(compiled, inputs, system, build_dir / "runs" / f"{index}_{compiled.name}",
-                              timeout_cycles)
+        entry, ctx = _prepare(compiled, inputs, system, runs_dir / f"{index}_{compiled.name}", timeout_cycles)
         entries.append(entry)
         contexts.append(ctx)
     job = {"hbm": timing_spec(system.hbm), "channels": system.channels, "fabric_ps": FABRIC_PS,
            "kernels": entries}
-    job_file = build_dir / "runs" / "job.json"
+    job_file = runs_dir / "job.json"
     job_file.write_text(json.dumps(job))
     total_expected = sum(e["expected_cycles"] for e in entries)
 

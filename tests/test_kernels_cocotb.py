@@ -1,7 +1,9 @@
 """Compiled kernels on the RTL (a tile with AGCUs and HBM), on both simulators.
 
 One simulation per simulator runs every case of :data:`CASES` on the ``tiny`` preset
-(:func:`sim.kernels.run_many`: one build, a reset between kernels). Each result must equal
+(:func:`sim.sweep.run_isolated`: a reset between kernels, against the kernel-system build in
+``build/kernels/<preset>`` that the bench, the sweep, the CoE demo and ``openrdu run`` share,
+made current once under a file lock). Each result must equal
 the compiler's golden model bit for bit and lie within the float64 error bound; fused and
 unfused runs of one kernel must agree, the fused one must take fewer cycles and the unfused
 one must have more launches. Then the ``openrdu run`` command is run on the same build and
@@ -15,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +25,13 @@ import pytest
 from coe_host.run_cli import JSON_FIELDS
 from compiler import compile_kernel
 from compiler.kernels import bf16_words_to_float, to_bf16_words
-from sim.kernels import random_inputs, run_many
+from sim.kernels import random_inputs
+from sim.sweep import run_isolated
 
 pytestmark = pytest.mark.cocotb
+
+#: The shared kernel-system builds (``<preset>/system_<simulator>``).
+SHARED = Path(__file__).resolve().parent.parent / "build" / "kernels"
 
 #: (kernel, shape, options); shapes are not multiples of the tiny tile (4 lanes x 4 stages)
 CASES = [
@@ -57,7 +64,7 @@ QUAD_PAIRS = ((0, 1, 4),)
 ICARUS_QUICK = (0, 5, 6, 7, 8)
 
 
-def _check_cases(simulator: str, build_dir, indices, *, preset: str = "tiny", cases_list=CASES,
+def _check_cases(simulator: str, run_dir, indices, *, preset: str = "tiny", cases_list=CASES,
                  pairs=PAIRS) -> dict:
     """Run ``cases_list[i]`` for ``i`` in ``indices`` in one simulation and check them; returns
     ``{index: KernelRun}``."""
@@ -70,8 +77,8 @@ def _check_cases(simulator: str, build_dir, indices, *, preset: str = "tiny", ca
         if pair:      # fused and unfused runs of one kernel on the same inputs
             inputs = cases[pair[0]][1]
         cases[seed] = (compiled, inputs)
-    runs = dict(zip(cases, run_many(list(cases.values()), simulator=simulator, build_dir=build_dir),
-                    strict=True))
+    runs = dict(zip(cases, run_isolated(list(cases.values()), simulator=simulator, build_root=SHARED,
+                                        run_dir=run_dir), strict=True))
     for seed, run in runs.items():
         kernel, shape, options = cases_list[seed]
         compiled = cases[seed][0]
@@ -95,14 +102,14 @@ def _check_cases(simulator: str, build_dir, indices, *, preset: str = "tiny", ca
 
 def test_kernels_bit_exact_on_the_rtl(simulator, sim_build_dir):
     indices = ICARUS_QUICK if simulator == "icarus" else range(len(CASES))
-    _check_cases(simulator, sim_build_dir / "kernels" / "tiny", indices)
+    _check_cases(simulator, sim_build_dir / "runs", indices)
 
     # the command line on the same build: npz in and out, one JSON object
     compiled = compile_kernel("gemm", "tiny", (6, 5, 3), act="relu", bias=True)
     inputs = random_inputs(compiled, seed=42)
     src, dst = sim_build_dir / "in.npz", sim_build_dir / "out.npz"
     np.savez(src, **inputs)
-    env = dict(os.environ, OPENRDU_BUILD=str(sim_build_dir))
+    env = dict(os.environ, OPENRDU_BUILD=str(SHARED.parent))
     proc = subprocess.run([sys.executable, "-m", "coe_host.cli", "run", "gemm", "--preset", "tiny", "--shape",
                            "6,5,3", "--act", "relu", "--inputs", str(src), "--out", str(dst), "--sim",
                            simulator,
@@ -120,7 +127,7 @@ def test_kernels_bit_exact_on_the_rtl(simulator, sim_build_dir):
 
 @pytest.mark.soak
 def test_every_kernel_case_on_icarus(sim_build_dir):
-    _check_cases("icarus", sim_build_dir / "kernels" / "tiny", range(len(CASES)))
+    _check_cases("icarus", sim_build_dir / "runs", range(len(CASES)))
 
 
 # Icarus compiles the 4-PCU system in ~400 s of iverilog on 2 cores (Verilator ~130 s), so its
@@ -129,7 +136,7 @@ def test_every_kernel_case_on_icarus(sim_build_dir):
                          indirect=True)
 def test_gated_ffn_on_quad(simulator, sim_build_dir):
     """The gated FFN fused (one launch, 4 PCUs) and unfused (4 launches) in one simulation."""
-    runs = _check_cases(simulator, sim_build_dir / "kernels" / "quad", range(len(QUAD_CASES)), preset="quad",
+    runs = _check_cases(simulator, sim_build_dir / "runs", range(len(QUAD_CASES)), preset="quad",
                         cases_list=QUAD_CASES, pairs=QUAD_PAIRS)
     fused, unfused = runs[0], runs[1]
     print(f"gated FFN (6,5,7) on quad, {simulator}: fused {fused.cycles} cycles, unfused {unfused.cycles} "
