@@ -144,20 +144,13 @@ def machine_info() -> dict:
 # measurements
 
 
-def _compile_cases(preset: str, names=None):
-    """[(name, fused, compiled)] of the bench kernels (all of the preset's, or ``names``), and
-    {name: reason} of unmapped ones."""
+def _compile_cases(preset: str):
+    """[(name, fused, compiled)] of the bench kernels, and {name: reason} of unmapped ones."""
     from compiler import MappingError, compile_kernel
 
     table = KERNEL_CASES.get(preset, KERNEL_CASES["default"])
-    unknown = sorted(set(names or ()) - set(table))
-    if unknown:
-        raise ValueError(f"unknown bench kernel(s) {', '.join(unknown)}; "
-                         f"the bench's kernels: {', '.join(table)}")
     cases, unavailable = [], {}
     for name, (shape, options) in table.items():
-        if names is not None and name not in names:
-            continue
         try:
             fused = compile_kernel(name, preset, shape, fused=True, **options)
             unfused = compile_kernel(name, preset, shape, fused=False, **options)
@@ -201,12 +194,16 @@ def measure_kernels(
 
     kernel_sims = [s for s in simulators if kernel_sims is None or s in kernel_sims]
     cases, unavailable = _compile_cases(preset)
+    speed_cases = None
     if speed_kernels is not None:
-        speed_cases, _ = _compile_cases(preset, speed_kernels)
+        table = KERNEL_CASES.get(preset, KERNEL_CASES["default"])
+        unknown = sorted(set(speed_kernels) - set(table))
+        if unknown:
+            raise ValueError(f"unknown bench kernel(s) {', '.join(unknown)}; "
+                             f"the bench's kernels: {', '.join(table)}")
+        speed_cases = [case for case in cases if case[0] in speed_kernels]
         if not speed_cases:
             raise ValueError(f"none of the speed kernels {', '.join(speed_kernels)} maps onto {preset}")
-    else:
-        speed_cases = None
     inputs = {}
     for name, fused, compiled in cases:
         if fused:
@@ -216,31 +213,25 @@ def measure_kernels(
         say(f"{preset}: {sim} kernel system build (reused when current)")
         builds[sim] = ensure_build(preset, sim, build_root)
         samples, speed_samples = [], []
+
+        def simulate(workload, label, samples_to, sim=sim):
+            runs = run_isolated([(c, inputs[n]) for n, _, c in workload], simulator=sim,
+                                build_root=build_root, run_dir=Path(scratch) / label)
+            samples_to.append({"cycles": sum(r.cycles for r in runs), "sim_s": sum(r.sim_s for r in runs)})
+            return runs
+
         for rep in range(repeats):
             if sim in kernel_sims:
                 say(f"{preset}: kernels on {sim}, repeat {rep + 1}/{repeats}")
-                runs = run_isolated(
-                    [(c, inputs[n]) for n, _, c in cases],
-                    simulator=sim,
-                    build_root=build_root,
-                    run_dir=Path(scratch) / f"kernels-{sim}-{rep}",
-                )
-                samples.append({"cycles": sum(r.cycles for r in runs), "sim_s": sum(r.sim_s for r in runs)})
+                runs = simulate(cases, f"kernels-{sim}-{rep}", samples)
                 for (name, fused, compiled), run in zip(cases, runs, strict=True):
                     per.setdefault((name, fused), []).append((sim, compiled, run))
             if speed_cases is not None:
                 say(f"{preset}: speed workload ({', '.join(speed_kernels)}) on {sim}, "
                     f"repeat {rep + 1}/{repeats}")
-                runs = run_isolated(
-                    [(c, inputs[n]) for n, _, c in speed_cases],
-                    simulator=sim,
-                    build_root=build_root,
-                    run_dir=Path(scratch) / f"speed-{sim}-{rep}",
-                )
+                runs = simulate(speed_cases, f"speed-{sim}-{rep}", speed_samples)
                 if not all(r.bit_exact and r.within_bound for r in runs):
                     raise RuntimeError(f"the speed workload was not bit exact on {sim}")
-                speed_samples.append({"cycles": sum(r.cycles for r in runs),
-                                      "sim_s": sum(r.sim_s for r in runs)})
         speed[sim] = _speed_stats(speed_samples if speed_cases is not None else samples)
     kernels = {}
     for name in dict.fromkeys(n for n, _, _ in cases):

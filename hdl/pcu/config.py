@@ -411,20 +411,16 @@ class PcuConfig:
         for k, word in enumerate(self.constants):
             if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word < 1 << 32:
                 raise ConfigError(f"constant {k} must be a 32-bit word (0 <= w < 2**32), got {word!r}")
-        for port, use in self.scalars.items():
-            if port not in range(SCALAR_INPUTS):
-                raise ConfigError(f"scalar input {port} does not exist; ports are 0..{SCALAR_INPUTS - 1}")
-            if not isinstance(use, ScalarInput) or not 0 <= use.pop_level <= len(self.counters):
-                raise ConfigError(f"scalar input {port}: pop_level must be in [0, {len(self.counters)}] "
-                                  f"(the number of counters), got {use!r}")
+        for kind, uses, ports, cls in (("scalar", self.scalars, SCALAR_INPUTS, ScalarInput),
+                                       ("vector", self.vectors, VECTOR_INPUTS, VectorInput)):
+            for port, use in uses.items():
+                if port not in range(ports):
+                    raise ConfigError(f"{kind} input {port} does not exist; ports are 0..{ports - 1}")
+                if not isinstance(use, cls) or not 0 <= use.pop_level <= len(self.counters):
+                    raise ConfigError(f"{kind} input {port}: pop_level must be in [0, {len(self.counters)}] "
+                                      f"(the number of counters), got {use!r}")
         if not self.vector_output and self.reduce == "none":
             raise ConfigError("the program has no output: enable vector_output or a reduction")
-        for port, use in self.vectors.items():
-            if port not in range(VECTOR_INPUTS):
-                raise ConfigError(f"vector input {port} does not exist; ports are 0..{VECTOR_INPUTS - 1}")
-            if not isinstance(use, VectorInput) or not 0 <= use.pop_level <= len(self.counters):
-                raise ConfigError(f"vector input {port}: pop_level must be in [0, {len(self.counters)}] "
-                                  f"(the number of counters), got {use!r}")
         acc_fields = self._check_accumulator(params)
 
         stages, vin_used, scalars_read = [], set(), set()
@@ -507,11 +503,9 @@ class PcuConfig:
 
     def _check_accumulator(self, params: PcuParams) -> dict:
         """Validate :attr:`accumulator`; return the ``acc`` fields (all zero without one)."""
-        off = {"op": 0, "indexed": 0, "index": 0, "reset": 0, "emit": 0, "emit_first": 0, "to_vout": 0,
-               "read": 0, "scale": 0, "value": 0}
         acc = self.accumulator
         if acc is None:
-            return off
+            return {}          # every acc field zero (layout.const fills missing fields with 0)
         if not params.acc_depth:
             raise ConfigError("an accumulator program needs a PCU built with acc_depth > 0")
         if not isinstance(acc, Accumulator):
@@ -540,14 +534,12 @@ class PcuConfig:
                                   f"file has {params.acc_depth} entries per lane")
         if (acc.op == "scale_add") != (acc.scale is not None):
             raise ConfigError("accumulator scale (a stage index) is needed by scale_add and only by it")
-        if acc.scale is not None and (isinstance(acc.scale, bool) or not isinstance(acc.scale, int)
-                                      or not 0 <= acc.scale < params.stages):
-            raise ConfigError(f"accumulator scale must be a stage in [0, {params.stages - 1}], "
-                              f"got {acc.scale!r}")
-        if acc.value is not None and (isinstance(acc.value, bool) or not isinstance(acc.value, int)
-                                      or not 0 <= acc.value < params.stages):
-            raise ConfigError(f"accumulator value must be None (the last stage) or a stage in "
-                              f"[0, {params.stages - 1}], got {acc.value!r}")
+        for name, what in (("scale", "a stage"), ("value", "None (the last stage) or a stage")):
+            stage = getattr(acc, name)
+            if stage is not None and (isinstance(stage, bool) or not isinstance(stage, int)
+                                      or not 0 <= stage < params.stages):
+                raise ConfigError(f"accumulator {name} must be {what} in [0, {params.stages - 1}], "
+                                  f"got {stage!r}")
         if acc.to_vout and not self.vector_output:
             raise ConfigError("accumulator to_vout needs vector_output=True")
         return {

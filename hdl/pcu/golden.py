@@ -205,15 +205,13 @@ def _accumulate(config: PcuConfig, params: PcuParams, steps, counter_values, eva
             raise ValueError(f"step {t}: accumulator entry {e} is used before a reset step wrote it "
                              f"(reset={acc.reset} must cover the first use of every entry)")
         old = entries[e]
-        if reads_acc:
-            results = evaluate(slice(t, t + 1), (np.zeros(lanes, np.uint32) if reset[t] else old)[None, :])
-            last = results[-1][0]
-            x = results[value][0]
-            y = results[acc.scale][0] if acc.scale is not None else None
+        if reads_acc:      # this step alone, with the entry (+0 on a reset step) as the acc operand
+            operand = np.zeros(lanes, np.uint32) if reset[t] else old
+            results, row = evaluate(slice(t, t + 1), operand[None, :]), 0
         else:
-            last = whole[-1][t]
-            x = whole[value][t]
-            y = whole[acc.scale][t] if acc.scale is not None else None
+            results, row = whole, t
+        last, x = results[-1][row], results[value][row]
+        y = results[acc.scale][row] if acc.scale is not None else None
         if reset[t]:
             new = x
         elif acc.op == "add":

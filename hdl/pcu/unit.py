@@ -170,18 +170,16 @@ class PatternComputeUnit(wiring.Component):
         dp = Datapath(m, advance)
         systolic = cfg.mode == 1
 
-        # a scalar is popped at steps where counters 0..level-1 are at their first value
-        pops = []
-        for k in range(SCALAR_INPUTS):
-            level = cfg.scalar[k].pop_level
-            at_level = dp.select(level, [Const(1, 1), *[counters.first[j] for j in range(p.counters)]],
-                                 f"scalar{k}_pop_level_first")
-            pops.append(cfg.scalar[k].used & at_level)
-        vpops = []
-        for k in range(VECTOR_INPUTS):
-            firsts = [Const(1, 1), *[counters.first[j] for j in range(p.counters)]]
-            at_level = dp.select(cfg.vin_pop[k], firsts, f"vin{k}_pop_level_first")
-            vpops.append(cfg.vin_used[k] & at_level)
+        # an input is popped at steps where counters 0..level-1 are at their first value (level
+        # 0: every step) and its value is held for the other steps
+        firsts = [Const(1, 1), *[counters.first[j] for j in range(p.counters)]]
+
+        def popped(used, level, name):
+            return used & dp.select(level, firsts, f"{name}_pop_level_first")
+
+        vpops = [popped(cfg.vin_used[k], cfg.vin_pop[k], f"vin{k}") for k in range(VECTOR_INPUTS)]
+        pops = [popped(cfg.scalar[k].used, cfg.scalar[k].pop_level, f"scalar{k}")
+                for k in range(SCALAR_INPUTS)]
         needs = vpops + pops
         sources = vins + sins
 
@@ -217,22 +215,18 @@ class PatternComputeUnit(wiring.Component):
                 m.d.sync += since_last.eq(since_last + 1)
 
         # ---------------------------------------------------------------- step register (position 0)
-        held = [Signal(32, name=f"scalar{k}_held") for k in range(SCALAR_INPUTS)]
-        scalar_now = []
-        for k in range(SCALAR_INPUTS):
-            value = Mux(pops[k], sins[k].payload, held[k])
-            with m.If(fire & pops[k]):
-                m.d.sync += held[k].eq(sins[k].payload)
-            scalar_now.append(value)
+        def now(pop, source, name):
+            """The input's payload on a popping step, else the value it held since."""
+            held = Signal(Value.cast(source.payload).shape(), name=f"{name}_held")
+            with m.If(fire & pop):
+                m.d.sync += held.eq(source.payload)
+            return Mux(pop, source.payload, held)
+
+        scalar_now = [now(pops[k], sins[k], f"scalar{k}") for k in range(SCALAR_INPUTS)]
+        vin_now = [now(vpops[k], vins[k], f"vin{k}") for k in range(VECTOR_INPUTS)]
         p0_valid = Signal()
         with m.If(advance):
             m.d.sync += p0_valid.eq(fire)
-        vheld = [Signal(32 * lanes, name=f"vin{k}_held") for k in range(VECTOR_INPUTS)]
-        vin_now = []
-        for k in range(VECTOR_INPUTS):
-            with m.If(fire & vpops[k]):
-                m.d.sync += vheld[k].eq(vins[k].payload)
-            vin_now.append(Mux(vpops[k], vins[k].payload, vheld[k]))
         p0_vin = [dp.reg(v, f"p0_vin{k}") for k, v in enumerate(vin_now)]
         p0_scalar = [dp.reg(v, f"p0_scalar{k}") for k, v in enumerate(scalar_now)]
         p0_ctr = [dp.reg(counters.values[k], f"p0_ctr{k}") for k in range(p.counters)]
@@ -343,7 +337,7 @@ class PatternComputeUnit(wiring.Component):
         stage_valid = simd_valid
         if acc_on:
             simd_valid, simd_vec = self._accumulator(m, dp, cfg, advance, files, acc_flags[depth],
-                                                     valid_line[depth], stage_lines, simd_valid, simd_vec)
+                                                     stage_lines, simd_valid, simd_vec)
 
         # ---------------------------------------------------------------- systolic body
         if p.systolic:
@@ -397,13 +391,13 @@ class PatternComputeUnit(wiring.Component):
         return m
 
     # ------------------------------------------------------------------ the accumulator
-    def _accumulator(self, m, dp, cfg, advance, files, flags, valid, stage_lines, simd_valid, simd_vec):
-        """The per-lane update at position ``depth``; returns the SIMD path's (valid, vector)."""
+    def _accumulator(self, m, dp, cfg, advance, files, flags, stage_lines, valid, simd_vec):
+        """The per-lane update at position ``depth`` (``flags``: reset, emit, then the entry index;
+        ``valid``: a step is there); returns the SIMD path's (valid, vector)."""
         p = self.params
         stages, lat = p.stages, p.stage_latency
         depth = stages * lat
-        index_bits = max(1, (p.acc_depth - 1).bit_length())
-        reset, emit, index = flags[0], flags[1], flags[2:2 + index_bits]
+        reset, emit, index = flags[0], flags[1], flags[2:]
         update = Signal()
         m.d.comb += update.eq(advance & valid & (cfg.acc.op != ACC_OPS["none"]))
         news = []
@@ -431,7 +425,7 @@ class PatternComputeUnit(wiring.Component):
         out_valid = dp.valid_delay(valid & emit, 1)[-1]
         out_vec = dp.reg(Cat(*news), "acc_out")
         use = (cfg.acc.op != ACC_OPS["none"]) & cfg.acc.to_vout
-        plain_valid = dp.valid_delay(simd_valid, 1)[-1]
+        plain_valid = dp.valid_delay(valid, 1)[-1]
         plain_vec = dp.reg(simd_vec, "acc_plain")
         # one register after the update whatever the program, so both paths have one latency
         return Mux(use, out_valid, plain_valid), Mux(use, out_vec, plain_vec)
