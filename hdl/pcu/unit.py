@@ -297,29 +297,32 @@ class PatternComputeUnit(wiring.Component):
                     choices[(SOURCE_KINDS["acc"], 0)] = acc_line[here][32 * lane:32 * (lane + 1)]
                 for e in range(s):
                     choices[(SOURCE_KINDS["stage"], e)] = stage_lines[e][here - (e + 1) * lat][lane]
+                # each lane of each stage is its own module (see Datapath.child)
+                ldp = dp.child(f"s{s}_l{lane}")
+                lm = ldp.m
                 operands = []
                 for k in range(3):
-                    operand = Signal(32, name=f"s{s}_l{lane}_op{'abc'[k]}")
-                    with m.Switch(Cat(scfg.src[k].index, scfg.src[k].kind)):
+                    operand = Signal(32, name=f"op{'abc'[k]}")
+                    with lm.Switch(Cat(scfg.src[k].index, scfg.src[k].kind)):
                         for (kind, index), value in choices.items():
-                            with m.Case(index | (kind << len(scfg.src[k].index))):
-                                m.d.comb += operand.eq(value)
-                        with m.Default():  # not produced by the encoder
-                            m.d.comb += operand.eq(0)
+                            with lm.Case(index | (kind << len(scfg.src[k].index))):
+                                lm.d.comb += operand.eq(value)
+                        with lm.Default():  # not produced by the encoder
+                            lm.d.comb += operand.eq(0)
                     operands.append(operand)
                 # every op of the set is built; the configured one is selected (all padded to lat)
                 built = {}
                 for name in p.ops:
                     op = ALU_OPS[name]
-                    built[op.opcode] = dp.delay(op.build(dp, operands[:op.arity], op.latency),
-                                                lat - op.latency)
+                    built[op.opcode] = ldp.delay(op.build(ldp, operands[:op.arity], op.latency),
+                                                 lat - op.latency)
                 result = Signal(32, name=f"s{s}_l{lane}_result")
-                with m.Switch(scfg.op):
+                with lm.Switch(scfg.op):
                     for opcode, value in built.items():
-                        with m.Case(opcode):
-                            m.d.comb += result.eq(value)
-                    with m.Default():  # an op outside this PCU's set: refused by the encoder
-                        m.d.comb += result.eq(0)
+                        with lm.Case(opcode):
+                            lm.d.comb += result.eq(value)
+                    with lm.Default():  # an op outside this PCU's set: refused by the encoder
+                        lm.d.comb += result.eq(0)
                 lane_results.append(result)
             rotated = []
             for lane in range(lanes):
@@ -350,13 +353,14 @@ class PatternComputeUnit(wiring.Component):
         # ---------------------------------------------------------------- reduction tree (SIMD)
         level_values = list(stage_out[-1])
         red_valid = stage_valid
-        for _ in range(p.reduce_levels):
+        for level in range(p.reduce_levels):
             nxt = []
             for i in range(0, len(level_values), 2):
                 a, b = level_values[i], level_values[i + 1]
-                add = ALU_OPS["fadd"].build(dp, [a, b], 2)
-                mx = dp.delay(ALU_OPS["fmax"].build(dp, [a, b], 1), 1)
-                nxt.append(Mux(cfg.reduce == 2, mx, add))
+                ndp = dp.child(f"reduce{level}_{i // 2}")
+                add = ALU_OPS["fadd"].build(ndp, [a, b], 2)
+                mx = ndp.delay(ALU_OPS["fmax"].build(ndp, [a, b], 1), 1)
+                nxt.append(ndp.wire(Mux(cfg.reduce == 2, mx, add), "sum"))
             level_values = nxt
             red_valid = dp.valid_delay(red_valid, 2)[-1]
         reduced = level_values[0]
@@ -364,13 +368,15 @@ class PatternComputeUnit(wiring.Component):
         # ---------------------------------------------------------------- tail and conversion
         tail_on = cfg.tail != 0
         if p.tail:
-            tail_vec = Cat(*[build_tail(dp, body_vec[32 * i:32 * (i + 1)], cfg.tail) for i in range(lanes)])
+            tail_vec = Cat(*[self._isolated(dp, f"tail{i}", build_tail, body_vec[32 * i:32 * (i + 1)], cfg.tail)
+                             for i in range(lanes)])
             tail_valid = dp.valid_delay(body_valid, TAIL_LATENCY)[-1]
             post_vec = Mux(tail_on, tail_vec, body_vec)
             post_valid = Mux(tail_on, tail_valid, body_valid)
         else:
             post_vec, post_valid = body_vec, body_valid
-        converted = Cat(*[ALU_OPS["cvt_bf16"].build(dp, [post_vec[32 * i:32 * (i + 1)]], 0)
+        converted = Cat(*[self._isolated(dp, f"cvt{i}", lambda d, x: ALU_OPS["cvt_bf16"].build(d, [x], 0),
+                                         post_vec[32 * i:32 * (i + 1)])
                           for i in range(lanes)])
         final_vec = Mux(cfg.to_bf16, converted, post_vec)
 
@@ -390,6 +396,12 @@ class PatternComputeUnit(wiring.Component):
                 m.d.sync += port.valid.eq(0)
         return m
 
+    @staticmethod
+    def _isolated(dp, name, build, *args):
+        """``build(datapath, *args)`` in its own submodule ``name``; its result as a signal."""
+        sub = dp.child(name)
+        return sub.wire(build(sub, *args), "result")
+
     # ------------------------------------------------------------------ the accumulator
     def _accumulator(self, m, dp, cfg, advance, files, flags, stage_lines, valid, simd_vec):
         """The per-lane update at position ``depth`` (``flags``: reset, emit, then the entry index;
@@ -405,21 +417,22 @@ class PatternComputeUnit(wiring.Component):
             rd = mem.read_port(domain="comb")
             wr = mem.write_port()
             at_depth = [stage_lines[e][depth - (e + 1) * lat][lane] for e in range(stages)]
-            x = dp.select(cfg.acc.value, at_depth, f"acc_value_l{lane}")
-            y = dp.select(cfg.acc.scale, at_depth, f"acc_scale_l{lane}")
+            adp = dp.child(f"acc_l{lane}")
+            x = adp.select(cfg.acc.value, at_depth, "value")
+            y = adp.select(cfg.acc.scale, at_depth, "scale")
             old = rd.data
-            added = ALU_OPS["fadd"].build(dp, [old, x], 0)
-            largest = ALU_OPS["fmax"].build(dp, [old, x], 0)
-            scaled = ALU_OPS["fadd"].build(dp, [ALU_OPS["fmul"].build(dp, [old, y], 0), x], 0)
-            new = Signal(32, name=f"acc_new_l{lane}")
-            with m.Switch(cfg.acc.op):
-                with m.Case(ACC_OPS["add"]):
-                    m.d.comb += new.eq(added)
-                with m.Case(ACC_OPS["max"]):
-                    m.d.comb += new.eq(largest)
-                with m.Default():
-                    m.d.comb += new.eq(scaled)
-            value = Mux(reset, x, new)
+            added = ALU_OPS["fadd"].build(adp, [old, x], 0)
+            largest = ALU_OPS["fmax"].build(adp, [old, x], 0)
+            scaled = ALU_OPS["fadd"].build(adp, [ALU_OPS["fmul"].build(adp, [old, y], 0), x], 0)
+            new = Signal(32, name="new")
+            with adp.m.Switch(cfg.acc.op):
+                with adp.m.Case(ACC_OPS["add"]):
+                    adp.m.d.comb += new.eq(added)
+                with adp.m.Case(ACC_OPS["max"]):
+                    adp.m.d.comb += new.eq(largest)
+                with adp.m.Default():
+                    adp.m.d.comb += new.eq(scaled)
+            value = adp.wire(Mux(reset, x, new), "update")
             m.d.comb += [rd.addr.eq(index), wr.addr.eq(index), wr.data.eq(value), wr.en.eq(update)]
             news.append(value)
         out_valid = dp.valid_delay(valid & emit, 1)[-1]
@@ -455,17 +468,18 @@ class PatternComputeUnit(wiring.Component):
             for j in range(stages):
                 a_bundle, b = a_in[i][j], b_in[i][j]
                 a, valid, first, last = a_bundle[0:16], a_bundle[16], a_bundle[17], a_bundle[18]
-                acc = Signal(32, name=f"pe{i}_{j}_acc")
-                shadow = Signal(32, name=f"pe{i}_{j}_shadow")
-                total = mac.build(dp, [Mux(first, 0, acc), Cat(a, Const(0, 16)), Cat(b, Const(0, 16))], 0)
-                with m.If(advance & valid):
-                    m.d.sync += acc.eq(total)
-                    with m.If(last):
-                        m.d.sync += shadow.eq(total)
+                pe = dp.child(f"pe{i}_{j}")  # each PE is its own module (see Datapath.child)
+                acc = Signal(32, name="acc")
+                shadow = Signal(32, name="shadow")
+                total = mac.build(pe, [Mux(first, 0, acc), Cat(a, Const(0, 16)), Cat(b, Const(0, 16))], 0)
+                with pe.m.If(advance & valid):
+                    pe.m.d.sync += acc.eq(total)
+                    with pe.m.If(last):
+                        pe.m.d.sync += shadow.eq(total)
                 if j + 1 < stages:
-                    a_in[i][j + 1] = dp.reg(a_bundle, f"pe{i}_{j}_a")
+                    a_in[i][j + 1] = pe.reg(a_bundle, "a_out")
                 if i + 1 < lanes:
-                    b_in[i + 1][j] = dp.reg(b, f"pe{i}_{j}_b")
+                    b_in[i + 1][j] = pe.reg(b, "b_out")
                 shadows[i][j] = shadow
                 if i == lanes - 1:
                     drain_events.append(valid & last)
