@@ -130,10 +130,6 @@ def test_every_kernel_case_on_icarus(sim_build_dir):
     _check_cases("icarus", sim_build_dir / "runs", range(len(CASES)))
 
 
-# Icarus compiles the 4-PCU system in ~400 s of iverilog on 2 cores (Verilator ~130 s), so its
-# run is soak; the Icarus kernel-system path runs on tiny in every suite run
-@pytest.mark.parametrize("simulator", [pytest.param("icarus", marks=pytest.mark.soak), "verilator"],
-                         indirect=True)
 def test_gated_ffn_on_quad(simulator, sim_build_dir):
     """The gated FFN fused (one launch, 4 PCUs) and unfused (4 launches) in one simulation."""
     runs = _check_cases(simulator, sim_build_dir / "runs", range(len(QUAD_CASES)), preset="quad",

@@ -114,10 +114,6 @@ def test_tail_chain_gelu_then_bf16(simulator, sim_build_dir, waves):
     run(PatternComputeUnit(params), jobs, simulator, sim_build_dir, waves)
 
 
-# Icarus builds this PCU (with its register files) in ~145 s on a loaded 2-core machine, so its run
-# is soak; Verilator runs it in every suite run and Icarus runs every other PCU test
-@pytest.mark.parametrize("simulator", [pytest.param("icarus", marks=pytest.mark.soak), "verilator"],
-                         indirect=True)
 def test_accumulator_and_held_vector_inputs(simulator, sim_build_dir, waves):
     """The accumulator stage and held vector inputs, against the golden scan, with stalls:
     a running max per block (one entry updated every cycle), a rescaled sum indexed by a

@@ -63,6 +63,55 @@ async def kernel(dut):
     record("kernel", kernels=all_results)
 
 
+def _read(handle):
+    try:
+        value = handle.value
+        return int(value.to_unsigned()) if hasattr(value, "to_unsigned") else int(value)
+    except (AttributeError, ValueError, TypeError):
+        return None
+
+
+def stuck_report(dut) -> dict:
+    """What a launch that timed out left behind, where the simulator shows the tile's insides
+    (Icarus does; the Verilator build has no public internal signals): the units still busy and,
+    per unit or switch, the FIFOs that hold data (``{instance: [fifo, ...]}``)."""
+    report = {"busy": [], "unconfigured": [], "holding": {}}
+    try:
+        tile = dut.tile
+        children = list(tile)
+    except (AttributeError, TypeError, RuntimeError):
+        report["visible"] = False
+        return report
+    report["visible"] = True
+    for child in children:
+        name = child._name
+        if not name.startswith(("pcu_", "pmu_", "agcu_", "switch_")) or "_done_tokens" in name or \
+                "_wdone_" in name or "_rdone_" in name:
+            continue
+        for attr, key, bad in (("busy", "busy", 1), ("configured", "unconfigured", 0)):
+            value = _read(getattr(child, attr, None)) if hasattr(child, attr) else None
+            if value == bad:
+                report[key].append(name)
+        try:
+            subs = list(child)
+        except (TypeError, RuntimeError):
+            continue
+        held = []
+        for sub in subs:
+            if "fifo" not in sub._name or type(sub).__name__ != "HierarchyObject":
+                continue
+            level = None
+            for attr in ("r_rdy", "r_level", "level"):
+                if hasattr(sub, attr):
+                    level = _read(getattr(sub, attr))
+                    break
+            if level:
+                held.append(sub._name)
+        if held:
+            report["holding"][name] = sorted(held)
+    return report
+
+
 async def _run_kernel(dut, job, devices, channels):
     def spread(base, lines):
         """Global lines → per-channel runs (line ``l`` lives in channel ``l % channels``)."""
@@ -103,6 +152,8 @@ async def _run_kernel(dut, job, devices, channels):
         results.append({"name": launch["name"], "state": int(dut.state.value), "error": int(dut.error.value),
                         "error_unit": int(dut.error_unit.value), "cycles": cycles,
                         "timed_out": waited >= limit, "faults": int(dut.faults.value.to_unsigned())})
+        if waited >= limit:
+            results[-1]["stuck"] = stuck_report(dut)
         if waited >= limit or int(dut.state.value) != 5:
             break
     await ClockCycles(dut.clk, 8)
