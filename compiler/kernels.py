@@ -55,6 +55,9 @@ def kernel_graph(kernel: str, shape, *, act: str = "none", bias: bool = False, g
     if kernel == "gemm":
         return gemm_graph(shape, act, bias, out_dtype)
     if kernel == "ffn":
+        if gated and act not in ("none", "silu"):
+            raise ValueError(f"the gated FFN (SwiGLU) gates with silu; activation {act!r} is not available "
+                             f"(leave --act out or give silu)")
         return ffn_graph(shape, act if act != "none" else "relu", gated)
     if kernel == "attention":
         return attention_graph(shape, causal)

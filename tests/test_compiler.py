@@ -114,6 +114,12 @@ def test_bad_shapes_are_rejected(kernel, shape, message):
         compile_kernel(kernel, "tiny", shape)
 
 
+def test_gated_ffn_refuses_an_activation_other_than_silu():
+    with pytest.raises(ValueError, match="gated FFN .* gates with silu; activation 'gelu'"):
+        compile_kernel("ffn", "small", (6, 5, 7), gated=True, act="gelu")
+    assert compile_kernel("ffn", "small", (6, 5, 7), gated=True, act="silu").graph.name == "ffn_gated"
+
+
 def test_unknown_kernel_and_activation():
     with pytest.raises(ValueError, match="unknown kernel 'conv'"):
         compile_kernel("conv", "tiny", (1, 2))
