@@ -21,6 +21,11 @@ CASES = {
     "ffn_gated": ("ffn", (64, 128, 512), {"gated": True}),
     "rmsnorm": ("rmsnorm", (64, 128), {}),
     "rmsnorm_256": ("rmsnorm", (256, 64), {}),
+    "attention": ("attention", (256, 64), {}),
+    "attention_causal": ("attention", (256, 64), {"causal": True}),
+    # small ones: several key blocks (12 slots: 11 keys), padded query tile and key block
+    "attention_small": ("attention", (40, 16), {"causal": True, "block": 12}),
+    "attention_small_nc": ("attention", (37, 12), {"block": 12}),
 }
 
 
