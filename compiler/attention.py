@@ -169,7 +169,8 @@ def _choose_block(t: int, lanes: int, stages: int) -> int:
     return best[1]
 
 
-def plan_attention(params, t: int, d: int, causal: bool, block: int | None = None) -> AttentionPlan:
+def plan_attention(params, t: int, d: int, causal: bool, block: int | None = None,
+                   fused: bool = True) -> AttentionPlan:
     preset = params.preset
     counts = site_counts(preset)
     for kind, need in (("pcu", PCUS), ("pmu", 4), ("agcu", 5)):
@@ -193,8 +194,13 @@ def plan_attention(params, t: int, d: int, causal: bool, block: int | None = Non
                        ("counter range (P replay, d-tiles << shift)", plan.nd << plan.p_shift),
                        ("counter range (blocks)", plan.nb), ("counter range (query tiles)", plan.nt),
                        ("counter range (K loop)", d),
-                       ("counter range (X slots, unfused)", plan.nt * plan.nb * plan.bc),
-                       ("PMU runs (blocks)", plan.nt * plan.nb)):
+                       ("counter range (Q stream, nt*D)", plan.nt * d),
+                       ("counter range (K stream, nb*(Bc/S)*D)", plan.nb * plan.kt * d),
+                       ("counter range (V stream, nb*nd*(Bc-1))", plan.nb * plan.nd * plan.keys),
+                       ("counter range (O stream, nt*nd*S)", plan.nt * plan.ocols),
+                       ("PMU runs (blocks)", plan.nt * plan.nb),
+                       *([] if fused else [("counter range (X stream of the unfused form, nt*nb*Bc)",
+                                            plan.nt * plan.nb * plan.bc)])):
         if need > limit:
             raise MappingError(what, need, limit, f"attention {t}x{d}: split the sequence into several kernels")
     pmu_words = preset.pmu_banks * preset.pmu_bank_words

@@ -316,7 +316,7 @@ def _compile_attention(graph: KernelGraph, params: TileParams, fused: bool, hbm_
 
     t, d = graph.tensors["Q"].shape
     causal = bool(graph.nodes[0].attrs.get("causal"))
-    plan = at.plan_attention(params, t, d, causal, block)
+    plan = at.plan_attention(params, t, d, causal, block, fused)
     L = params.preset.lanes
     alloc = HbmAllocator(L, hbm_lines)
     alloc.region("Q", plan.nt * d, pack=lambda w: at.pack_qt(plan, w["Q"]))
