@@ -23,6 +23,7 @@ CASES = {
     "rmsnorm_256": ("rmsnorm", (256, 64), {}),
     "attention": ("attention", (256, 64), {}),
     "attention_causal": ("attention", (256, 64), {"causal": True}),
+    "attention_128": ("attention", (128, 64), {}),
     # small ones: several key blocks (12 slots: 11 keys), padded query tile and key block
     "attention_small": ("attention", (40, 16), {"causal": True, "block": 12}),
     "attention_small_nc": ("attention", (37, 12), {"block": 12}),
