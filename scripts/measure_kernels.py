@@ -39,15 +39,16 @@ def main(argv=None) -> int:
     ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     ap.add_argument("--fused-only", action="store_true")
+    ap.add_argument("--unfused-only", action="store_true")
     ap.add_argument("--build-root", default="build/kernels")
     args = ap.parse_args(argv)
     cases, labels = [], []
     for name in args.cases.split(","):
         kernel, shape, options = CASES[name]
-        for fused in ((True,) if args.fused_only else (True, False)):
+        for fused in ((True,) if args.fused_only else (False,) if args.unfused_only else (True, False)):
             compiled = compile_kernel(kernel, args.preset, shape, fused=fused, **options)
-            if fused:
-                inputs = random_inputs(compiled, seed=1)
+            if fused or args.unfused_only:
+                inputs = random_inputs(compiled, seed=1)      # the same inputs fused and unfused
             cases.append((compiled, inputs))
             labels.append((name, shape, options, fused))
             print(f"compiled {name} {shape} fused={fused}: {len(compiled.launches)} launch(es), "
