@@ -272,4 +272,6 @@ def attention_bound(q, k, v, s, p, attrs) -> np.ndarray:
                  + U16 * np.abs(s[np.isfinite(s)]).max(initial=0))
     exp_rel = score_err * 2 + (ERROR_BOUNDS["exp"] + 2) * 2 * U32 + U16      # p stored as bf16
     rel = exp_rel * 2 + _gamma(t + 2) * 2 + (ERROR_BOUNDS["recip"] + 1) * 2 * U32
-    return rel * (p @ np.abs(v)) + TINY * t
+    # rel is per (query, key); a row's output is a weighted mean of V rows, so its error is
+    # bounded by the row's largest relative weight error times the mean of |V|
+    return np.max(rel, axis=1, keepdims=True) * (p @ np.abs(v)) + TINY * t

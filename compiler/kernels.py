@@ -25,6 +25,11 @@ __all__ = ["KERNELS", "kernel_tile_params", "KERNEL_PCU_OPS", "compile_kernel", 
 #: ALU ops the kernels' PCU stages use (kept small: every op is built into every lane of every stage of
 #: every PCU, and the MAC array is separate hardware, so the SIMD "mac" is not needed).
 KERNEL_PCU_OPS = ("mov", "fadd", "fsub", "fmul", "fmax", "cvt_bf16", "cvt_f32")
+#: What attention adds to the kernel PCUs of a preset it fits (8 PCUs or more): the mask's integer
+#: compare and select, and an accumulator of ``64 + stages`` entries per lane (``o`` keeps
+#: ``(ceil(D/S) + 1)·S`` fp32 entries, so D <= 64). Smaller presets keep the plain kernel PCU.
+ATTENTION_PCU_OPS = ("ilt", "sel")
+ATTENTION_MAX_D = 64
 KERNELS = ("gemm", "ffn", "attention", "rmsnorm")
 SHAPE_NAMES = {"gemm": "M,K,N", "ffn": "T,D,H", "attention": "T,D", "rmsnorm": "T,D"}
 OUTPUT_NAME = {"gemm": "C", "ffn": "Y", "attention": "O", "rmsnorm": "Y"}
@@ -67,16 +72,27 @@ def kernel_graph(kernel: str, shape, *, act: str = "none", bias: bool = False, g
 
 
 def kernel_tile_params(preset) -> TileParams:
-    """The tile kernels run on: AGCUs, and PCUs with the tail unit and the MAC array."""
+    """The tile kernels run on: AGCUs, and PCUs with the tail unit and the MAC array; on a preset
+    with room for attention (its PCU count) also the accumulator and the mask ops it needs."""
+    from hdl.presets import get_preset
+
+    from .attention import PCUS
+    from .place import site_counts
+
+    preset = get_preset(preset)
+    if site_counts(preset)["pcu"] >= PCUS:
+        return TileParams(preset, agcus=True, pcu_tail=True, pcu_systolic=True,
+                          pcu_ops=KERNEL_PCU_OPS + ATTENTION_PCU_OPS,
+                          pcu_acc_depth=ATTENTION_MAX_D + preset.stages)
     return TileParams(preset, agcus=True, pcu_tail=True, pcu_systolic=True, pcu_ops=KERNEL_PCU_OPS)
 
 
 
 def compile_kernel(kernel: str, preset, shape, *, act: str = "none", bias: bool = False, gated: bool = False,
                    causal: bool = False, fused: bool = True, out_dtype: str = "bf16", eps: float = 1e-6,
-                   hbm_lines: int = 1 << 22, max_pcus: int | None = None, orders=("nm",
-                                                                                  "mn")) -> CompiledKernel:
-    """Compile ``kernel`` for ``preset``.
+                   hbm_lines: int = 1 << 22, max_pcus: int | None = None, orders=("nm", "mn"),
+                   block: int | None = None) -> CompiledKernel:
+    """Compile ``kernel`` for ``preset`` (``block``: attention's key-block slots, default chosen).
 
     Raises
     ------
@@ -94,7 +110,7 @@ def compile_kernel(kernel: str, preset, shape, *, act: str = "none", bias: bool 
         return _compile_ffn(graph, params, fused, hbm_lines, max_pcus, orders)
     if kernel == "rmsnorm":
         return _compile_rmsnorm(graph, params, fused, hbm_lines)
-    raise MappingError(f"a mapping for {kernel}", None, None, "not implemented yet in this compiler")
+    return _compile_attention(graph, params, fused, hbm_lines, block)
 
 
 # ------------------------------------------------------------------ gemm
@@ -289,6 +305,48 @@ def _compile_rmsnorm(graph: KernelGraph, params: TileParams, fused: bool, hbm_li
                                                 "vectors_per_row": plan.db, "eps_requested": plan.eps,
                                                 "eps_effective": plan.eps_effective,
                                                 "steps": plan.steps}},
+                              flops=graph.flops())
+    compiled.collect = collect
+    compiled.graph = graph
+    return compiled
+
+
+# ------------------------------------------------------------------ attention
+
+def _compile_attention(graph: KernelGraph, params: TileParams, fused: bool, hbm_lines: int,
+                       block: int | None) -> CompiledKernel:
+    from . import attention as at
+
+    t, d = graph.tensors["Q"].shape
+    causal = bool(graph.nodes[0].attrs.get("causal"))
+    plan = at.plan_attention(params, t, d, causal, block, fused)
+    L = params.preset.lanes
+    alloc = HbmAllocator(L, hbm_lines)
+    alloc.region("Q", plan.nt * d, pack=lambda w: at.pack_qt(plan, w["Q"]))
+    alloc.region("K", plan.nb * plan.kt * d, pack=lambda w: at.pack_k(plan, w["K"]))
+    alloc.region("V", plan.nb * plan.nd * plan.keys, pack=lambda w: at.pack_v(plan, w["V"]))
+    alloc.region("THR", plan.nt * plan.nb, pack=lambda w: at.pack_thr(plan))
+    if not fused:
+        blocks = plan.nt * plan.nb
+        alloc.region("X", blocks * plan.bc)
+        alloc.region("P", blocks * plan.keys)
+        alloc.region("A", blocks)
+    alloc.region("O", plan.nt * plan.ocols)
+    alloc.inputs += ["Q", "K", "V", "THR"]
+    launches = at.attention_launches(params, plan, alloc.regions, fused)
+
+    def golden(words: dict) -> dict:
+        return {"O": at.attention_golden(plan, words["Q"], words["K"], words["V"])}
+
+    def collect(vectors: dict) -> dict:
+        return {"O": at.unpack_o(plan, vectors["O"])}
+
+    compiled = CompiledKernel("attention", params.preset.name, (t, d), fused, launches, alloc.regions,
+                              inputs=alloc.inputs, outputs=["O"], golden=golden, order=at.ORDER,
+                              plan={"attention": {"causal": causal, "block_slots": plan.bc,
+                                                  "keys_per_block": plan.keys, "blocks": plan.nb,
+                                                  "query_tiles": plan.nt, "column_tiles": plan.nd,
+                                                  "steps": plan.steps}},
                               flops=graph.flops())
     compiled.collect = collect
     compiled.graph = graph

@@ -146,7 +146,7 @@ class TileSystem(wiring.Component):
         tier_bits = self.hbm.line_address_bits + (channels - 1).bit_length()
         self.params = TileParams(base.preset, units=base.units, pcu_ops=base.pcu_ops, pcu_tail=base.pcu_tail,
                                  pcu_systolic=base.pcu_systolic, hierarchical=base.hierarchical, agcus=True,
-                                 memory_addr_bits=tier_bits)
+                                 memory_addr_bits=tier_bits, pcu_acc_depth=base.pcu_acc_depth)
         self.tile = Tile(self.params)
         self.agcu_names = [s.name for s in self.tile.agcu_sites]
         self.seg_layout = data.StructLayout({"agcu": max(1, (len(self.agcu_names) - 1).bit_length()),

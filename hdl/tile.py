@@ -67,6 +67,9 @@ class TileParams:
         ALU ops of every PCU stage (see :class:`hdl.pcu.PcuParams`).
     pcu_tail, pcu_systolic : bool
         Build the PCUs' transcendental tail / systolic MAC array.
+    pcu_acc_depth : int
+        Entries per lane of every PCU's accumulator register file (0: none; see
+        :class:`hdl.pcu.PcuParams`).
     hierarchical : bool
         Instantiate units as separately generated Verilog modules (see module docstring).
     agcus : bool
@@ -82,13 +85,15 @@ class TileParams:
     pcu_ops: tuple[str, ...] = TILE_PCU_OPS
     pcu_tail: bool = False
     pcu_systolic: bool = False
+    pcu_acc_depth: int = 0
     hierarchical: bool = True
     agcus: bool = False
     memory_addr_bits: int = DEFAULT_MEMORY_ADDR_BITS
 
     def __init__(self, preset: Preset | str, units: str = "all", pcu_ops=TILE_PCU_OPS,
                  pcu_tail: bool = False, pcu_systolic: bool = False, hierarchical: bool = True,
-                 agcus: bool = False, memory_addr_bits: int = DEFAULT_MEMORY_ADDR_BITS):
+                 agcus: bool = False, memory_addr_bits: int = DEFAULT_MEMORY_ADDR_BITS,
+                 pcu_acc_depth: int = 0):
         preset = get_preset(preset)
         if units not in ("all", "none"):
             raise ValueError(f"units must be 'all' or 'none', got {units!r}")
@@ -101,6 +106,7 @@ class TileParams:
         object.__setattr__(self, "pcu_ops", tuple(pcu_ops))
         object.__setattr__(self, "pcu_tail", pcu_tail)
         object.__setattr__(self, "pcu_systolic", pcu_systolic)
+        object.__setattr__(self, "pcu_acc_depth", pcu_acc_depth)
         object.__setattr__(self, "hierarchical", hierarchical)
         object.__setattr__(self, "agcus", agcus)
         object.__setattr__(self, "memory_addr_bits", memory_addr_bits)
@@ -110,7 +116,8 @@ class TileParams:
 
     @property
     def pcu(self) -> PcuParams:
-        return PcuParams(self.preset, ops=self.pcu_ops, tail=self.pcu_tail, systolic=self.pcu_systolic)
+        return PcuParams(self.preset, ops=self.pcu_ops, tail=self.pcu_tail, systolic=self.pcu_systolic,
+                         acc_depth=self.pcu_acc_depth)
 
     @property
     def pmu(self) -> PmuParams:

@@ -21,6 +21,12 @@ CASES = {
     "ffn_gated": ("ffn", (64, 128, 512), {"gated": True}),
     "rmsnorm": ("rmsnorm", (64, 128), {}),
     "rmsnorm_256": ("rmsnorm", (256, 64), {}),
+    "attention": ("attention", (256, 64), {}),
+    "attention_causal": ("attention", (256, 64), {"causal": True}),
+    "attention_128": ("attention", (128, 64), {}),
+    # small ones: several key blocks (12 slots: 11 keys), padded query tile and key block
+    "attention_small": ("attention", (40, 16), {"causal": True, "block": 12}),
+    "attention_small_nc": ("attention", (37, 12), {"block": 12}),
 }
 
 
@@ -33,15 +39,16 @@ def main(argv=None) -> int:
     ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     ap.add_argument("--fused-only", action="store_true")
+    ap.add_argument("--unfused-only", action="store_true")
     ap.add_argument("--build-root", default="build/kernels")
     args = ap.parse_args(argv)
     cases, labels = [], []
     for name in args.cases.split(","):
         kernel, shape, options = CASES[name]
-        for fused in ((True,) if args.fused_only else (True, False)):
+        for fused in ((True,) if args.fused_only else (False,) if args.unfused_only else (True, False)):
             compiled = compile_kernel(kernel, args.preset, shape, fused=fused, **options)
-            if fused:
-                inputs = random_inputs(compiled, seed=1)
+            if fused or args.unfused_only:
+                inputs = random_inputs(compiled, seed=1)      # the same inputs fused and unfused
             cases.append((compiled, inputs))
             labels.append((name, shape, options, fused))
             print(f"compiled {name} {shape} fused={fused}: {len(compiled.launches)} launch(es), "

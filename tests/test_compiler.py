@@ -259,3 +259,73 @@ def test_compilation_does_not_depend_on_the_hash_seed():
         assert proc.returncode == 0, proc.stderr[-2000:]
         digests.add(proc.stdout.strip())
     assert len(digests) == 1, digests
+
+
+# ------------------------------------------------------------------ attention
+
+def _attention_check(compiled, seed):
+    words = _words(compiled, seed=seed)
+    got, want = emulate(compiled, words)["O"], compiled.golden(words)["O"]
+    floats = {k: bf16_words_to_float(w).astype(np.float64) for k, w in words.items()}
+    ref, bound = reference(compiled.graph, floats)["O"]
+    return words, got, want, ref, bound
+
+
+@pytest.mark.parametrize("shape,causal,block", [
+    ((16, 8), False, None),        # one key block, padded query tile
+    ((37, 12), True, 12),          # T not a multiple of the tile nor of the block: 4 blocks
+    ((50, 20), False, 12),         # 5 blocks, D not a multiple of S
+    ((45, 64), True, 12),          # the largest D, 5 blocks
+    ((100, 8), True, None),        # the planner's block (28 slots), 4 blocks
+])
+def test_attention_mapping_equals_golden_within_the_fp64_bound(shape, causal, block):
+    compiled = compile_kernel("attention", "small", shape, causal=causal, block=block)
+    plan = compiled.plan["attention"]
+    assert len(compiled.launches) == 1 and len(compiled.launches[0].pcus) == 8
+    if shape[0] > 40:
+        assert plan["blocks"] >= 4
+    _, got, want, ref, bound = _attention_check(compiled, seed=sum(shape) + causal)
+    assert got.shape == shape
+    assert np.array_equal(got, want)
+    assert np.all(np.abs(bf16_words_to_float(want) - ref) <= bound)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_and_unfused_attention_are_identical(causal):
+    fused = compile_kernel("attention", "small", (40, 16), causal=causal, block=12)
+    unfused = compile_kernel("attention", "small", (40, 16), causal=causal, block=12, fused=False)
+    assert [launch.name for launch in unfused.launches] == ["scores", "softmax", "output"]
+    words = _words(fused, seed=7)
+    a, b = emulate(fused, words)["O"], emulate(unfused, words)["O"]
+    assert np.array_equal(a, b)
+    assert np.array_equal(a, fused.golden(words)["O"])
+    assert np.array_equal(unfused.golden(words)["O"], a)
+
+
+def test_attention_mask_and_order_are_caught():
+    """A program without the causal mask, or a golden model that drops it, is caught: by the
+    bit-exact comparison and by the float64 bound."""
+    from compiler import attention as at
+
+    compiled = compile_kernel("attention", "small", (30, 8), causal=True, block=12)
+    words, got, want, ref, bound = _attention_check(compiled, seed=3)
+    assert np.array_equal(got, want)
+    # the same kernel with the non-causal thresholds in HBM: the hardware would not mask
+    plain = compile_kernel("attention", "small", (30, 8), causal=False, block=12)
+    compiled.regions["THR"].pack = plain.regions["THR"].pack
+    assert not np.array_equal(emulate(compiled, words)["O"], want)
+    assert np.any(np.abs(bf16_words_to_float(plain.golden(words)["O"]) - ref) > bound)
+    # a golden model with the 1/sqrt(D) scale rounded differently leaves the bit-exact check
+    plan = at.plan_attention(compiled.launches[0].kernel.params, 30, 8, True, 12)
+    assert np.array_equal(at.attention_golden(plan, words["Q"], words["K"], words["V"]), want)
+    assert not np.array_equal(at.attention_golden(plan, words["K"], words["Q"], words["V"]), want)
+
+
+def test_attention_refuses_presets_and_shapes_it_does_not_fit():
+    for preset, have in (("tiny", 2), ("quad", 4)):
+        with pytest.raises(MappingError, match=rf"PCUs: needs 8, the preset has {have} \(short by {8 - have}\)"):
+            compile_kernel("attention", preset, (16, 8))
+    with pytest.raises(MappingError, match="accumulator entries"):
+        compile_kernel("attention", "small", (16, 72))
+    with pytest.raises(ShapeError):
+        compile_kernel("attention", "small", (16,))
