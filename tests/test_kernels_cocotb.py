@@ -137,3 +137,27 @@ def test_gated_ffn_on_quad(simulator, sim_build_dir):
     fused, unfused = runs[0], runs[1]
     print(f"gated FFN (6,5,7) on quad, {simulator}: fused {fused.cycles} cycles, unfused {unfused.cycles} "
           f"cycles in {len(unfused.launches)} launches")
+
+
+#: Attention needs 8 PCUs (``small``): causal and not, key blocks of 12 slots (11 keys and the
+#: slot that carries the running max), 4 blocks, T not a multiple of the 8-row query tile
+#: or of the block, fused (one launch) and unfused (3 launches: scores, softmax, output).
+SMALL_CASES = [
+    ("attention", (40, 16), {"causal": True, "block": 12}),
+    ("attention", (40, 16), {"causal": True, "block": 12, "fused": False}),
+    ("attention", (37, 12), {"block": 12}),
+    ("attention", (37, 12), {"block": 12, "fused": False}),
+]
+SMALL_PAIRS = ((0, 1, 3), (2, 3, 3))
+
+
+# the small kernel system is a long build (Verilator ~20 min cold at -O0 on 2 cores, Icarus ~6 min)
+# and Icarus simulates it at ~20 cycles/s, so this runs in the soak set (`make test-all`)
+@pytest.mark.soak
+def test_attention_on_small(simulator, sim_build_dir):
+    """FlashAttention streaming on ``small``, fused and unfused, causal and not, in one simulation."""
+    runs = _check_cases(simulator, sim_build_dir / "runs", range(len(SMALL_CASES)), preset="small",
+                        cases_list=SMALL_CASES, pairs=SMALL_PAIRS)
+    for (kernel, shape, options), run in zip(SMALL_CASES, runs.values(), strict=True):
+        print(f"{kernel} {shape} {options} on small, {simulator}: {run.cycles} cycles, "
+              f"PCU utilisation {run.pcu_utilization:.3f}, wall {run.wall_s:.0f} s")
