@@ -21,11 +21,10 @@ COUNTER_LIMIT = 1 << 16
 
 
 def _nest(n: int) -> list[Counter]:
+    # one counter: an AGCU address is the sum of its counters' values, so a longer stream would
+    # need an outer counter counting past the counter width too
     if n < COUNTER_LIMIT:
         return [Counter(0, n)]
-    for inner in range(COUNTER_LIMIT - 1, 0, -1):
-        if n % inner == 0 and n < COUNTER_LIMIT * inner and n < COUNTER_LIMIT:
-            return [Counter(0, inner), Counter(0, n, inner)]
     raise MappingError("counter range (elementwise chunk)", n, COUNTER_LIMIT - 1, "split the tensor")
 
 

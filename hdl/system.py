@@ -15,6 +15,8 @@ cannot), loads a kernel with :mod:`hdl.launch` commands on ``host`` and passes t
 addresses as kernel arguments, which the AGCUs take from the scalar fabric.
 """
 
+import dataclasses
+
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.hdl import DomainRenamer
 from amaranth.lib import data, fifo, stream, wiring
@@ -144,9 +146,8 @@ class TileSystem(wiring.Component):
         self.channels = channels
         self.ecc = ecc
         tier_bits = self.hbm.line_address_bits + (channels - 1).bit_length()
-        self.params = TileParams(base.preset, units=base.units, pcu_ops=base.pcu_ops, pcu_tail=base.pcu_tail,
-                                 pcu_systolic=base.pcu_systolic, hierarchical=base.hierarchical, agcus=True,
-                                 memory_addr_bits=tier_bits, pcu_acc_depth=base.pcu_acc_depth)
+        # every other build option carries over as given
+        self.params = dataclasses.replace(base, agcus=True, memory_addr_bits=tier_bits)
         self.tile = Tile(self.params)
         self.agcu_names = [s.name for s in self.tile.agcu_sites]
         self.seg_layout = data.StructLayout({"agcu": max(1, (len(self.agcu_names) - 1).bit_length()),
