@@ -408,8 +408,14 @@ _FUSED_ROUTES = [("agcu_q.vout", ["pmu_q.vin"]), ("pmu_q.vout", ["qk.vin0"]), ("
                  ("pmu_q.wdone", ["agcu_k.start", "agcu_v.start"]), ("agcu_o.done", ["host.done"])]
 
 
-def _steps(placed: dict, plan: AttentionPlan, roles) -> dict:
-    return {placed[r]: n for r, n in plan.steps.items() if r in roles}
+def _launch(name: str, params, plan: AttentionPlan, roles, edges, units: dict, routes, segs: dict,
+            words: dict | None = None) -> Launch:
+    """Place and route one launch; ``segs`` (each AGCU's segment) and ``words`` (PMU words used)
+    are keyed by role, the launch's by site."""
+    placed, kernel = place_and_route(params, roles, edges, units, routes)
+    return Launch(name, kernel, {placed[r]: [seg] for r, seg in segs.items()}, roles=placed,
+                  pcu_steps={placed[r]: n for r, n in plan.steps.items() if r in units},
+                  pmu_words={placed[r]: w for r, w in (words or {}).items()})
 
 
 def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) -> list[Launch]:
@@ -421,13 +427,11 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
     if fused:
         units = {**pcus, **loads, "agcu_o": _store_o(plan), "pmu_q": _pmu_q(plan), "pmu_s": _pmu_s(plan),
                  "pmu_m": _pmu_m(plan), "pmu_p": _pmu_p(plan)}
-        placed, kernel = place_and_route(params, _FUSED_ROLES, _FUSED_EDGES, units, _FUSED_ROUTES)
         segs = {"agcu_q": regions["Q"].segment(read=True), "agcu_k": regions["K"].segment(read=True),
                 "agcu_thr": regions["THR"].segment(read=True), "agcu_v": regions["V"].segment(read=True),
                 "agcu_o": regions["O"].segment(read=False, write=True)}
         words = {"pmu_q": 2 * plan.d * L, "pmu_s": 2 * plan.bc * L, "pmu_m": 2 * L, "pmu_p": 2 * plan.keys * L}
-        return [Launch("attention", kernel, {placed[r]: [s] for r, s in segs.items()}, roles=placed,
-                       pcu_steps=_steps(placed, plan, pcus), pmu_words={placed[r]: w for r, w in words.items()})]
+        return [_launch("attention", params, plan, _FUSED_ROLES, _FUSED_EDGES, units, _FUSED_ROUTES, segs, words)]
 
     blocks = plan.nt * plan.nb
     # 1. scores: qk, max → X (the max stream: Bc fp32 vectors per block)
@@ -441,11 +445,9 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
               ("qk.vout", ["max.vin0"]), ("agcu_thr.vout", ["max.vin1"]), ("max.vout", ["agcu_x.vin"]),
               ("host.start", ["agcu_q.start", "agcu_thr.start", "agcu_x.start"]),
               ("pmu_q.wdone", ["agcu_k.start"]), ("agcu_x.done", ["host.done"])]
-    placed, kernel = place_and_route(params, roles, edges, units, routes)
     segs = {"agcu_q": regions["Q"].segment(read=True), "agcu_k": regions["K"].segment(read=True),
             "agcu_thr": regions["THR"].segment(read=True), "agcu_x": regions["X"].segment(read=False, write=True)}
-    first = Launch("scores", kernel, {placed[r]: [s] for r, s in segs.items()}, roles=placed,
-                   pcu_steps=_steps(placed, plan, units), pmu_words={placed["pmu_q"]: 2 * plan.d * L})
+    first = _launch("scores", params, plan, roles, edges, units, routes, segs, {"pmu_q": 2 * plan.d * L})
 
     # 2. softmax: exp, alpha → P (bf16), A (fp32)
     span = blocks * plan.bc
@@ -462,12 +464,10 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
               ("exp.vout", ["agcu_p.vin"]), ("alpha.vout", ["agcu_a.vin"]),
               ("host.start", ["agcu_xs.start", "agcu_xm.start", "agcu_p.start", "agcu_a.start"]),
               ("agcu_p.done", ["host.done"])]
-    placed, kernel = place_and_route(params, roles, edges, units, routes)
     segs = {"agcu_xs": regions["X"].segment(read=True), "agcu_xm": regions["X"].segment(read=True),
             "agcu_p": regions["P"].segment(read=False, write=True),
             "agcu_a": regions["A"].segment(read=False, write=True)}
-    second = Launch("softmax", kernel, {placed[r]: [s] for r, s in segs.items()}, roles=placed,
-                    pcu_steps=_steps(placed, plan, units))
+    second = _launch("softmax", params, plan, roles, edges, units, routes, segs)
 
     # 3. output: pv, o, recip, norm → O
     units = {"pv": pcus["pv"], "o": pcus["o"], "recip": pcus["recip"], "norm": pcus["norm"],
@@ -488,10 +488,8 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
               ("norm.vout", ["agcu_o.vin"]),
               ("host.start", ["agcu_p.start", "agcu_a.start", "agcu_o.start"]),
               ("pmu_a.wdone", ["agcu_v.start"]), ("agcu_o.done", ["host.done"])]
-    placed, kernel = place_and_route(params, roles, edges, units, routes)
     segs = {"agcu_p": regions["P"].segment(read=True), "agcu_a": regions["A"].segment(read=True),
             "agcu_v": regions["V"].segment(read=True), "agcu_o": regions["O"].segment(read=False, write=True)}
-    third = Launch("output", kernel, {placed[r]: [s] for r, s in segs.items()}, roles=placed,
-                   pcu_steps=_steps(placed, plan, units),
-                   pmu_words={placed["pmu_p"]: 2 * plan.keys * L, placed["pmu_a"]: 2 * plan.nb * L})
+    third = _launch("output", params, plan, roles, edges, units, routes, segs,
+                    {"pmu_p": 2 * plan.keys * L, "pmu_a": 2 * plan.nb * L})
     return [first, second, third]
