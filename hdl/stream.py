@@ -166,13 +166,17 @@ class TokenCounter(wiring.Component):
         One token per cycle it is high (a unit's ``done``-style output).
     o : Out(stream.Signature(1))
         One transfer per token, in order; ``valid`` while tokens are pending.
+    clear : In(1)
+        Drop every pending token (and a pulse in the same cycle). The tile drives it with the
+        launch controller's endpoint clear, so tokens a kernel left on a pin nobody routed do
+        not reach the next kernel's routes.
     """
 
     def __init__(self, width: int = 8):
         if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= 16:
             raise ValueError(f"width must be an int in [1, 16], got {width!r}")
         self._width = width
-        super().__init__({"pulse": In(1), "o": Out(stream.Signature(1))})
+        super().__init__({"pulse": In(1), "o": Out(stream.Signature(1)), "clear": In(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -180,7 +184,9 @@ class TokenCounter(wiring.Component):
         taken = self.o.valid & self.o.ready
         full = pending == (1 << self._width) - 1
         m.d.comb += [self.o.valid.eq(pending != 0), self.o.payload.eq(1)]
-        with m.If(self.pulse & ~taken & ~full):
+        with m.If(self.clear):
+            m.d.sync += pending.eq(0)
+        with m.Elif(self.pulse & ~taken & ~full):
             m.d.sync += pending.eq(pending + 1)
         with m.Elif(~self.pulse & taken):
             m.d.sync += pending.eq(pending - 1)

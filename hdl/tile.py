@@ -323,7 +323,9 @@ class Tile(wiring.Component):
                         continue
                     if pin.fabric == "control":
                         tc = m.submodules[f"{site.name}_{pin.name}_tokens"] = TokenCounter()
-                        m.d.comb += tc.pulse.eq(unit_port)
+                        # cleared with the endpoints: a kernel's tokens on a pin it did not route
+                        # would otherwise reach the next kernel's routes from this counter
+                        m.d.comb += [tc.pulse.eq(unit_port), tc.clear.eq(lc.ep_clear)]
                         ours = tc.o
                     else:
                         ours = unit_port

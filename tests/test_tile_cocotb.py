@@ -10,7 +10,10 @@
   second image is refused (the status names the unit) and nothing runs; the intact
   image then routes the PMU's vectors through two PCUs (fmul by a constant, fadd of a
   kernel argument) into another PMU and out to an edge pin, where the result must equal
-  the PCU and PMU golden models bit for bit.
+  the PCU and PMU golden models bit for bit. A last kernel leaves more ``wdone`` tokens on
+  a pin it does not route than the switch FIFO holds; the next image routes that pin to an
+  edge, where nothing may arrive (Program Load drops them, including the ones the tile's
+  token counter held back).
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_buil
     corrupted[start + 3] ^= 1 << 9
     refused_load = [command_word(Command.LOAD, len(corrupted)), *corrupted]
     out_ports = {"agcu_w1.vin": N}
+    leave, listen = stale_token_kernels(params, N)
     phases = [
         phase("load_fill", host=load_words(fill), until_state=[LOADED, REFUSED]),
         phase("fill", host=[command_word(Command.EXEC, 1)],
@@ -131,6 +135,9 @@ def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_buil
               until_state=[DONE, REFUSED], timeout=8000),
         phase("rerun", host=[command_word(Command.EXEC, 1)], sinks=out_ports, until_state=[DONE, REFUSED],
               timeout=8000),
+        phase("leave_tokens", host=leave.host_words(), sources={"agcu_w0.vout": [pack_vector(r) for r in data]},
+              until_state=[DONE, REFUSED], timeout=4000),
+        phase("listen", host=load_words(listen), until_state=[LOADED, REFUSED], quiet_cycles=100),
     ]
     m = run(params, phases, simulator, sim_build_dir, waves)
     assert m["fill"]["status"]["state"] == DONE, m["fill"]["status"]
@@ -149,6 +156,32 @@ def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_buil
     # EXEC again without reloading: the PMU still holds the data, the same result comes out
     assert m["rerun"]["received"]["agcu_w1_vin"] == want
     assert m["rerun"]["status"]["state"] == DONE
+
+    # tokens a kernel left on a pin it did not route never reach the next kernel's routes
+    assert m["leave_tokens"]["status"]["state"] == DONE, m["leave_tokens"]["status"]
+    assert m["listen"]["status"]["state"] == LOADED, m["listen"]["status"]
+    assert m["listen"]["stray"] == {}, f"tokens from the previous kernel arrived: {m['listen']['stray']}"
+
+
+def stale_token_kernels(params, vectors: int) -> tuple[Kernel, Kernel]:
+    """``leave``: the PMU at (1, 0) writes ``vectors`` one-vector runs, one ``wdone`` each, on a pin
+    no route takes (the PMU at (0, 1) takes the same vectors in one run and ends the kernel);
+    ``listen``: only a route from that ``wdone`` pin to the edge pin ``agcu_e0.start``."""
+    from hdl.counters import Counter
+    from hdl.pmu import AddressProgram, PmuConfig
+
+    lanes = params.preset.lanes
+    assert vectors > params.preset.switch_fifo_depth, "the switch FIFO would hold every token"
+    leave = Kernel(params, units={
+        "pmu_1_0": PmuConfig(write=AddressProgram([Counter(0, lanes, lanes)], runs=vectors), auto_start=False),
+        "pmu_0_1": PmuConfig(write=AddressProgram([Counter(0, vectors * lanes, lanes)]), auto_start=False),
+    }, routes=[
+        Route("agcu_w0.vout", ["pmu_1_0.vin", "pmu_0_1.vin"]),
+        Route("host.start", ["pmu_1_0.start", "pmu_0_1.start"]),
+        Route("pmu_0_1.wdone", ["host.done"]),
+    ])
+    listen = Kernel(params, routes=[Route("pmu_1_0.wdone", ["agcu_e0.start"])])
+    return leave, listen
 
 
 def _record_starts(image: list[int]) -> list[bool]:
