@@ -33,6 +33,7 @@ from sim.metrics import record
 
 JOB_ENV = "OPENRDU_KERNEL_JOB"
 POLL = 64
+PROGRESS_EVERY = 1024   # cycles between progress-file updates (Icarus on `small`: about a minute)
 
 
 @cocotb.test()
@@ -141,8 +142,8 @@ async def _run_kernel(dut, job, devices, channels):
         while int(dut.state.value) not in (3, 5) and waited < limit:
             await ClockCycles(dut.clk, POLL)
             waited += POLL
-            if progress_path and waited // 4096 != last_report:
-                last_report = waited // 4096
+            if progress_path and waited // PROGRESS_EVERY != last_report:
+                last_report = waited // PROGRESS_EVERY
                 with open(progress_path + ".tmp", "w") as f:
                     json.dump({"cycles": done_cycles + waited, "expected": expected,
                                "launch": launch["name"]}, f)
