@@ -1,8 +1,10 @@
-"""Reproduce the placement-dependent hang of the unfused FFN on ``small`` (docs/kernels.md,
-"Known problem").
+"""Re-run the placement that hung the unfused FFN on ``small`` (docs/kernels.md, "Fixed: tokens
+one kernel left behind started the next kernel's AGCU").
 
 Before the router's fix, commit 09f8985 with ``PYTHONHASHSEED=0`` placed and routed the unfused
-FFN 32×64×256 (relu) so that its second launch (``down``) never completes. This script
+FFN 32×64×256 (relu) so that its second launch (``down``) never completed: ``wdone`` tokens the
+first launch left on a pin it did not route started ``agcu_w1`` three extra times. Since
+Program Load clears the tile's token counters it completes, bit exact. This script
 compiles the kernel at that commit (in a temporary git worktree), pickles its launches, and
 runs them with today's RTL and compiler (same HBM layout) on the chosen simulator, with a
 launch timeout. On Icarus a timed-out launch reports the busy units and the FIFOs that still
