@@ -237,7 +237,8 @@ def test_rmsnorm_effective_eps_and_the_bound_catches_a_wrong_eps():
 def test_compilation_does_not_depend_on_the_hash_seed():
     """The same kernel compiles to the same images in every process: route ties once depended on
     the iteration order of a set of string-keyed nodes, so PYTHONHASHSEED changed placements
-    (and one of those placements hangs the unfused FFN on small, see docs/kernels.md)."""
+    (one of those placements hung the unfused FFN on small until Program Load cleared the tile's
+    token counters, see docs/kernels.md)."""
     import subprocess
     import sys
 
