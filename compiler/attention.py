@@ -176,12 +176,13 @@ def plan_attention(params, t: int, d: int, causal: bool, block: int | None = Non
     for kind, need in (("pcu", PCUS), ("pmu", 4), ("agcu", 5)):
         if counts[kind] < need:
             raise MappingError(f"{kind.upper()}s", need, counts[kind],
-                               f"fused attention needs {PCUS} PCUs (qk, max, alpha, exp, pv, o, recip, norm), "
-                               f"4 PMUs and 5 AGCUs")
+                               f"fused attention needs {PCUS} PCUs (qk, max, alpha, exp, pv, o, recip, "
+                               f"norm), 4 PMUs and 5 AGCUs")
     L, S = preset.lanes, preset.stages
     bc = block if block is not None else _choose_block(t, L, S)
     if bc % S or bc < 2 * S:
-        raise MappingError("key block slots", bc, None, f"must be a multiple of {S} (stages), at least {2 * S}")
+        raise MappingError("key block slots", bc, None,
+                           f"must be a multiple of {S} (stages), at least {2 * S}")
     plan = AttentionPlan(t, d, causal, L, S, bc)
     depth = params.pcu.acc_depth
     if plan.ocols > depth:
@@ -202,7 +203,8 @@ def plan_attention(params, t: int, d: int, causal: bool, block: int | None = Non
                        *([] if fused else [("counter range (X stream of the unfused form, nt*nb*Bc)",
                                             plan.nt * plan.nb * plan.bc)])):
         if need > limit:
-            raise MappingError(what, need, limit, f"attention {t}x{d}: split the sequence into several kernels")
+            raise MappingError(what, need, limit,
+                               f"attention {t}x{d}: split the sequence into several kernels")
     pmu_words = preset.pmu_banks * preset.pmu_bank_words
     for what, need in (("PMU words (Q tile, double-buffered)", 2 * d * L),
                        ("PMU words (scores, double-buffered)", 2 * plan.bc * L),
@@ -312,7 +314,7 @@ def attention_golden(plan: AttentionPlan, q: np.ndarray, k: np.ndarray, v: np.nd
 # ------------------------------------------------------------------ unit programs
 
 def _pcus(plan: AttentionPlan) -> dict:
-    L, S, D = plan.lanes, plan.stages, plan.d
+    D = plan.d
     nb, nt, bc, keys = plan.nb, plan.nt, plan.bc, plan.keys
     c = plan.scale_word
     return {
@@ -333,16 +335,19 @@ def _pcus(plan: AttentionPlan) -> dict:
                                    Stage("fmul", "vin0", "const0"), Stage("fsub", "stage1", "stage2")],
                            constants=[c], tail="exp",
                            accumulator=Accumulator("max", reset=(0,), to_vout=False, value=0)),
-        "pv": PcuConfig(mode="systolic", counters=[Counter(0, keys), Counter(0, plan.nd * nb), Counter(0, nt)]),
+        "pv": PcuConfig(mode="systolic",
+                        counters=[Counter(0, keys), Counter(0, plan.nd * nb), Counter(0, nt)]),
         "o": PcuConfig(counters=[Counter(0, plan.ocols), Counter(0, nb), Counter(0, nt)],
                        vectors={1: VectorInput(pop_level=1)},
                        stages=[Stage("mov", "vin1"), Stage("mov", "vin0")],
-                       accumulator=Accumulator("scale_add", index=0, reset=(1,), emit=(1,), scale=0, value=1)),
+                       accumulator=Accumulator("scale_add", index=0, reset=(1,), emit=(1,),
+                                               scale=0, value=1)),
         "recip": PcuConfig(counters=[Counter(0, plan.ocols), Counter(0, nt)], stages=[Stage("mov", "vin0")],
                            accumulator=Accumulator("max", reset=(0,), emit=(0,), emit_at="first"),
                            tail="recip"),
-        "norm": PcuConfig(counters=[Counter(0, plan.ocols), Counter(0, nt)], vectors={1: VectorInput(pop_level=1)},
-                          stages=[Stage("fmul", "vin0", "vin1")], to_bf16=True),
+        "norm": PcuConfig(counters=[Counter(0, plan.ocols), Counter(0, nt)],
+                          vectors={1: VectorInput(pop_level=1)}, stages=[Stage("fmul", "vin0", "vin1")],
+                          to_bf16=True),
     }
 
 
@@ -430,8 +435,10 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
         segs = {"agcu_q": regions["Q"].segment(read=True), "agcu_k": regions["K"].segment(read=True),
                 "agcu_thr": regions["THR"].segment(read=True), "agcu_v": regions["V"].segment(read=True),
                 "agcu_o": regions["O"].segment(read=False, write=True)}
-        words = {"pmu_q": 2 * plan.d * L, "pmu_s": 2 * plan.bc * L, "pmu_m": 2 * L, "pmu_p": 2 * plan.keys * L}
-        return [_launch("attention", params, plan, _FUSED_ROLES, _FUSED_EDGES, units, _FUSED_ROUTES, segs, words)]
+        words = {"pmu_q": 2 * plan.d * L, "pmu_s": 2 * plan.bc * L, "pmu_m": 2 * L,
+                 "pmu_p": 2 * plan.keys * L}
+        return [_launch("attention", params, plan, _FUSED_ROLES, _FUSED_EDGES, units, _FUSED_ROUTES, segs,
+                        words)]
 
     blocks = plan.nt * plan.nb
     # 1. scores: qk, max → X (the max stream: Bc fp32 vectors per block)
@@ -446,7 +453,8 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
               ("host.start", ["agcu_q.start", "agcu_thr.start", "agcu_x.start"]),
               ("pmu_q.wdone", ["agcu_k.start"]), ("agcu_x.done", ["host.done"])]
     segs = {"agcu_q": regions["Q"].segment(read=True), "agcu_k": regions["K"].segment(read=True),
-            "agcu_thr": regions["THR"].segment(read=True), "agcu_x": regions["X"].segment(read=False, write=True)}
+            "agcu_thr": regions["THR"].segment(read=True),
+            "agcu_x": regions["X"].segment(read=False, write=True)}
     first = _launch("scores", params, plan, roles, edges, units, routes, segs, {"pmu_q": 2 * plan.d * L})
 
     # 2. softmax: exp, alpha → P (bf16), A (fp32)
@@ -458,8 +466,8 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
              "agcu_a": AgcuConfig("store", 0, _nest(blocks))}
     roles = [("exp", "pcu"), ("alpha", "pcu"), ("agcu_xs", "agcu"), ("agcu_xm", "agcu"), ("agcu_p", "agcu"),
              ("agcu_a", "agcu")]
-    edges = [("agcu_xs", "exp", 1.0), ("agcu_xm", "exp", 1.0), ("agcu_xm", "alpha", 1.0), ("exp", "agcu_p", 1.0),
-             ("alpha", "agcu_a", 1.0)]
+    edges = [("agcu_xs", "exp", 1.0), ("agcu_xm", "exp", 1.0), ("agcu_xm", "alpha", 1.0),
+             ("exp", "agcu_p", 1.0), ("alpha", "agcu_a", 1.0)]
     routes = [("agcu_xs.vout", ["exp.vin0"]), ("agcu_xm.vout", ["exp.vin1", "alpha.vin0"]),
               ("exp.vout", ["agcu_p.vin"]), ("alpha.vout", ["agcu_a.vin"]),
               ("host.start", ["agcu_xs.start", "agcu_xm.start", "agcu_p.start", "agcu_a.start"]),

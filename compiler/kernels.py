@@ -14,7 +14,6 @@ from hdl.tile import TileParams
 
 from . import gemm as gm
 from .elementwise import elementwise_launch
-from .errors import MappingError
 from .ir import ACTIVATIONS, KernelGraph, attention_graph, ffn_graph, gemm_graph, rmsnorm_graph
 from .program import CompiledKernel, HbmAllocator
 

@@ -324,7 +324,8 @@ def test_attention_mask_and_order_are_caught():
 
 def test_attention_refuses_presets_and_shapes_it_does_not_fit():
     for preset, have in (("tiny", 2), ("quad", 4)):
-        with pytest.raises(MappingError, match=rf"PCUs: needs 8, the preset has {have} \(short by {8 - have}\)"):
+        refusal = rf"PCUs: needs 8, the preset has {have} \(short by {8 - have}\)"
+        with pytest.raises(MappingError, match=refusal):
             compile_kernel("attention", preset, (16, 8))
     with pytest.raises(MappingError, match="accumulator entries"):
         compile_kernel("attention", "small", (16, 72))

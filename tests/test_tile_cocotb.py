@@ -135,8 +135,9 @@ def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_buil
               until_state=[DONE, REFUSED], timeout=8000),
         phase("rerun", host=[command_word(Command.EXEC, 1)], sinks=out_ports, until_state=[DONE, REFUSED],
               timeout=8000),
-        phase("leave_tokens", host=leave.host_words(), sources={"agcu_w0.vout": [pack_vector(r) for r in data]},
-              until_state=[DONE, REFUSED], timeout=4000),
+        phase("leave_tokens", host=leave.host_words(),
+              sources={"agcu_w0.vout": [pack_vector(r) for r in data]}, until_state=[DONE, REFUSED],
+              timeout=4000),
         phase("listen", host=load_words(listen), until_state=[LOADED, REFUSED], quiet_cycles=100),
     ]
     m = run(params, phases, simulator, sim_build_dir, waves)
@@ -173,7 +174,8 @@ def stale_token_kernels(params, vectors: int) -> tuple[Kernel, Kernel]:
     lanes = params.preset.lanes
     assert vectors > params.preset.switch_fifo_depth, "the switch FIFO would hold every token"
     leave = Kernel(params, units={
-        "pmu_1_0": PmuConfig(write=AddressProgram([Counter(0, lanes, lanes)], runs=vectors), auto_start=False),
+        "pmu_1_0": PmuConfig(write=AddressProgram([Counter(0, lanes, lanes)], runs=vectors),
+                             auto_start=False),
         "pmu_0_1": PmuConfig(write=AddressProgram([Counter(0, vectors * lanes, lanes)]), auto_start=False),
     }, routes=[
         Route("agcu_w0.vout", ["pmu_1_0.vin", "pmu_0_1.vin"]),

@@ -38,7 +38,7 @@ class Datapath:
         self.advance = Value.cast(advance)
         self._count = 0
 
-    def child(self, name: str) -> "Datapath":
+    def child(self, name: str) -> Datapath:
         """A datapath in a new submodule ``name`` of this one, with the same ``advance``.
 
         The submodule becomes its own Verilog module. Big units split this way compile much

@@ -368,7 +368,8 @@ class PatternComputeUnit(wiring.Component):
         # ---------------------------------------------------------------- tail and conversion
         tail_on = cfg.tail != 0
         if p.tail:
-            tail_vec = Cat(*[self._isolated(dp, f"tail{i}", build_tail, body_vec[32 * i:32 * (i + 1)], cfg.tail)
+            tail_vec = Cat(*[self._isolated(dp, f"tail{i}", build_tail, body_vec[32 * i:32 * (i + 1)],
+                                            cfg.tail)
                              for i in range(lanes)])
             tail_valid = dp.valid_delay(body_valid, TAIL_LATENCY)[-1]
             post_vec = Mux(tail_on, tail_vec, body_vec)
