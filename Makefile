@@ -34,7 +34,7 @@ test-all: setup
 	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check hdl compiler sim coe_host tests
+	$(VENV)/bin/ruff check hdl compiler sim coe_host tests scripts
 	$(PY) -m coe_host.cli lint --preset all
 
 formal: setup

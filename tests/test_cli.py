@@ -214,3 +214,13 @@ def test_mem_bench_rejects_bad_presets(args, message):
 def test_mem_bench_rejects_bad_write_fraction():
     proc = run("mem-bench", "--write-fraction", "1.5")
     assert proc.returncode == 2 and "[0, 1]" in proc.stderr
+
+
+def test_python_sources_pass_ruff():
+    """`make lint`'s Python half, in the suite so that CI catches what it finds (the repository's
+    ruff settings in pyproject.toml; the same directories as the Makefile)."""
+    repo = Path(__file__).resolve().parent.parent
+    dirs = ["hdl", "compiler", "sim", "coe_host", "tests", "scripts"]
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", *dirs], cwd=repo, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
