@@ -25,7 +25,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(PY) -m coe_host.cli demo
+	$(PY) -m openrdu demo
 
 test: setup
 	$(PY) -m pytest -n $(JOBS) -m "not soak" $(PYTEST_ARGS)
@@ -35,24 +35,24 @@ test-all: setup
 
 lint: setup
 	$(VENV)/bin/ruff check hdl compiler sim coe_host tests scripts
-	$(PY) -m coe_host.cli lint --preset all
+	$(PY) -m openrdu lint --preset all
 
 formal: setup
-	$(PY) -m coe_host.cli formal --all
+	$(PY) -m openrdu formal --all
 
 # --reuse: a finished point whose Verilog and script are unchanged is not synthesised again
 synth: setup
 	@for t in generic ecp5; do for u in pmu switch pcu tile; do \
-		$(PY) -m coe_host.cli synth $$u --preset small --target $$t --reuse || exit 1; \
+		$(PY) -m openrdu synth $$u --preset small --target $$t --reuse || exit 1; \
 	done; done
 
 # openrdu bench --json: tables on stderr; the JSON also lands in bench/results.json
 bench: setup
-	$(PY) -m coe_host.cli bench --json $(BENCH_ARGS) > /dev/null
+	$(PY) -m openrdu bench --json $(BENCH_ARGS) > /dev/null
 
 verilog: setup
 	@for p in $$($(PY) -c 'from hdl.presets import preset_names; print(*preset_names())'); do \
-		$(PY) -m coe_host.cli verilog --preset $$p -o build/verilog/$$p || exit 1; \
+		$(PY) -m openrdu verilog --preset $$p -o build/verilog/$$p || exit 1; \
 	done
 
 clean:

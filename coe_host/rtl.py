@@ -37,7 +37,7 @@ ReLU and bf16 rounding of the hidden layer are what the fused kernel computes.
 
 Simulations are batched so that the demo takes minutes on Icarus: the router is one kernel
 simulation, all switches one copy-path simulation (a reset and fresh DRAM models per copy),
-and all requests' FFNs one kernel simulation (:func:`sim.sweep.run_isolated`, a reset between
+and all requests' FFNs one kernel simulation (:func:`sim.kernel_jobs.run_isolated`, a reset between
 kernels). To batch, :meth:`RtlBackend.serve` first routes, then plans the whole trace on the
 host (residency, evictions and segment tables, in request order), runs the copies, and replays
 the trace in order — each switch writing the bytes its RTL copy left in HBM into the region the
@@ -242,7 +242,7 @@ class RtlBackend:
             return self._run_kernels_quiet(cases, tag)
 
     def _run_kernels_quiet(self, cases, tag: str):
-        from sim.sweep import ensure_build, run_isolated
+        from sim.kernel_jobs import ensure_build, run_isolated
 
         t0 = time.perf_counter()
         built = ensure_build(PRESET, self.simulator, self.build_root)

@@ -1,7 +1,7 @@
 """``openrdu bench`` and ``openrdu sweep`` on the ``tiny`` preset.
 
 Both share one kernel-system build per simulator with the CoE RTL demo and ``openrdu run``
-(``build/kernels/tiny``, made current by :func:`sim.sweep.ensure_build` under a file lock, so
+(``build/kernels/tiny``, made current by :func:`sim.kernel_jobs.ensure_build` under a file lock, so
 concurrent tests never build it twice; a later suite run reuses it while hdl/ is unchanged).
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from openrdu.flows.sweep import CSV_FIELDS, FAIL_FIRST_ENV, expand_spec, read_csv, run_sweep
 from sim import toolchain
-from sim.sweep import CSV_FIELDS, FAIL_FIRST_ENV, expand_spec, read_csv, run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO / "build" / "kernels"
@@ -36,7 +36,7 @@ def _usable() -> list[str]:
 
 def _cli(*args, timeout=3600):
     env = dict(os.environ, OPENRDU_VERILATOR_CFLAGS=os.environ.get("OPENRDU_VERILATOR_CFLAGS", "-O0"))
-    return subprocess.run([sys.executable, "-m", "coe_host.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "openrdu", *args], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=timeout)
 
 
@@ -136,7 +136,7 @@ def _bench(tmp_path, *, repeats: int, kernel_sims: list[str] | None, speed_kerne
     assert units["amaranth"]["cycles"] >= units["items"]              # at most one payload per cycle
 
     from compiler import MappingError, compile_kernel
-    from sim.bench import KERNEL_CASES
+    from openrdu.flows.bench import KERNEL_CASES
 
     kernels = results["kernels"]
     assert {"gemm", "ffn"} <= set(kernels)

@@ -99,7 +99,7 @@ def test_plasticine_tile_is_lint_clean(tmp_path):
 
 def test_lint_reports_findings(tmp_path):
     """The lint path fails on Verilog with a real problem (so a clean result means something)."""
-    from coe_host.cli import lint_verilog
+    from openrdu.flows.verilog import lint_verilog
 
     if not toolchain.verilator_status().usable:
         pytest.skip("verilator unusable")

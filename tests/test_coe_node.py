@@ -7,13 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from coe_host import coe_cli
 from coe_host.experts import llama_like
 from coe_host.host import CoeHost, make_backend
 from coe_host.nodemodel import SimConfig, make_trace, simulate
 from coe_host.platform import COPY_JSON, MEASURED_PAIR_GBPS, NodePreset, measured_pair_bandwidth
 from coe_host.router import make_prompts
 from coe_host.rtl import RtlBackend
+from openrdu.cli import coe as coe_cli
 
 REQUIRED = ("experts", "sockets", "requests", "policy", "node_ddr_to_hbm_GBps", "baseline_host_to_gpu_GBps",
             "switch_time_s", "baseline_switch_time_s", "switch_speedup", "requests_per_s",
@@ -104,7 +104,7 @@ def test_llama_like_shape():
 
 def _parser():
     parser = argparse.ArgumentParser(prog="openrdu")
-    coe_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    coe_cli.register(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

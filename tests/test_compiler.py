@@ -128,7 +128,7 @@ def test_unknown_kernel_and_activation():
 
 
 def test_missing_npz_keys_are_named(tmp_path):
-    from coe_host.run_cli import load_inputs
+    from openrdu.flows.run import load_inputs
 
     compiled = compile_kernel("gemm", "tiny", (6, 5, 3))
     path = tmp_path / "in.npz"
@@ -154,7 +154,7 @@ def test_pack_and_unpack_are_inverse_layouts():
 
 
 def test_floorplan_draws_every_launch(tmp_path):
-    from coe_host.run_cli import draw_floorplan
+    from openrdu.flows.run import draw_floorplan
 
     compiled = compile_kernel("ffn", "small", (20, 12, 30), act="gelu", fused=False)
     path = draw_floorplan(compiled, tmp_path / "fp.png")

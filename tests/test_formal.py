@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from hdl.formal import JOBS
+from hdl.formal import JOBS, FormalJob
 from hdl.formal.agcu import AgcuSegmentHarness, formal_agcu_params
 from hdl.formal.jobs import PMU_BUFFERS_DEPTH
 from hdl.formal.launch import LaunchCrcHarness
@@ -23,7 +23,7 @@ from hdl.formal.network import SwitchCreditHarness, SwitchOrderHarness
 from hdl.formal.pmu_buffers import PmuBufferHarness
 from hdl.formal.streams import FifoOrderHarness, StreamRulesHarness
 from hdl.formal.units import ConfigLoaderHarness
-from sim.formal import FormalJob, run_job, tools_available
+from openrdu.flows.formal import run_job, tools_available
 
 from .mutants import BrokenFifo, WithdrawingFifo, mutant
 

@@ -1,7 +1,7 @@
 """Compiled kernels on the RTL (a tile with AGCUs and HBM), on both simulators.
 
 One simulation per simulator runs every case of :data:`CASES` on the ``tiny`` preset
-(:func:`sim.sweep.run_isolated`: a reset between kernels, against the kernel-system build in
+(:func:`sim.kernel_jobs.run_isolated`: a reset between kernels, against the kernel-system build in
 ``build/kernels/<preset>`` that the bench, the sweep, the CoE demo and ``openrdu run`` share,
 made current once under a file lock). Each result must equal
 the compiler's golden model bit for bit and lie within the float64 error bound; fused and
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coe_host.run_cli import JSON_FIELDS
 from compiler import compile_kernel
 from compiler.kernels import bf16_words_to_float, to_bf16_words
+from openrdu.flows.run import JSON_FIELDS
+from sim.kernel_jobs import run_isolated
 from sim.kernels import random_inputs
-from sim.sweep import run_isolated
 
 pytestmark = pytest.mark.cocotb
 
@@ -110,7 +110,7 @@ def test_kernels_bit_exact_on_the_rtl(simulator, sim_build_dir):
     src, dst = sim_build_dir / "in.npz", sim_build_dir / "out.npz"
     np.savez(src, **inputs)
     env = dict(os.environ, OPENRDU_BUILD=str(SHARED.parent))
-    proc = subprocess.run([sys.executable, "-m", "coe_host.cli", "run", "gemm", "--preset", "tiny", "--shape",
+    proc = subprocess.run([sys.executable, "-m", "openrdu", "run", "gemm", "--preset", "tiny", "--shape",
                            "6,5,3", "--act", "relu", "--inputs", str(src), "--out", str(dst), "--sim",
                            simulator,
                            "--json"], capture_output=True, text=True, env=env, timeout=1800)

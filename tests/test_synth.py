@@ -1,4 +1,4 @@
-"""FPGA synthesis experiments (``sim.synth``, ``openrdu synth``).
+"""FPGA synthesis experiments (``openrdu.flows.synth``, ``openrdu synth``).
 
 The quick tests synthesise the ``tiny`` PMU as it is and the ``tiny`` PCU cut down to one
 lane and one stage (the full tiny PCU is 4 x 4 lane-stages of ~3.5 k LUTs each and takes
@@ -18,9 +18,9 @@ from amaranth import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from coe_host import cli
-from sim import synth
-from sim.synth import (
+from openrdu import cli
+from openrdu.flows import synth
+from openrdu.flows.synth import (
     STORAGE_MIN_BITS,
     SynthResult,
     ToolMissingError,
@@ -49,7 +49,7 @@ SMALL_PCU = {"lanes": 1, "stages": 1, "counters": 1}
 
 
 def run_cli(argv: list[str]) -> int:
-    """``openrdu ARGV`` (the real parser: ``synth`` is registered in ``coe_host.cli``)."""
+    """``openrdu ARGV`` (the real parser: ``synth`` is registered in ``openrdu.cli``)."""
     return cli.main(argv)
 
 

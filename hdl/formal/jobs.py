@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sim.formal import FormalJob
-
 from .agcu import AgcuSegmentHarness, formal_agcu_params
+from .job import FormalJob
 from .launch import LaunchCrcHarness
 from .memctrl import DfiTimingHarness, formal_timing, refresh_timing
 from .network import SwitchCreditHarness, SwitchOrderHarness

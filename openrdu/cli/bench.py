@@ -6,8 +6,8 @@
                   [--retries 2] [--max-points N] [--json]
 
 ``bench`` measures simulator speed, kernel, memory and CoE figures side by side
-(:mod:`sim.bench`), writes ``OUT/results.json`` and PNG plots, prints tables and regenerates
-``docs/performance.md``. ``sweep`` runs a TOML design-space sweep (:mod:`sim.sweep`) with one
+(:mod:`openrdu.flows.bench`), writes ``OUT/results.json`` and PNG plots, prints tables and regenerates
+``docs/performance.md``. ``sweep`` runs a TOML design-space sweep (:mod:`openrdu.flows.sweep`) with one
 Dask task per point, appending each finished point to the CSV (run it again to resume).
 """
 
@@ -18,9 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-from .cli_args import nonneg_int, positive_int
+from .args import nonneg_int, positive_int
 
-__all__ = ["add_parser", "cmd_bench", "cmd_sweep"]
+__all__ = ["register", "cmd_bench", "cmd_sweep"]
 
 SECTIONS = ("kernels", "units", "memory", "coe")
 
@@ -45,7 +45,7 @@ def _sims(text: str) -> list[str]:
 
 
 def _kernel_names(text: str) -> list[str]:
-    from sim.bench import KERNEL_CASES
+    from ..flows.bench import KERNEL_CASES
 
     names = [s.strip() for s in text.split(",") if s.strip()]
     known = sorted({n for table in KERNEL_CASES.values() for n in table})
@@ -68,7 +68,7 @@ def _sections(text: str) -> list[str]:
 
 
 def cmd_bench(args) -> int:
-    from sim.bench import bench_table, run_bench, write_report
+    from ..flows.bench import bench_table, run_bench, write_report
 
     console = _console(args.json)
     if args.report_only:
@@ -97,7 +97,7 @@ def cmd_bench(args) -> int:
             console.print(f"[red]bench failed:[/red] {error}")
             return 1
     if args.doc:
-        from sim.bench import sweep_timings
+        from ..flows.bench import sweep_timings
 
         write_report(results, args.doc, sweeps=sweep_timings(args.out))
     for table in bench_table(results):
@@ -117,7 +117,7 @@ def cmd_bench(args) -> int:
 def cmd_sweep(args) -> int:
     from rich.table import Table
 
-    from sim.sweep import expand_spec, load_spec, read_csv, run_sweep
+    from ..flows.sweep import expand_spec, load_spec, read_csv, run_sweep
 
     console = _console(args.json)
     try:
@@ -209,10 +209,10 @@ def cmd_sweep(args) -> int:
     return 0 if all(s in ("ok", "unavailable") for s in finished) else 1
 
 
-def add_parser(sub) -> None:
+def register(sub) -> None:
     from hdl.presets import preset_names
 
-    from .run_cli import BUILD_ROOT
+    from ..flows.run import BUILD_ROOT
 
     p = sub.add_parser(
         "bench",

@@ -9,10 +9,9 @@
     openrdu coe demo [--sim icarus|verilator]   the RTL-backed demo (router, copies, FFNs on the RTL)
     openrdu coe report                     docs/coe.md + docs/img/coe_*.png (reproduction report)
 
-Register in :mod:`coe_host.cli` with ``from coe_host import coe_cli`` and, in ``build_parser``,
-``coe_cli.add_parser(sub)``. Bad input (unknown policy or baseline, non-positive counts,
-inconsistent sizes) exits with status 2 and a message naming the valid choices.
-``python -m coe_host.coe_cli coe …`` runs the same commands without the main CLI.
+Registered by :func:`openrdu.cli.build_parser` (``register(sub)``). Bad input (unknown policy or
+baseline, non-positive counts, inconsistent sizes) exits with status 2 and a message naming the valid choices.
+``python -m openrdu.cli.coe coe …`` runs the same commands without the main CLI.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_args import nonneg_int, positive_float, positive_int
+from .args import nonneg_int, positive_float, positive_int
 
-__all__ = ["add_parser", "main", "cmd_simulate", "cmd_route", "cmd_demo", "cmd_report"]
+__all__ = ["register", "main", "cmd_simulate", "cmd_route", "cmd_demo", "cmd_report"]
 
 POLICY_CHOICES = ("lru", "lfu", "cost")
 BASELINE_CHOICES = ("dgx-h100", "dgx-a100")
@@ -56,7 +55,7 @@ def _fmt_bytes(n: float) -> str:
 
 
 def sim_config(args):
-    from .nodemodel import SimConfig
+    from coe_host.nodemodel import SimConfig
 
     return SimConfig(experts=args.experts, params_per_expert=args.params_per_expert, sockets=args.sockets,
                      requests=args.requests, batch=args.batch, tokens=args.tokens,
@@ -113,7 +112,7 @@ def summary_lines(r: dict) -> list[str]:
 
 
 def cmd_simulate(args) -> int:
-    from .nodemodel import simulate
+    from coe_host.nodemodel import simulate
 
     try:
         cfg = sim_config(args)
@@ -141,7 +140,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_route(args) -> int:
-    from .router import ACCURACY_FLOOR, train_default
+    from coe_host.router import ACCURACY_FLOOR, train_default
 
     r = train_default(train_n=args.train, test_n=args.test, seed=args.seed, features=args.features)
     out = {k: v for k, v in r.items() if k != "router"}
@@ -161,8 +160,8 @@ def cmd_route(args) -> int:
 def cmd_demo(args) -> int:
     if args.backend == "rtl":
         return _demo_rtl(args)
-    from .host import CoeHost
-    from .router import make_prompts
+    from coe_host.host import CoeHost
+    from coe_host.router import make_prompts
 
     host = CoeHost(args.experts, cache_experts=args.cache_experts, policy=args.policy, seed=args.seed)
     prompts, _ = make_prompts(args.prompts, seed=args.seed + 1)
@@ -187,7 +186,7 @@ def cmd_demo(args) -> int:
 
 
 def _demo_rtl(args) -> int:
-    from .rtl import demo_json, run_rtl_demo
+    from coe_host.rtl import demo_json, run_rtl_demo
 
     say = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     t0 = time.perf_counter()
@@ -231,7 +230,7 @@ def _demo_rtl(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from ..flows.coe_report import write_report
 
     path = write_report(args.output, args.img_dir, requests=args.requests, seed=args.seed,
                         plots=not args.no_plots)
@@ -242,7 +241,7 @@ def cmd_report(args) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def register(sub) -> argparse.ArgumentParser:
     """Add ``coe`` (with ``simulate``, ``route``, ``demo``, ``report``) to the ``openrdu`` subparsers."""
     coe = sub.add_parser("coe", help="Composition-of-Experts host: node model, router, demo, report",
                          description="Samba-CoE on the modelled SN40L node: expert switching DDR->HBM, "
@@ -335,7 +334,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="openrdu", description="OpenRDU CoE host commands")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_parser(sub)
+    register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

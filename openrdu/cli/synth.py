@@ -7,7 +7,7 @@
                         --target ice40 --out DIR
     openrdu synth list                       units, targets and devices
 
-UNIT is one of :data:`sim.synth.UNITS`. ``--param`` overrides preset fields (validated like a
+UNIT is one of :data:`openrdu.flows.synth.UNITS`. ``--param`` overrides preset fields (validated like a
 preset); in a sweep each takes a comma-separated list (the sweep is their Cartesian product),
 or the name of another swept field to follow it (``--param pmu_banks=lanes``).
 
@@ -15,7 +15,7 @@ Exit status: 0 when every point synthesised and its checks passed (storage in bl
 multipliers in DSPs where the device has them), 1 when a point failed or a tool is missing
 (the message says how to install it), 2 for bad input (unknown unit, target or parameter).
 
-Registered in :func:`coe_host.cli.build_parser` with ``synth_cli.add_parser(sub)``.
+Registered by :func:`openrdu.cli.build_parser` (``register(sub)``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from pathlib import Path
 
 from hdl.presets import DEFAULT_PRESET
 
-from .cli_args import positive_float, positive_int
+from .args import positive_float, positive_int
 
-__all__ = ["add_parser", "cmd_synth", "cmd_synth_point", "cmd_synth_sweep", "cmd_synth_list"]
+__all__ = ["register", "cmd_synth", "cmd_synth_point", "cmd_synth_sweep", "cmd_synth_list"]
 
 RESULT_KEYS = ("unit", "preset", "target", "device", "params", "luts", "ffs", "brams", "dsps", "cells",
                "carries", "lutram", "bram_kbits", "memory_bits", "multipliers", "fmax_mhz", "fits",
@@ -60,7 +60,7 @@ def _fail(console, message: str, code: int) -> int:
 def _result_table(results, title: str):
     from rich.table import Table
 
-    from sim.synth import format_number
+    from ..flows.synth import format_number
 
     table = Table(title=title)
     for column in ("unit", "preset", "params", "target", "device", "LUTs", "FFs", "BRAMs", "DSPs", "cells",
@@ -80,7 +80,7 @@ def _result_table(results, title: str):
 def cmd_synth_list(args) -> int:
     from rich.table import Table
 
-    from sim.synth import TARGETS, UNITS
+    from ..flows.synth import TARGETS, UNITS
 
     console = _console()
     units = Table(title="openrdu synth UNIT")
@@ -102,7 +102,7 @@ def cmd_synth_list(args) -> int:
 
 
 def cmd_synth_point(args) -> int:
-    from sim.synth import SynthError, ToolMissingError, UsageError, parse_params, synthesize
+    from ..flows.synth import SynthError, ToolMissingError, UsageError, parse_params, synthesize
 
     console = _console(args.json)
     if args.unit or args.out or args.jobs != 1:
@@ -147,7 +147,14 @@ def cmd_synth_point(args) -> int:
 def cmd_synth_sweep(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from sim.synth import SynthError, ToolMissingError, UsageError, get_unit, parse_sweep_params, run_sweep
+    from ..flows.synth import (
+        SynthError,
+        ToolMissingError,
+        UsageError,
+        get_unit,
+        parse_sweep_params,
+        run_sweep,
+    )
 
     console = _console(args.json)
     if not args.unit:
@@ -181,7 +188,7 @@ def cmd_synth_sweep(args) -> int:
 
         with progress or nullcontext():
             if progress:
-                from sim.synth import sweep_points
+                from ..flows.synth import sweep_points
 
                 task = progress.add_task(f"{args.unit} on {args.target}", total=len(sweep_points(grid)))
             else:
@@ -216,7 +223,7 @@ class _WhatAction(argparse.Action):
     """Validates UNIT (or ``sweep`` / ``list``) with a message naming the units."""
 
     def __call__(self, parser, namespace, value, option_string=None):
-        from sim.synth import UNITS
+        from ..flows.synth import UNITS
 
         if value not in (*UNITS, "sweep", "list"):
             parser.error(f"unknown unit {value!r}; units: {', '.join(UNITS)} (or `sweep`, `list`)")
@@ -225,17 +232,18 @@ class _WhatAction(argparse.Action):
 
 class _TargetAction(argparse.Action):
     def __call__(self, parser, namespace, value, option_string=None):
-        from sim.synth import TARGETS
+        from ..flows.synth import TARGETS
 
         if value not in TARGETS:
             parser.error(f"unknown target {value!r}; targets: {', '.join(TARGETS)}")
         setattr(namespace, self.dest, value)
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def register(sub) -> argparse.ArgumentParser:
     """Add ``synth`` to an argparse subparsers object; return its parser."""
     from hdl.presets import preset_names
-    from sim.synth import TARGETS, UNITS
+
+    from ..flows.synth import TARGETS, UNITS
 
     p = sub.add_parser(
         "synth", help="FPGA synthesis: resources and Fmax of a unit, or a parameter sweep",
@@ -282,10 +290,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m coe_host.synth_cli synth ...``: the same command outside ``openrdu``."""
+    """``python -m openrdu.cli.synth synth ...``: the same command outside ``openrdu``."""
     parser = argparse.ArgumentParser(prog="openrdu")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_parser(sub)
+    register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 __all__ = ["run_bench", "KERNEL_CASES", "stats", "machine_info", "write_plots", "write_report", "bench_table"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 #: The bench's kernels per preset: name -> (shape, options). Other presets use ``"default"``.
 KERNEL_CASES: dict[str, dict[str, tuple[tuple[int, ...], dict]]] = {
@@ -84,7 +84,7 @@ def _version(pkg: str) -> str:
 
 def machine_info() -> dict:
     """The machine and the tools a run was made with."""
-    from . import toolchain
+    from sim import toolchain
 
     cpu = platform.processor()
     try:
@@ -189,8 +189,8 @@ def measure_kernels(
     workload as a separate simulation per repeat, so a simulator too slow for the whole list
     (Icarus on ``small``) is still compared on the same work.
     """
-    from .kernels import random_inputs
-    from .sweep import ensure_build, run_isolated
+    from sim.kernel_jobs import ensure_build, run_isolated
+    from sim.kernels import random_inputs
 
     kernel_sims = [s for s in simulators if kernel_sims is None or s in kernel_sims]
     cases, unavailable = _compile_cases(preset)
@@ -271,7 +271,7 @@ def measure_units(
     preset: str, simulators: list[str], repeats: int, items: int, build_dir, say: Callable[[str], None]
 ) -> dict:
     """The unit input FIFO under random stalls on each HDL simulator and on Amaranth's."""
-    from coe_host.cli import run_smoke
+    from .smoke import run_smoke
 
     out = {}
     for sim in simulators:
@@ -357,8 +357,8 @@ def pysim_fifo_speed(preset: str, items: int, seed: int = 1) -> dict:
 
 
 def measure_memory(simulator: str, repeats: int, nbytes: int, fabric: str, say) -> dict:
-    from .dma import copy_bench
-    from .memory import mem_bench
+    from sim.dma import copy_bench
+    from sim.memory import mem_bench
 
     out = {}
     for pattern in ("seq", "random"):
@@ -409,7 +409,7 @@ def measure_coe(requests: int, say) -> dict:
             [
                 sys.executable,
                 "-m",
-                "coe_host.cli",
+                "openrdu",
                 "coe",
                 "simulate",
                 "--json",
@@ -471,9 +471,9 @@ def run_bench(
     say: Callable[[str], None] = lambda text: None,
 ) -> dict:
     """Run the bench and return the results dict (also written to ``out_dir/results.json``)."""
-    from coe_host.run_cli import BUILD_ROOT
+    from sim import toolchain
 
-    from . import toolchain
+    from .run import BUILD_ROOT
 
     start = time.perf_counter()
     out_dir = Path(out_dir)

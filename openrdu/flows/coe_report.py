@@ -11,9 +11,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .memory import SocketMemory
-from .nodemodel import PAPER, SimConfig, simulate
-from .platform import GIB, NodePreset, assumptions, measured_pair_bandwidth
+from coe_host.memory import SocketMemory
+from coe_host.nodemodel import PAPER, SimConfig, simulate
+from coe_host.platform import GIB, NodePreset, assumptions, measured_pair_bandwidth
 
 __all__ = ["write_report", "scenarios", "implied_paper_decomposition", "REPORT_COMMAND"]
 
@@ -49,7 +49,7 @@ def scenarios(requests: int = 1000, seed: int = 0) -> dict[str, SimConfig]:
 
 def _cache_gib(hbm_gib: float, kv_gib: float) -> float:
     """Expert cache per device by default: HBM minus the router and KV regions."""
-    from .nodemodel import ROUTER_CLASSES, ROUTER_FEATURES
+    from coe_host.nodemodel import ROUTER_CLASSES, ROUTER_FEATURES
 
     mem = SocketMemory(0, ddr_bytes=0, hbm_bytes=int(hbm_gib * GIB), sram_bytes=0,
                        router_bytes=2 * ROUTER_FEATURES * ROUTER_CLASSES, kv_bytes=int(kv_gib * GIB))
@@ -312,7 +312,7 @@ def rtl_demo_section(data_dir: Path) -> str:
     runs (``docs/data/coe_rtl_demo_<sim>.json``: the ``--json`` output of the demo), if any."""
     import json
 
-    from .rtl import PRESET, ROUTER_FEATURES
+    from coe_host.rtl import PRESET, ROUTER_FEATURES
 
     rows = []
     for sim in ("icarus", "verilator"):
@@ -383,7 +383,7 @@ what the fused kernel computes, so nothing had to be changed to fit the compiler
 def write_report(output: str | Path = "docs/coe.md", img_dir: str | Path = "docs/img", *,
                  requests: int = 1000, seed: int = 0, plots: bool = True,
                  data_dir: str | Path = "docs/data") -> Path:
-    from .router import ACCURACY_FLOOR, train_default
+    from coe_host.router import ACCURACY_FLOOR, train_default
 
     output, img_dir = Path(output), Path(img_dir)
     node = NodePreset()

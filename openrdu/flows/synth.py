@@ -75,7 +75,7 @@ __all__ = [
     "sweep_points", "run_sweep", "write_csv", "read_csv", "plot_sweep", "CSV_FIELDS", "markdown_table",
 ]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 #: A memory at least this large (bits) is storage: it must land in block RAM.
 STORAGE_MIN_BITS = 4096

@@ -1,0 +1,151 @@
+"""``openrdu run``: compile a fused kernel for a preset and run it on the RTL.
+
+    openrdu run KERNEL --preset NAME --shape DIMS [--act A] [--inputs IN.npz] [--out OUT.npz]
+                [--sim icarus|verilator] [--unfused] [--waves] [--seed N] [--json] [--floorplan PNG]
+
+The flow is :func:`openrdu.flows.run.run_kernel`; ``--json`` prints one object with the fields of
+:data:`openrdu.flows.run.JSON_FIELDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..flows.run import JSON_FIELDS, default_simulator, draw_floorplan, run_kernel
+
+__all__ = ["register", "cmd_run"]
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must be comma-separated positive ints such as 64,128,512, "
+                                         f"got {text!r}") from None
+    if any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"every dimension must be positive, got {text!r}")
+    return dims
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+
+    from compiler import MappingError, ShapeError
+    from sim.runner import SimulationError
+
+    err = Console(stderr=True)
+    show = not args.json and sys.stdout.isatty()
+    progress_cb, bar = None, None
+    if show:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                       TextColumn("{task.completed:,.0f} cycles"),
+                       TimeElapsedColumn(), console=Console())
+        task = bar.add_task(f"{args.kernel} on {args.sim or default_simulator()}", total=None)
+
+        def progress_cb(done, expected):
+            bar.update(task, completed=done, total=max(expected, done))
+    try:
+        if bar:
+            bar.start()
+        compiled, run, row = run_kernel(args.kernel, preset=args.preset, shape=args.shape, act=args.act,
+                                        simulator=args.sim, fused=not args.unfused, inputs=args.inputs,
+                                        seed=args.seed, waves=args.waves,
+                                        gated=args.gated, causal=args.causal,
+                                        bias=True if args.bias else None, out_dtype=args.out_dtype,
+                                        eps=args.eps, progress=progress_cb)
+    except (MappingError, ShapeError, ValueError, FileNotFoundError) as error:
+        if bar:
+            bar.stop()
+        err.print(f"[red]error:[/red] {error}")
+        return 2
+    except SimulationError as error:
+        if bar:
+            bar.stop()
+        err.print(f"[red]simulation failed:[/red] {error}")
+        return 1
+    finally:
+        if bar:
+            bar.stop()
+    if args.out:
+        import numpy as np
+
+        from compiler.kernels import OUTPUT_NAME
+        key = OUTPUT_NAME[args.kernel]
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(args.out, **{key: next(iter(run.outputs.values()))})
+    if args.floorplan:
+        draw_floorplan(compiled, args.floorplan)
+    if args.json:
+        print(json.dumps({k: row[k] for k in JSON_FIELDS}))
+    else:
+        _print_row(row, run, compiled, args)
+    return 0 if run.bit_exact and run.within_bound else 1
+
+
+def _print_row(row, run, compiled, args):
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    dims = "x".join(map(str, row["shape"]))
+    table = Table(title=f"{row['kernel']} {dims} on {row['preset']} ({row['sim']}, "
+                        f"{'fused' if row['fused'] else 'unfused'})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key in ("cycles", "launches", "pcu_utilization", "pmu_utilization", "hbm_bytes", "bit_exact",
+                "within_bound", "max_abs_err_vs_fp64", "err_bound_fp64", "wall_s", "build_s",
+                "sim_cycles_per_s"):
+        value = row[key]
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"order: {compiled.order}")
+    if args.out:
+        console.print(f"wrote {args.out}")
+    if args.floorplan:
+        console.print(f"floorplan: {args.floorplan}")
+    if run.waves:
+        console.print(f"waves: {run.waves}")
+
+
+def register(sub) -> argparse.ArgumentParser:
+    from compiler.ir import ACTIVATIONS
+    from compiler.kernels import KERNELS, SHAPE_NAMES
+    from hdl.presets import DEFAULT_PRESET, preset_names
+
+    p = sub.add_parser("run", help="compile a fused kernel and run it on the RTL fabric",
+                       description="Compile KERNEL for a preset, run it on Icarus or Verilator with its "
+                                   "operands in the HBM model, and check the result bit for bit against the "
+                                   "golden "
+                                   "model "
+                                   "and against float64 within the fp32 error bound. Shapes: " +
+                                   "; ".join(f"{k} {v}" for k, v in SHAPE_NAMES.items()) + ".")
+    p.add_argument("kernel", choices=KERNELS, metavar="KERNEL", help=f"one of: {', '.join(KERNELS)}")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names(), metavar="NAME",
+                   help=f"fabric preset (default {DEFAULT_PRESET})")
+    p.add_argument("--shape", required=True, type=_shape, metavar="DIMS", help="comma-separated dimensions")
+    p.add_argument("--act", default="none", choices=ACTIVATIONS, metavar="A",
+                   help=f"activation, one of: {', '.join(ACTIVATIONS)} (ffn default relu)")
+    p.add_argument("--inputs", metavar="IN.npz", help="float32 inputs (default: random, see --seed)")
+    p.add_argument("--out", metavar="OUT.npz",
+                   help="write the result (key C for gemm, Y otherwise; O for attention)")
+    p.add_argument("--sim", choices=("icarus", "verilator"), default=None,
+                   help="simulator (default: verilator when usable, else icarus)")
+    p.add_argument("--unfused", action="store_true", help="one launch per op, intermediates through HBM")
+    p.add_argument("--waves", action="store_true", help="record a waveform in the build directory")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--floorplan", metavar="PNG", help="draw the used units and routes")
+    p.add_argument("--gated", action="store_true", help="ffn: the SwiGLU form (X, Wg, Wu, Wd)")
+    p.add_argument("--causal", action="store_true", help="attention: causal mask")
+    p.add_argument("--eps", type=float, default=1e-6,
+                   help="rmsnorm: epsilon (default 1e-6; realised as e²/D with e a bf16 value)")
+    p.add_argument("--bias", action="store_true", help="gemm: add a random bias (with --inputs: key 'bias')")
+    p.add_argument("--out-dtype", default="bf16", choices=("bf16", "f32"),
+                   help="gemm: output type (default bf16)")
+    p.set_defaults(func=cmd_run)
+    return p
