@@ -20,25 +20,16 @@ FFN kernels on the simulated RTL; it serves the whole trace batched, see :mod:`c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from .backend import Served, bytes_to_words, words_to_bytes
 from .experts import LINE_BYTES, ExpertRegistry, small_ffn_registry
 from .golden import argmax_words, ffn_forward, gemm_bf16, to_bf16_words
 from .memory import SegmentTable, SocketMemory
 from .residency import SEG_REQUEST, SEG_WEIGHTS, Grant, ResidencyManager
 from .router import Router, featurize, make_prompts, train
 
-__all__ = ["GoldenBackend", "CoeHost", "Served", "make_backend"]
-
-
-def _words_to_bytes(words: np.ndarray) -> bytes:
-    return np.asarray(words, dtype=np.uint32).astype("<u2").tobytes()
-
-
-def _bytes_to_words(raw: bytes, shape) -> np.ndarray:
-    return np.frombuffer(raw, dtype="<u2").astype(np.uint32).reshape(shape)
+__all__ = ["GoldenBackend", "CoeHost", "Served", "make_backend", "run_rtl_demo"]
 
 
 class GoldenBackend:
@@ -48,24 +39,25 @@ class GoldenBackend:
 
     def route(self, router_table: SegmentTable, router: Router, prompts: list[str]) -> np.ndarray:
         raw = router_table.load(0, 0, router.features * len(router.classes) * 2)
-        weights = _bytes_to_words(raw, (router.features, len(router.classes)))
+        weights = bytes_to_words(raw, (router.features, len(router.classes)))
         x = to_bf16_words(featurize(prompts, router.features))
         return argmax_words(gemm_bf16(x, weights))
 
     def run_expert(self, expert, grant: Grant, socket: int, x_words: np.ndarray) -> np.ndarray:
         table = grant.tables[socket]
         d, f = expert.arch.d_model, expert.arch.ffn
-        w1 = _bytes_to_words(table.load(SEG_WEIGHTS, 0, d * f * 2), (d, f))
-        w2 = _bytes_to_words(table.load(SEG_WEIGHTS, d * f * 2, f * d * 2), (f, d))
-        table.store(SEG_REQUEST, 0, _words_to_bytes(x_words))
-        x = _bytes_to_words(table.load(SEG_REQUEST, 0, x_words.size * 2), x_words.shape)
+        w1 = bytes_to_words(table.load(SEG_WEIGHTS, 0, d * f * 2), (d, f))
+        w2 = bytes_to_words(table.load(SEG_WEIGHTS, d * f * 2, f * d * 2), (f, d))
+        table.store(SEG_REQUEST, 0, words_to_bytes(x_words))
+        x = bytes_to_words(table.load(SEG_REQUEST, 0, x_words.size * 2), x_words.shape)
         y = ffn_forward(x, w1, w2)
         out_at = -(-x_words.size * 2 // LINE_BYTES) * LINE_BYTES
-        table.store(SEG_REQUEST, out_at, _words_to_bytes(y))
-        return _bytes_to_words(table.load(SEG_REQUEST, out_at, y.size * 2), y.shape)
+        table.store(SEG_REQUEST, out_at, words_to_bytes(y))
+        return bytes_to_words(table.load(SEG_REQUEST, out_at, y.size * 2), y.shape)
 
 
 def make_backend(name: str, **kwargs):
+    """The backend called ``name`` (``golden`` or ``rtl``; ``kwargs`` go to the RTL backend)."""
     if name == "golden":
         return GoldenBackend()
     if name == "rtl":
@@ -73,22 +65,6 @@ def make_backend(name: str, **kwargs):
 
         return RtlBackend(**kwargs)
     raise ValueError(f"unknown backend {name!r}; known: golden, rtl")
-
-
-@dataclass(frozen=True)
-class Served:
-    prompt: str
-    domain: str
-    expert: str
-    hit: bool
-    bytes_copied: int
-    evicted: tuple[str, ...]
-    output: np.ndarray
-    expected: np.ndarray
-
-    @property
-    def exact(self) -> bool:
-        return bool(np.array_equal(self.output, self.expected))
 
 
 class CoeHost:
@@ -108,13 +84,19 @@ class CoeHost:
         self.registry.place_homes({0: self.memory}, [(0,)])
         self.manager = ResidencyManager({0: self.memory}, (0,), self.registry, policy, name="socket 0")
         region = self.memory.hbm.allocate("router", -(-self.router.nbytes // LINE_BYTES), owner="router")
-        self.memory.hbm.write(region.base * LINE_BYTES, _words_to_bytes(self.router.weights))
+        self.memory.hbm.write(region.base * LINE_BYTES, words_to_bytes(self.router.weights))
         self.router_table = SegmentTable(self.memory.hbm)
         self.router_table.grant(0, region, read=True, write=False)
         names = self.registry.names
         self.expert_of_domain = {d: names[i % len(names)] for i, d in enumerate(self.router.classes)}
         self._requests = 0
         self._rng = np.random.default_rng(seed)
+
+    def next_request_id(self) -> str:
+        """A new request's id (``q0``, ``q1``, ...), unique on this host."""
+        rid = f"q{self._requests}"
+        self._requests += 1
+        return rid
 
     def embed(self, prompt: str) -> np.ndarray:
         """The request's input activations: (1, d_model) bf16 words from the prompt's hashed words."""
@@ -133,8 +115,7 @@ class CoeHost:
             name = self.expert_of_domain[domain]
             expert = self.registry[name]
             sw = self.manager.ensure_resident(name)
-            rid = f"q{self._requests}"
-            self._requests += 1
+            rid = self.next_request_id()
             x = self.embed(prompt)
             grant = self.manager.begin(rid, name, 2 * x.size * 2 + LINE_BYTES)
             try:
@@ -145,3 +126,18 @@ class CoeHost:
             out.append(Served(prompt, domain, name, sw.hit, sw.bytes_copied, sw.evicted, y, expected))
         self.manager.check()
         return out
+
+
+def run_rtl_demo(experts: int = 3, simulator: str = "verilator", *, prompts: int = 12, cache_experts: int = 2,
+                 policy: str = "lru", seed: int = 0, build_root=None, work_dir=None, say=None):
+    """``openrdu coe demo``: a :class:`CoeHost` with the RTL backend on ``prompts`` generated
+    requests (seed ``seed + 1``, as the golden demo); returns the backend's
+    :class:`coe_host.rtl.DemoResult`."""
+    from .rtl import ROUTER_FEATURES
+
+    host = CoeHost(experts, cache_experts=cache_experts, policy=policy, seed=seed, backend="rtl",
+                   router_features=ROUTER_FEATURES,
+                   backend_options={"simulator": simulator, "build_root": build_root, "work_dir": work_dir,
+                                    "say": say})
+    requests, _ = make_prompts(prompts, seed=seed + 1)
+    return host.backend.serve(host, requests)

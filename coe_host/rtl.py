@@ -2,7 +2,7 @@
 
 :class:`RtlBackend` serves the same :class:`coe_host.host.CoeHost` flow as
 :class:`coe_host.host.GoldenBackend` (``CoeHost(backend="rtl").serve(prompts)`` returns the same
-:class:`coe_host.host.Served` list), but every step runs on the RTL in Icarus or Verilator:
+:class:`coe_host.backend.Served` list), but every step runs on the RTL in Icarus or Verilator:
 
 * **route** — the router's bf16 GEMM (features × classes, fp32 logits) is compiled for the
   ``tiny`` preset (``compile_kernel("gemm", …, out_dtype="f32")``) and run on the tile of
@@ -59,12 +59,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import Served, bytes_to_words, words_to_bytes
 from .experts import LINE_BYTES
 from .golden import argmax_words, ffn_forward, to_bf16_words
 from .memory import SegmentTable
 from .residency import SEG_REQUEST, SEG_WEIGHTS
 
-__all__ = ["RtlBackend", "run_router_rtl", "run_rtl_demo", "kernel_arguments", "check_arguments",
+__all__ = ["RtlBackend", "run_router_rtl", "kernel_arguments", "check_arguments",
            "ROUTER_FEATURES", "PRESET", "CopyJob", "DemoResult"]
 
 #: Hardware preset of the kernels and of the copy path's fabric side.
@@ -77,14 +78,6 @@ FABRIC_PS = 1000
 
 def _default_build_root() -> Path:
     return Path(os.environ.get("OPENRDU_BUILD", "build")) / "kernels"
-
-
-def _words_to_bytes(words: np.ndarray) -> bytes:
-    return np.asarray(words, dtype=np.uint32).astype("<u2").tobytes()
-
-
-def _bytes_to_words(raw: bytes, shape) -> np.ndarray:
-    return np.frombuffer(raw, dtype="<u2").astype(np.uint32).reshape(shape)
 
 
 def _words_to_float(words: np.ndarray) -> np.ndarray:
@@ -271,7 +264,7 @@ class RtlBackend:
 
         k, n = router.features, len(router.classes)
         raw = router_table.load(0, 0, k * n * 2)
-        weights = _bytes_to_words(raw, (k, n))
+        weights = bytes_to_words(raw, (k, n))
         x = to_bf16_words(featurize(prompts, k))
         compiled = compile_kernel("gemm", PRESET, (len(prompts), k, n), out_dtype="f32")
         self.say(f"router: GEMM {len(prompts)}x{k}x{n} (bf16 in, fp32 logits) on {PRESET}, {self.simulator}")
@@ -344,10 +337,10 @@ class RtlBackend:
         d, f = expert.arch.d_model, expert.arch.ffn
         args = kernel_arguments(expert, x_words)
         check_arguments(table, args)
-        w1 = _bytes_to_words(table.load(SEG_WEIGHTS, args[0][3], args[0][4]), (d, f))
-        w2 = _bytes_to_words(table.load(SEG_WEIGHTS, args[1][3], args[1][4]), (f, d))
-        table.store(SEG_REQUEST, 0, _words_to_bytes(x_words))
-        x = _bytes_to_words(table.load(SEG_REQUEST, 0, x_words.size * 2), x_words.shape)
+        w1 = bytes_to_words(table.load(SEG_WEIGHTS, args[0][3], args[0][4]), (d, f))
+        w2 = bytes_to_words(table.load(SEG_WEIGHTS, args[1][3], args[1][4]), (f, d))
+        table.store(SEG_REQUEST, 0, words_to_bytes(x_words))
+        x = bytes_to_words(table.load(SEG_REQUEST, 0, x_words.size * 2), x_words.shape)
         return {"X": _words_to_float(x), "W1": _words_to_float(w1), "W2": _words_to_float(w2)}
 
     def run_experts(self, jobs) -> list:
@@ -376,8 +369,6 @@ class RtlBackend:
         """Route, switch and run every prompt of ``host`` (a :class:`CoeHost`) on the RTL, batched
         (see the module text). Returns a :class:`DemoResult`; ``.served`` is what
         :meth:`CoeHost.serve` returns."""
-        from .host import Served
-
         t_start = time.perf_counter()
         classes = self.route(host.router_table, host.router, prompts)
         mem, manager = host.memory, host.manager
@@ -388,8 +379,7 @@ class RtlBackend:
             name = host.expert_of_domain[domain]
             expert = host.registry[name]
             sw = manager.ensure_resident(name)
-            rid = f"q{host._requests}"
-            host._requests += 1
+            rid = host.next_request_id()
             x = host.embed(prompt)
             grant = manager.begin(rid, name, 2 * x.size * 2 + LINE_BYTES)
             try:
@@ -443,27 +433,11 @@ def run_router_rtl(router, prompts, simulator: str = "verilator", **kwargs) -> n
     mem = SocketMemory(0, ddr_bytes=1 << 16, hbm_bytes=1 << 20, sram_bytes=1 << 16,
                        router_bytes=router.nbytes, kv_bytes=1 << 16, backing=True)
     region = mem.hbm.allocate("router", -(-router.nbytes // LINE_BYTES), owner="router")
-    mem.hbm.write(region.base * LINE_BYTES, _words_to_bytes(router.weights))
+    mem.hbm.write(region.base * LINE_BYTES, words_to_bytes(router.weights))
     table = SegmentTable(mem.hbm)
     table.grant(0, region, read=True, write=False)
     backend.route(table, router, prompts)
     return np.asarray(backend.router_run.words["C"], np.uint32)
-
-
-def run_rtl_demo(experts: int = 3, simulator: str = "verilator", *, prompts: int = 12, cache_experts: int = 2,
-                 policy: str = "lru", seed: int = 0, build_root=None, work_dir=None,
-                 say: Callable[[str], None] | None = None) -> DemoResult:
-    """``openrdu coe demo``: :class:`coe_host.host.CoeHost` with :class:`RtlBackend` on ``prompts``
-    generated requests (seed ``seed + 1``, as the golden demo)."""
-    from .host import CoeHost
-    from .router import make_prompts
-
-    host = CoeHost(experts, cache_experts=cache_experts, policy=policy, seed=seed, backend="rtl",
-                   router_features=ROUTER_FEATURES,
-                   backend_options={"simulator": simulator, "build_root": build_root, "work_dir": work_dir,
-                                    "say": say})
-    requests, _ = make_prompts(prompts, seed=seed + 1)
-    return host.backend.serve(host, requests)
 
 
 def demo_json(result: DemoResult) -> str:

@@ -29,7 +29,7 @@ import pytest
 
 from coe_host import rtl
 from coe_host.experts import LINE_BYTES
-from coe_host.host import CoeHost
+from coe_host.host import CoeHost, run_rtl_demo
 from coe_host.memory import SegmentFault, SegmentTable
 from coe_host.residency import SEG_REQUEST, SEG_WEIGHTS
 from coe_host.router import make_prompts
@@ -143,8 +143,8 @@ def test_a_kernel_argument_outside_its_experts_segment_faults():
                          indirect=True)
 def test_rtl_demo_three_experts(simulator, sim_build_dir):
     prompts = 12
-    r = rtl.run_rtl_demo(3, simulator, prompts=prompts, cache_experts=2, seed=0, build_root=REPO_BUILD,
-                         work_dir=sim_build_dir)
+    r = run_rtl_demo(3, simulator, prompts=prompts, cache_experts=2, seed=0, build_root=REPO_BUILD,
+                     work_dir=sim_build_dir)
     served = r.served
     assert len(served) == prompts
     # routing: bit-exact logits and the golden router's classes

@@ -186,7 +186,8 @@ def cmd_demo(args) -> int:
 
 
 def _demo_rtl(args) -> int:
-    from coe_host.rtl import demo_json, run_rtl_demo
+    from coe_host.host import run_rtl_demo
+    from coe_host.rtl import demo_json
 
     say = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     t0 = time.perf_counter()
