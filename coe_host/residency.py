@@ -2,7 +2,7 @@
 
 A :class:`ResidencyManager` owns the HBM expert caches of one *serving group* — the sockets
 (or GPUs) one expert runs on, tensor parallel: shard ``k`` of an expert lives on the group's
-``k``-th socket. It keeps three promises, property-tested in ``tests/test_coe_residency.py``:
+``k``-th socket. It keeps three promises, property-tested in ``tests/coe_host/test_coe_residency.py``:
 
 * the running expert (and one reserved for the next request) is never evicted: it is *pinned*;
   a copy still in flight is never evicted either;

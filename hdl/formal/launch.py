@@ -9,7 +9,7 @@ The harness frames the host stream itself (commands; ``LOAD n`` and its ``n`` wo
 split into records ``(address << 16) | count``, ``count`` words, CRC; ``ARGS n`` and its
 words) and computes each record's CRC-32 with :func:`hdl.network.crc.crc_update_value`
 — the same XOR network as the hardware, but the harness's own register, compared with
-``zlib.crc32`` by ``tests/test_network_pysim.py``. A record whose CRC word differs from
+``zlib.crc32`` by ``tests/hdl/network/test_network_pysim.py``. A record whose CRC word differs from
 the harness's value makes the image *bad*.
 
 Asserted, from the bad CRC word until the host's next ``LOAD`` (ARGS and EXEC in between

@@ -43,7 +43,7 @@ Start tokens are free, back to back included: the first version of this harness 
 that a token in the cycle in which the PMU takes the previous one (its ``pending_start``)
 was accepted again and reset both buffer rings after the first run fired, so write run 1
 landed in buffer 0 over run 0 before the reader had read it. The PMU now ignores it;
-``tests/test_formal.py`` puts the old behaviour back as a mutant and sees this proof fail.
+``tests/hdl/formal/test_formal.py`` puts the old behaviour back as a mutant and sees this proof fail.
 
 The jobs are bounded (``bmc``), not inductive: the unit's buffer counters, counter
 chains and pipelines need invariants linking them to the shadow that this harness

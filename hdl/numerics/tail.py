@@ -32,7 +32,7 @@ which inputs the shared sections see:
     ``−FLT_MAX`` so that ``f(−Inf) = −0``.
 
 Accuracy (measured exhaustively over all finite bf16 inputs against float64
-by ``tests/test_numerics_golden.py``; the table in ``docs/numerics.md``):
+by ``tests/hdl/numerics/test_numerics_golden.py``; the table in ``docs/numerics.md``):
 see :data:`ERROR_BOUNDS`.
 """
 

@@ -34,7 +34,7 @@ from coe_host.memory import SegmentFault, SegmentTable
 from coe_host.residency import SEG_REQUEST, SEG_WEIGHTS
 from coe_host.router import make_prompts
 
-REPO_BUILD = rtl.Path(__file__).resolve().parent.parent / "build" / "kernels"
+REPO_BUILD = rtl.Path(__file__).resolve().parents[2] / "build" / "kernels"
 
 
 def _lru_switches(sequence, capacity):
@@ -137,7 +137,7 @@ def test_a_kernel_argument_outside_its_experts_segment_faults():
 
 
 # Icarus takes ~500 s here on 2 cores with a cold build (its kernel-system path runs in every suite
-# run through tests/test_kernels_cocotb.py), so its demo run is in the soak set (`make test-all`)
+# run through tests/compiler/test_kernels_cocotb.py), so its demo run is in the soak set (`make test-all`)
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator", [pytest.param("icarus", marks=pytest.mark.soak), "verilator"],
                          indirect=True)

@@ -5,7 +5,7 @@ the 2-core reference machine; the jobs marked ``slow`` in :mod:`hdl.formal.jobs`
 checks carry the ``soak`` marker (``make test-all``). ``make formal`` (``openrdu formal --all``) runs every
 job with a table. Measure the CI share with::
 
-    nice -n 19 .venv/bin/python -m pytest tests/test_formal.py -n 0 -m "not soak" --durations=0
+    nice -n 19 .venv/bin/python -m pytest tests/hdl/formal/test_formal.py -n 0 -m "not soak" --durations=0
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hdl.formal.streams import FifoOrderHarness, StreamRulesHarness
 from hdl.formal.units import ConfigLoaderHarness
 from openrdu.flows.formal import run_job, tools_available
 
-from .mutants import BrokenFifo, WithdrawingFifo, mutant
+from ..mutants import BrokenFifo, WithdrawingFifo, mutant
 
 pytestmark = pytest.mark.formal
 
@@ -89,7 +89,7 @@ def test_credit_proof_fails_when_credits_start_above_the_receiver_depth(formal_d
     assert result.status == "FAIL" and result.counterexample, result.detail
 
 
-# ---- one-line mutations of the real RTL (tests/mutants.py: mutant): each proof must fail
+# ---- one-line mutations of the real RTL (tests/hdl/mutants.py: mutant): each proof must fail
 
 
 def _fails(job, formal_dir):

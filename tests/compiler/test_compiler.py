@@ -256,7 +256,7 @@ def test_compilation_does_not_depend_on_the_hash_seed():
     for seed in ("0", "1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                              cwd=Path(__file__).resolve().parent.parent, timeout=300)
+                              cwd=Path(__file__).resolve().parents[2], timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         digests.add(proc.stdout.strip())
     assert len(digests) == 1, digests

@@ -31,7 +31,7 @@ from sim.kernels import random_inputs
 pytestmark = pytest.mark.cocotb
 
 #: The shared kernel-system builds (``<preset>/system_<simulator>``).
-SHARED = Path(__file__).resolve().parent.parent / "build" / "kernels"
+SHARED = Path(__file__).resolve().parents[2] / "build" / "kernels"
 
 #: (kernel, shape, options); shapes are not multiples of the tiny tile (4 lanes x 4 stages)
 CASES = [

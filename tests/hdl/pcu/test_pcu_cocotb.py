@@ -16,7 +16,7 @@ from hdl.pcu import Accumulator, PatternComputeUnit, PcuConfig, PcuParams, Scala
 from hdl.presets import get_preset
 from sim.pcu import pcu_job, refused_job, run_pcu_jobs
 
-from .numerics_vectors import SPECIAL_F32, random_operands
+from ..numerics.numerics_vectors import SPECIAL_F32, random_operands
 
 pytestmark = pytest.mark.cocotb
 

@@ -151,7 +151,7 @@ def test_simulate_human_output(capsys):
 
 
 def test_rtl_mode_refuses_unknown_simulators(capsys):
-    """The RTL-backed mode itself runs in tests/test_coe_rtl.py (it needs a simulator)."""
+    """The RTL-backed mode itself runs in tests/coe_host/test_coe_rtl.py (it needs a simulator)."""
     with pytest.raises(ValueError, match="icarus.*verilator"):
         RtlBackend("modelsim")
     assert isinstance(make_backend("rtl", simulator="icarus"), RtlBackend)

@@ -19,7 +19,7 @@ import pytest
 from openrdu.flows.sweep import CSV_FIELDS, FAIL_FIRST_ENV, expand_spec, read_csv, run_sweep
 from sim import toolchain
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / "build" / "kernels"
 
 
