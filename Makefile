@@ -34,7 +34,7 @@ test-all: setup
 	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check hdl compiler sim coe_host tests scripts
+	$(VENV)/bin/ruff check hdl compiler sim coe_host openrdu tests scripts
 	$(PY) -m openrdu lint --preset all
 
 formal: setup

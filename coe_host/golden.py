@@ -1,9 +1,10 @@
 """Golden (fast-mode) kernels of the CoE host: bf16 GEMM with fp32 accumulation, FFN, argmax.
 
-These follow the numerics contract (DESIGN.md §3) through :mod:`hdl.numerics.golden`: storage
-bf16, each product exact in fp32, accumulation in fp32 with one IEEE rounding per MAC, in a
-fixed order — ``acc = 0; for k in 0 .. K-1: acc = acc + a[:, k] · b[k, :]`` (one MAC chain per
-output, as a PCU lane accumulates). The RTL-backed mode must reproduce these bit for bit.
+These follow the numerics contract (docs/architecture.md, Numerics contract) through
+:mod:`hdl.numerics.golden`: storage bf16, each product exact in fp32, accumulation in fp32 with
+one IEEE rounding per MAC, in a fixed order —
+``acc = 0; for k in 0 .. K-1: acc = acc + a[:, k] · b[k, :]`` (one MAC chain per output, as a
+PCU lane accumulates). The RTL-backed mode must reproduce these bit for bit.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ ROUTER_FEATURES, ROUTER_CLASSES = 4096, 256
 
 @dataclass(frozen=True)
 class PaperFigures:
-    """SN40L paper (arXiv 2405.07518) Samba-CoE claims, DESIGN.md §1."""
+    """SN40L paper (arXiv 2405.07518) Samba-CoE claims (docs/architecture.md, Reference figures: SN40L)."""
 
     switch_vs_h100: float = 15.0
     switch_vs_a100: float = 31.0

@@ -42,8 +42,9 @@ MEASURED_PAIR_GBPS = 23.727
 COPY_JSON = Path(__file__).resolve().parent.parent / "docs" / "data" / "ddr_to_hbm_copy.json"
 
 #: Fraction of peak FLOPs and of peak HBM bandwidth a fused decoder reaches, on every platform
-#: (DESIGN.md §1: a fused decoder layer uses ~85 % of HBM bandwidth on the SN40L; the same
-#: fraction is applied to the GPUs so that the comparison does not hinge on it).
+#: (docs/architecture.md, Reference figures: SN40L: a fused decoder layer uses ~85 % of HBM
+#: bandwidth on the SN40L; the same fraction is applied to the GPUs so that the comparison does
+#: not hinge on it).
 ROOFLINE_EFFICIENCY = 0.85
 
 #: Fixed cost of one tensor-parallel all-reduce (synchronisation, launch), every platform.
@@ -97,7 +98,8 @@ def measured_pair_bandwidth(path: Path | str | None = None) -> PairBandwidth:
 
 @dataclass(frozen=True)
 class NodePreset:
-    """An SN40L-class node (DESIGN.md §1), per socket unless said otherwise.
+    """An SN40L-class node (docs/architecture.md, Reference figures: SN40L), per socket unless said
+    otherwise.
 
     Attributes
     ----------
@@ -107,10 +109,11 @@ class NodePreset:
         DRAM timing presets (:mod:`hdl.memctrl.timing`) of the two tiers; the measured copy pair
         is DDR4-3200 → HBM2-2000.
     ddr_channels, hbm_channels : int
-        Channels per socket. 8 DDR4-3200 channels give 8 × 25.6 = 204.8 GB/s peak, DESIGN.md's
+        Channels per socket. 8 DDR4-3200 channels give 8 × 25.6 = 204.8 GB/s peak, the SN40L's
         "~200 GB/s DDR"; 64 HBM2-2000 channels (8 stacks × 8) give 2.048 TB/s, its "~1.8–2 TB/s".
     ddr_gib, hbm_gib, sram_mib : float
-        Capacities: up to 1.5 TB DDR, 64 GB HBM, 520 MB on-chip SRAM (DESIGN.md §1).
+        Capacities: up to 1.5 TB DDR, 64 GB HBM, 520 MB on-chip SRAM (docs/architecture.md,
+        Reference figures: SN40L).
     peak_tflops : float
         bf16 TFLOPS per socket (638).
     network_GBps : float
@@ -249,21 +252,25 @@ def assumptions(node: NodePreset | None = None) -> list[Assumption]:
                    f"measured, not assumed ({pair.source}); every pair of the node is taken to reach it"),
         Assumption("DDR channels per socket", f"{node.ddr_channels} x {node.ddr}",
                    f"{node.ddr_channels} x {node.ddr_timing.peak_gbps:.1f} = {node.ddr_peak_GBps:.1f} GB/s "
-                   "matches DESIGN.md's ~200 GB/s DDR per socket"),
+                   "matches the SN40L's ~200 GB/s DDR per socket (SN40L figures, docs/architecture.md)"),
         Assumption("HBM channels per socket", f"{node.hbm_channels} x {node.hbm}",
-                   f"{node.hbm_peak_GBps / 1000:.3f} TB/s peak matches DESIGN.md's ~1.8-2 TB/s; "
+                   f"{node.hbm_peak_GBps / 1000:.3f} TB/s peak matches the SN40L's ~1.8-2 TB/s; "
                    "at least one HBM channel per DDR channel, so copies stay DDR-bound as measured"),
         Assumption("copy engines", "one AGCU pair per DDR channel",
                    "the measured path uses two AGCUs per pair; an SN40L socket has far more AGCUs"),
         Assumption("capacities per socket", f"DDR {node.ddr_gib:.0f} GiB, HBM {node.hbm_gib:.0f} GiB, "
-                   f"SRAM {node.sram_mib:.0f} MiB", "DESIGN.md §1 (1.5 TB DDR, 64 GB HBM, 520 MB SRAM)"),
-        Assumption("peak compute per socket", f"{node.peak_tflops:.0f} bf16 TFLOPS", "DESIGN.md §1"),
+                   f"SRAM {node.sram_mib:.0f} MiB",
+                   "SN40L figures, docs/architecture.md (1.5 TB DDR, 64 GB HBM, 520 MB SRAM)"),
+        Assumption("peak compute per socket", f"{node.peak_tflops:.0f} bf16 TFLOPS",
+                   "SN40L figures, docs/architecture.md"),
         Assumption("inter-socket network", f"{node.network_GBps:.0f} GB/s per socket per direction",
-                   "not given in DESIGN.md; enters the bandwidth term of the tensor-parallel all-reduces "
+                   "not among the SN40L figures of docs/architecture.md; enters the bandwidth term of "
+                   "the tensor-parallel all-reduces "
                    "(it matters in prefill, whose messages are prompt x batch x d_model) and copies from "
                    "another socket's DDR (none with the default placement)"),
         Assumption("roofline efficiency", f"{ROOFLINE_EFFICIENCY:.0%} of peak FLOPs and HBM bandwidth",
-                   "DESIGN.md §1 (fused decoder layer ~85 % of HBM BW); the same on the GPUs"),
+                   "SN40L figures, docs/architecture.md (fused decoder layer ~85 % of HBM BW); "
+                   "the same on the GPUs"),
         Assumption("all-reduce latency", f"{ALLREDUCE_LATENCY_S * 1e6:.0f} us per tensor-parallel all-reduce",
                    "2 per layer per step; the same on every platform, so it hardly moves the ratios"),
         Assumption("GPU figures", "H100 80 GB 3.35 TB/s 989 TFLOPS; A100 80 GB 2.039 TB/s 312 TFLOPS",

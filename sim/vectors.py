@@ -1,9 +1,9 @@
 """Stream a whole vector file through a unit on Verilator or Icarus, Python off the per-cycle path.
 
 cocotb drives a design from Python every cycle, which costs far more than the
-simulation itself (DESIGN.md §4). For exhaustive and large random sweeps this
-module instead wraps a stream component (input port ``i``, output port ``o``)
-in a small generated Verilog testbench that
+simulation itself (docs/architecture.md, Verilator versus Icarus). For exhaustive
+and large random sweeps this module instead wraps a stream component (input port
+``i``, output port ``o``) in a small generated Verilog testbench that
 
 * loads the input payloads with ``$readmemh``,
 * offers them on ``i`` and takes results from ``o`` with pseudo-random

