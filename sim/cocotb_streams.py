@@ -3,11 +3,12 @@
 Amaranth writes a stream port ``o`` as Verilog ports ``o__valid``, ``o__ready``
 and ``o__payload`` (the payload flattened to bits, lane 0 in the LSBs).
 
-Both models drive their outputs just after a rising edge and sample the
+The source and the sink drive their outputs just after a rising edge and sample the
 handshake at the falling edge, when every combinational path has settled; the
 transfer itself happens on the following rising edge, as in the RTL. A source
 holds ``valid`` and ``payload`` until the transfer (stream rules); stalls are
-drawn from a :class:`random.Random` so a seed reproduces a run.
+drawn from a :class:`random.Random` so a seed reproduces a run. A monitor drives nothing: it
+records every transfer on a port and every break of the stream rules it sees there.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import random
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
-__all__ = ["StreamSource", "StreamSink", "start_clock_and_reset"]
+__all__ = ["StreamSource", "StreamSink", "StreamMonitor", "start_clock_and_reset"]
 
 
 async def start_clock_and_reset(dut, period_ns: int = 10, reset_cycles: int = 2):
@@ -132,3 +133,71 @@ class StreamSink:
                 )
         self.ready.value = 0
         return received
+
+
+class StreamMonitor:
+    """Watches the stream port ``prefix`` of ``dut`` without driving it: records each transfer and
+    checks the stream rules on every cycle.
+
+    The rules (those of :mod:`amaranth.lib.stream`): once ``valid`` is high it stays high, with
+    the same ``payload``, until the cycle ``ready`` is high too (the transfer). A cycle that
+    breaks them is recorded in :attr:`violations` (cycle number and what happened); the monitor
+    never raises, so a test asserts on :attr:`violations` where it wants.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        The toplevel.
+    prefix : str
+        Port name in the Amaranth signature (``"o"`` for ``o__valid`` …).
+
+    Attributes
+    ----------
+    transfers : list of int
+        Payloads of the transfers seen, in order.
+    violations : list of str
+        One line per cycle that broke the stream rules.
+    """
+
+    def __init__(self, dut, prefix: str):
+        self.clk = dut.clk
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.prefix = prefix
+        self.transfers: list[int] = []
+        self.violations: list[str] = []
+        self._task = None
+
+    def start(self) -> StreamMonitor:
+        """Start watching (a background coroutine, until :meth:`stop`); returns ``self``."""
+        import cocotb
+
+        self._task = cocotb.start_soon(self._watch())
+        return self
+
+    def stop(self) -> None:
+        """Stop watching."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _watch(self):
+        cycle = 0
+        pending = None              # payload offered and not taken in the previous cycle
+        while True:
+            await FallingEdge(self.clk)
+            valid, ready = self.valid.value == 1, self.ready.value == 1
+            payload = self.payload.value.to_unsigned() if valid else None
+            if pending is not None:
+                if not valid:
+                    self.violations.append(f"cycle {cycle}: {self.prefix}.valid withdrawn before the "
+                                           f"transfer of {pending:#x}")
+                elif payload != pending:
+                    self.violations.append(f"cycle {cycle}: {self.prefix}.payload changed from "
+                                           f"{pending:#x} to {payload:#x} while waiting for ready")
+            if valid and ready:
+                self.transfers.append(payload)
+            pending = payload if valid and not ready else None
+            await RisingEdge(self.clk)
+            cycle += 1

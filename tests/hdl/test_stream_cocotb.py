@@ -6,7 +6,7 @@ from hdl.presets import get_preset
 from hdl.tops import generated_tops
 from sim.runner import run_cocotb
 
-from .mutants import BrokenFifo
+from .mutants import BrokenFifo, WithdrawingFifo
 
 pytestmark = pytest.mark.cocotb
 
@@ -34,3 +34,15 @@ def test_smoke_catches_broken_fifo(simulator, sim_build_dir, mode):
                         build_dir=sim_build_dir, env={"OPENRDU_SMOKE_ITEMS": "200"})
     assert not result.passed
     assert result.failures == 2, result.summary()
+
+
+def test_smoke_monitor_catches_withdrawn_valid(simulator, sim_build_dir):
+    """A FIFO that withdraws ``valid`` after a stall loses no data (the payloads all arrive, in
+    order), so only the stream monitor can catch it: the stalled test fails, the full-rate one
+    (never stalled) passes."""
+    result = run_cocotb(WithdrawingFifo(32), SMOKE, simulator=simulator, build_dir=sim_build_dir,
+                        env={"OPENRDU_SMOKE_ITEMS": "200"})
+    assert not result.passed
+    assert result.failures == 1, result.summary()
+    failure = result.failed_tests[0]
+    assert failure.startswith("random_stalls_lose_nothing") and "valid withdrawn" in failure, result.summary()
