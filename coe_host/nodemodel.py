@@ -76,6 +76,15 @@ class PaperFigures:
 PAPER = PaperFigures()
 
 
+#: Upper limits of :class:`SimConfig` (name, limit, why): beyond them a run would not fit this
+#: machine's memory or would not finish in useful time.
+LIMITS = (
+    ("requests", 1_000_000, "the trace and the per-request records are held in memory"),
+    ("experts", 100_000, "the registry holds one descriptor per expert"),
+    ("sockets", 1_024, "the node model keeps one memory model per socket"),
+)
+
+
 @dataclass(frozen=True)
 class SimConfig:
     experts: int = 150
@@ -100,13 +109,26 @@ class SimConfig:
     node: str = "sn40l-node"
 
     def validate(self) -> None:
+        """Refuse, in well under a second, every configuration the model cannot serve or this
+        machine cannot hold (each message names the value and what is allowed)."""
         for name in ("experts", "sockets", "requests", "batch", "tokens", "gpus_per_expert",
                      "baseline_links"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name, limit, why in LIMITS:
+            if getattr(self, name) > limit:
+                raise ValueError(f"{name} {getattr(self, name)} is more than the model takes "
+                                 f"({limit:,}: {why})")
         if not (self.params_per_expert > 0 and math.isfinite(self.params_per_expert)):
             raise ValueError(f"params_per_expert must be positive, got {self.params_per_expert!r}")
+        node = node_preset(self.node)
+        need = self.experts * self.params_per_expert * 2
+        have = self.sockets * node.ddr_gib * GIB
+        if need > have:
+            raise ValueError(f"experts {self.experts} x {self.params_per_expert:.3g} parameters need "
+                             f"{need / GIB:,.0f} GiB of DDR (bf16); {self.sockets} sockets hold "
+                             f"{have / GIB:,.0f} GiB: use fewer or smaller experts")
         if self.prompt_tokens < 0 or self.lookahead < 0:
             raise ValueError("prompt_tokens and lookahead must be >= 0")
         if self.policy not in POLICIES:

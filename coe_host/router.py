@@ -170,6 +170,9 @@ def train(prompts: list[str], labels: np.ndarray, *, features: int = 512,
     The features are sparse (a dozen words of ``features`` buckets), so the products run on the
     nonzeros (gathers and segment sums) rather than dense BLAS calls.
     """
+    if isinstance(features, bool) or not isinstance(features, int) or features < 2:
+        raise ValueError(f"features must be an integer >= 2 (one hashed bucket and the bias), "
+                         f"got {features!r}")
     classes = tuple(classes or DOMAINS)
     labels = np.asarray(labels, dtype=np.int64)
     r, c, v = _coo(prompts, features)

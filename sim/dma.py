@@ -16,7 +16,7 @@ from hdl.dma import DdrToHbmCopy
 from hdl.memctrl.timing import LINE_BYTES, timing_preset
 
 from .memory import timing_spec
-from .runner import SimResult, run_cocotb
+from .runner import SimResult, new_run_dir, run_cocotb
 
 __all__ = ["copy_run", "run_copy", "copy_bench", "FABRIC_PS"]
 
@@ -77,10 +77,11 @@ def run_copy(runs: list[dict], *, path: DdrToHbmCopy, simulator: str, build_dir=
     build_dir.mkdir(parents=True, exist_ok=True)
     job = {"ddr": timing_spec(path.ddr), "hbm": timing_spec(path.hbm), "ecc": path.ecc,
            "fabric_ps": FABRIC_PS, "runs": runs}
-    job_file = build_dir / "job.json"
+    run_dir = new_run_dir(build_dir)
+    job_file = run_dir / "job.json"
     job_file.write_text(json.dumps(job))
     result = run_cocotb(path, BENCH, simulator=simulator, build_dir=build_dir, waves=waves, reuse_build=True,
-                        env={"OPENRDU_COPY_JOB": str(job_file.resolve())})
+                        test_dir=run_dir, env={"OPENRDU_COPY_JOB": str(job_file.resolve())})
     return result, result.metrics.get("copy", {}).get("runs", {})
 
 

@@ -28,8 +28,8 @@ from hdl.system import TileSystem
 from .memory import timing_spec
 from .runner import VERILATOR_CFLAGS_ENV, run_cocotb
 
-__all__ = ["KernelRun", "run_compiled", "run_many", "system_for", "HBM_PRESET", "HBM_CHANNELS", "FABRIC_PS",
-           "random_inputs"]
+__all__ = ["KernelRun", "run_compiled", "run_many", "prepare_model", "system_for", "HBM_PRESET",
+           "HBM_CHANNELS", "FABRIC_PS", "random_inputs"]
 
 BENCH = "sim.testbenches.kernel_bench"
 HBM_PRESET = "HBM2-2000"
@@ -117,24 +117,57 @@ def _hdl_stamp(system) -> str:
     return digest.hexdigest()
 
 
-def _cached_verilog(system, sim_dir: Path):
-    """The system's Verilog file, regenerated only when the stamp changed (generating the
-    Verilog of a large tile takes minutes; the simulator build is reused as well)."""
-    sim_dir.mkdir(parents=True, exist_ok=True)
-    top, stamp_file = sim_dir / "top.v", sim_dir / "verilog.stamp"
+def _cached_verilog(system, verilog_dir: Path) -> Path:
+    """The system's Verilog file ``<verilog_dir>/top.v``, regenerated only when the stamp changed
+    (generating the Verilog of a large tile takes minutes; both simulators use the same file).
+    Written atomically under a lock, with the stamp written last, so an interrupted generation is
+    never taken for a current one."""
+    from .runner import file_lock, write_verilog
+
+    verilog_dir = Path(verilog_dir)
+    top, stamp_file = verilog_dir / "top.v", verilog_dir / "verilog.stamp"
     stamp = _hdl_stamp(system)
-    if top.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
-        return top
-    from .runner import write_verilog
-    write_verilog(system, sim_dir / "top.v.new", "top")
-    (sim_dir / "top.v.new").replace(top)
-    stamp_file.write_text(stamp)
+    with file_lock(verilog_dir / "verilog.lock"):
+        if top.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
+            return top
+        stamp_file.unlink(missing_ok=True)
+        write_verilog(system, top, "top")
+        stamp_file.write_text(stamp)
     return top
+
+
+def _verilator_args() -> list[str]:
+    # the kernel system is large (a tail pipeline per lane) and its testbench spends most of the
+    # time in Python memory models, so an unoptimised C++ build is the better trade unless
+    # OPENRDU_VERILATOR_CFLAGS says otherwise
+    return [] if os.environ.get(VERILATOR_CFLAGS_ENV) else ["-CFLAGS", "-O0"]
+
+
+def prepare_model(preset: str, simulator: str, build_dir, *, waves: bool = False) -> dict:
+    """Make the kernel system's simulator model of ``preset`` current in ``build_dir`` (the
+    Verilog in ``build_dir/verilog``, the model in ``build_dir/system_<simulator>/model``; see
+    :func:`sim.runner.build_model`: atomic, under a lock, reused when current).
+
+    Returns ``{"built": bool, "build_s": float, "dir": str, "verilog": Path}``.
+    """
+    import warnings
+
+    from .runner import build_model
+
+    build_dir = Path(build_dir)
+    with warnings.catch_warnings():                 # the system is built only to generate Verilog
+        warnings.simplefilter("ignore")
+        top = _cached_verilog(system_for(preset), build_dir / "verilog")
+    sim_dir = build_dir / (f"system_{simulator}" + ("-waves" if waves else ""))
+    model, build_s, built = build_model([top.resolve()], simulator=simulator, build_dir=sim_dir,
+                                        build_args=_verilator_args() if simulator == "verilator" else (),
+                                        waves=waves, reuse=True)
+    return {"built": built, "build_s": build_s, "dir": str(sim_dir), "verilog": top}
 
 
 def run_compiled(compiled: CompiledKernel, inputs: dict[str, np.ndarray], *, simulator: str, build_dir,
                  waves: bool = False, progress: Callable[[int, int], None] | None = None,
-                 timeout_cycles: int | None = None) -> KernelRun:
+                 timeout_cycles: int | None = None, run_dir=None, keep: bool = False) -> KernelRun:
     """Run ``compiled`` on ``inputs`` (float arrays, rounded to bf16 on entry).
 
     ``progress(cycles_so_far, expected_cycles)`` is called from a watcher thread while the
@@ -142,29 +175,47 @@ def run_compiled(compiled: CompiledKernel, inputs: dict[str, np.ndarray], *, sim
     :class:`sim.runner.SimulationError` when a launch does not complete.
     """
     return run_many([(compiled, inputs)], simulator=simulator, build_dir=build_dir, waves=waves,
-                    progress=progress, timeout_cycles=timeout_cycles)[0]
+                    progress=progress, timeout_cycles=timeout_cycles, run_dir=run_dir, keep=keep)[0]
 
 
 def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_dir, waves: bool = False,
-             progress: Callable[[int, int], None] | None = None, timeout_cycles: int | None = None
-             ) -> list[KernelRun]:
+             progress: Callable[[int, int], None] | None = None, timeout_cycles: int | None = None,
+             run_dir=None, keep: bool = False) -> list[KernelRun]:
     """Run several compiled kernels (all for one preset) in one simulation, one after the other
-    (the system is reset between them). Returns one :class:`KernelRun` per case."""
+    (the system is reset between them). Returns one :class:`KernelRun` per case.
+
+    The simulator model is shared (:func:`prepare_model` in ``build_dir``); everything the run
+    writes (job, inputs, outputs, results, logs, waves) goes to a run folder of its own,
+    ``run_dir`` or a new one under ``build_dir/system_<sim>/runs/``, so any number of runs can
+    share the model at once. The folder is removed after a run that completed, unless ``keep`` or
+    ``waves``; a failed run keeps it (its path is in the error).
+    """
+    import shutil
+
+    from .runner import SimulationError, new_run_dir
+
     presets = {c.preset for c, _ in cases}
     if len(presets) != 1:
         raise ValueError(f"run_many runs kernels of one preset, got {sorted(presets)}")
+    preset = presets.pop()
     build_dir = Path(build_dir)
-    system = system_for(presets.pop())
-    # per simulator, so runs on the two simulators of one preset never share their job files
-    runs_dir = build_dir / "runs" / simulator
+    system = system_for(preset)
+    sim_dir = build_dir / f"system_{simulator}"
+    if run_dir is None:
+        run_dir = new_run_dir(sim_dir)
+    else:
+        run_dir = Path(run_dir).resolve()
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
     entries, contexts = [], []
     for index, (compiled, inputs) in enumerate(cases):
-        entry, ctx = _prepare(compiled, inputs, system, runs_dir / f"{index}_{compiled.name}", timeout_cycles)
+        entry, ctx = _prepare(compiled, inputs, system, run_dir / f"{index}_{compiled.name}", timeout_cycles)
         entries.append(entry)
         contexts.append(ctx)
     job = {"hbm": timing_spec(system.hbm), "channels": system.channels, "fabric_ps": FABRIC_PS,
            "kernels": entries}
-    job_file = runs_dir / "job.json"
+    job_file = run_dir / "job.json"
     job_file.write_text(json.dumps(job))
     total_expected = sum(e["expected_cycles"] for e in entries)
 
@@ -184,41 +235,41 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
                 done_before = cycles
                 progress(cycles, total_expected)
 
+    model = prepare_model(preset, simulator, build_dir, waves=waves)
     watcher = threading.Thread(target=watch, daemon=True) if progress else None
     if watcher:
         watcher.start()
     start = time.perf_counter()
-    sim_dir = build_dir / f"system_{simulator}"
-    design = _cached_verilog(system, sim_dir)
     try:
-        # the kernel system is large (a tail pipeline per lane) and its testbench spends most of
-        # the time in Python memory models, so an unoptimised C++ build is the better trade
-        # unless OPENRDU_VERILATOR_CFLAGS says otherwise
-        extra = [] if os.environ.get(VERILATOR_CFLAGS_ENV) else ["-CFLAGS", "-O0"]
-        result = run_cocotb(design, BENCH, simulator=simulator, build_dir=sim_dir,
-                            waves=waves, reuse_build=True, verilator_args=extra,
-                            env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
+        result = run_cocotb(model["verilog"].resolve(), BENCH, simulator=simulator, build_dir=sim_dir,
+                            waves=waves, reuse_build=True,
+                            verilator_args=_verilator_args() if simulator == "verilator" else (),
+                            test_dir=run_dir, env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
     finally:
         stop.set()
         if watcher:
             watcher.join()
     wall = time.perf_counter() - start
     per_kernel = result.metrics.get("kernel", {}).get("kernels", [])
+    if len(per_kernel) != len(cases):
+        raise SimulationError(f"the kernel bench reported {len(per_kernel)} of {len(cases)} kernels; "
+                              f"see {run_dir / 'sim.log'}")
     runs = []
     total_cycles = sum(sum(r["cycles"] for r in m["launches"]) for m in per_kernel) or 1
-    for (compiled, _), ctx, metrics in zip(cases, contexts, per_kernel, strict=False):
-        run = _finish(compiled, ctx, metrics)
+    for (compiled, _), ctx, metrics in zip(cases, contexts, per_kernel, strict=True):
+        try:
+            run = _finish(compiled, ctx, metrics)
+        except SimulationError as error:
+            raise SimulationError(f"{error}; the run's files are in {run_dir}") from None
         cycles = max(1, run.cycles)
         run.sim_s = result.run_s * cycles / total_cycles
-        run.build_s = result.build_s
+        run.build_s = model["build_s"]
         run.wall_s = wall * cycles / total_cycles
         run.build_dir = str(build_dir)
         run.waves = str(result.waves) if result.waves else None
         runs.append(run)
-    if len(runs) != len(cases):
-        from .runner import SimulationError
-        raise SimulationError(f"the kernel bench reported {len(runs)} of {len(cases)} kernels; "
-                              f"see {build_dir / f'system_{simulator}' / 'sim.log'}")
+    if not keep and not waves:
+        shutil.rmtree(run_dir, ignore_errors=True)
     return runs
 
 

@@ -19,7 +19,7 @@ from hdl.memctrl.interface import LINE_WORDS, WORD_BITS
 from hdl.memctrl.tier import MemoryTier
 from hdl.memctrl.timing import LINE_BYTES, DramTiming, timing_names, timing_preset
 
-from .runner import SimResult, run_cocotb
+from .runner import SimResult, new_run_dir, run_cocotb
 
 __all__ = ["PATTERNS", "run_memory_job", "run_traffic", "traffic_phase", "traffic_requests",
            "expected_responses",
@@ -177,14 +177,15 @@ def run_memory_job(timing: DramTiming | str, job: dict, *, simulator: str, ecc: 
     build_dir = Path(build_dir or default_build_dir(timing, simulator, ecc, queue_depth, channels))
     build_dir.mkdir(parents=True, exist_ok=True)
     full = {"timing": timing_spec(timing), "ecc": ecc, "channels": channels, **job}
-    job_file = build_dir / "job.json"
+    run_dir = new_run_dir(build_dir)
+    job_file = run_dir / "job.json"
     job_file.write_text(json.dumps(full))
     if channels > 1:
         controller = MemoryTier(timing, channels=channels, ecc=ecc, queue_depth=queue_depth)
     else:
         controller = MemoryController(timing, ecc=ecc, queue_depth=queue_depth)
     return run_cocotb(controller, BENCH, simulator=simulator, build_dir=build_dir, waves=waves,
-                      testcase=testcase, seed=seed, reuse_build=True,
+                      testcase=testcase, seed=seed, reuse_build=True, test_dir=run_dir,
                       env={"OPENRDU_MEM_JOB": str(job_file.resolve())})
 
 

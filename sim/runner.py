@@ -8,19 +8,30 @@ One helper does it all::
     assert result.passed, result.summary()
 
 It writes Verilog with :func:`amaranth.back.verilog.convert`, builds it with
-cocotb's ``get_runner`` (timescale 1 ns/1 ps, one build directory per call),
-runs the test module, and returns a :class:`SimResult` with pass/fail counts,
-build and run times, the waveform path when asked for (Icarus: FST, Verilator:
-VCD, both inside ``build_dir``) and any metrics the testbench recorded with
-:func:`sim.metrics.record`.
+cocotb's ``get_runner`` (timescale 1 ns/1 ps), runs the test module, and returns a
+:class:`SimResult` with pass/fail counts, build and run times, the waveform path when asked for
+(Icarus: FST, Verilator: VCD, both in the test directory) and any metrics the testbench recorded
+with :func:`sim.metrics.record`.
+
+Builds are atomic (:func:`build_model`): the simulator model is built in a temporary folder next
+to ``<build_dir>/model`` and renamed into place only when the build succeeded, under a file lock,
+with a ``build.ok`` key (a hash of the sources, the simulator and its arguments) written last. An
+interrupted or failed build is never reused, and two processes that build the same design wait
+for one build. Results, logs and waves go to ``test_dir`` (default ``build_dir``), so several runs
+can share one model, each in a folder of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import re
+import shutil
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +43,8 @@ from amaranth.lib import wiring
 from . import toolchain
 from .metrics import METRICS_ENV
 
-__all__ = ["SimResult", "SimulationError", "write_verilog", "run_cocotb", "VERILATOR_WAIVERS"]
+__all__ = ["SimResult", "SimulationError", "write_verilog", "run_cocotb", "build_model", "file_lock",
+           "new_run_dir", "VERILATOR_WAIVERS", "MODEL_DIR"]
 
 #: Verilator warnings we switch off for Amaranth-generated Verilog, each with its reason.
 #: Used by the runner's builds and by ``make lint``; keep it short.
@@ -41,6 +53,11 @@ VERILATOR_WAIVERS: dict[str, str] = {
 }
 
 TIMESCALE = ("1ns", "1ps")
+
+#: The simulator model's folder inside a build directory (replaced whole by each build).
+MODEL_DIR = "model"
+#: Written last into a finished model folder: the key of the build it holds.
+BUILD_OK = "build.ok"
 
 #: Extra C++ flags for Verilator model builds (the test suite sets ``-O0``: its designs are
 #: big and its runs short, so compiling dominates; benchmarks leave it unset and get -Os).
@@ -101,7 +118,7 @@ class SimResult:
     build_s, run_s : float
         Wall seconds spent building and simulating.
     build_dir : Path
-        Where Verilog, logs, results and waves are.
+        Where the results, logs and waves are (the run's test directory).
     waves : Path or None
         Waveform file, when ``waves=True`` and the simulator wrote one.
     metrics : dict
@@ -148,8 +165,126 @@ def write_verilog(component: wiring.Component, path: str | os.PathLike, name: st
     path.parent.mkdir(parents=True, exist_ok=True)
     custom = getattr(component, "verilog", None)
     text = custom(name) if callable(custom) else verilog.convert(component, name=name, emit_src=False)
-    path.write_text(text)
+    partial = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
+    try:
+        partial.write_text(text)
+        partial.replace(path)            # atomic: a reader sees the old file or the whole new one
+    finally:
+        partial.unlink(missing_ok=True)
     return path
+
+
+def new_run_dir(build_dir: str | os.PathLike) -> Path:
+    """A new, empty run folder ``<build_dir>/runs/<time>-<pid>-<id>`` for one run's job file,
+    results, logs and waves (never shared with another run)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(build_dir).resolve() / "runs" / f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    return path
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike):
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the ``with`` block."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_key(sources: Sequence[Path], simulator: str, toplevel: str, build_args: Sequence[str],
+               waves: bool, version: str) -> str:
+    digest = hashlib.sha256(json.dumps([simulator, version, toplevel, list(build_args), waves,
+                                        list(TIMESCALE)]).encode())
+    for source in sources:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def _model_file(model_dir: Path, simulator: str, toplevel: str) -> Path:
+    return model_dir / ("sim.vvp" if simulator == "icarus" else toplevel)
+
+
+def _remove_stale_partials(build_dir: Path) -> None:
+    """Temporary model folders of builds whose process is gone (killed without clean-up)."""
+    for stale in build_dir.glob(f".{MODEL_DIR}-*"):
+        try:
+            pid = int(stale.name.split("-")[1])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+def build_model(sources: Sequence[Path], *, simulator: str, build_dir: Path, toplevel: str = "top",
+                build_args: Sequence[str] = (), waves: bool = False, reuse: bool = False,
+                internal_signals: bool = False, log_file: Path | None = None) -> tuple[Path, float, bool]:
+    """Build the simulator model of ``sources`` into ``<build_dir>/model``, atomically.
+
+    Under a lock on ``<build_dir>/model.lock``: with ``reuse``, a model whose ``build.ok`` key
+    matches (same sources, simulator, arguments, waves) is kept; otherwise the model is built in
+    ``<build_dir>/.model-<pid>-<id>`` and renamed to ``model`` once complete, replacing the old
+    one. A failed or interrupted build leaves the old model (or none) and removes its folder.
+
+    Returns
+    -------
+    (model_dir, build_s, built)
+        The model folder, the seconds spent building (0 when reused) and whether it was built.
+    """
+    from cocotb_tools.runner import get_runner
+
+    status = toolchain.activate(simulator)
+    build_dir = Path(build_dir).resolve()
+    model_dir = build_dir / MODEL_DIR
+    args = list(build_args)
+    if simulator == "verilator":
+        args = list(VERILATOR_WAIVERS) + args
+        cflags = os.environ.get(VERILATOR_CFLAGS_ENV)
+        if cflags:
+            args += ["-CFLAGS", cflags]
+    key = _build_key(sources, simulator, toplevel, args + (["+public"] if internal_signals else []), waves,
+                     status.version or "")
+    with file_lock(build_dir / f"{MODEL_DIR}.lock"):
+        ok = model_dir / BUILD_OK
+        current = ok.exists() and ok.read_text() == key
+        if reuse and current and _model_file(model_dir, simulator, toplevel).exists():
+            return model_dir, 0.0, False
+        _remove_stale_partials(build_dir)
+        partial = build_dir / f".{MODEL_DIR}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        partial.mkdir(parents=True)
+        log = log_file or build_dir / "build.log"
+        try:
+            extra = []
+            if simulator == "verilator" and not internal_signals:
+                extra = _verilator_port_access(sources, toplevel, partial)
+            start = time.perf_counter()
+            try:
+                get_runner(simulator).build(
+                    sources=list(sources), hdl_toplevel=toplevel, build_dir=partial,
+                    build_args=args + extra, timescale=TIMESCALE, waves=waves, always=True,
+                    log_file=log)
+            except (SystemExit, Exception) as e:  # cocotb's runner reports build failures as SystemExit
+                raise SimulationError(
+                    f"{simulator} build of {toplevel} failed ({e}); last lines of {log}:\n{_log_tail(log)}"
+                ) from None
+            if not _model_file(partial, simulator, toplevel).exists():
+                raise SimulationError(f"{simulator} build of {toplevel} wrote no model; see {log}")
+            build_s = time.perf_counter() - start
+            (partial / BUILD_OK).write_text(key)
+            if model_dir.exists():
+                old = build_dir / f".{MODEL_DIR}-{os.getpid()}-old-{uuid.uuid4().hex[:8]}"
+                model_dir.rename(old)
+                shutil.rmtree(old, ignore_errors=True)
+            partial.rename(model_dir)
+        finally:
+            if partial.exists():
+                shutil.rmtree(partial, ignore_errors=True)
+    return model_dir, build_s, True
 
 
 def _parse_results(xml_path: Path) -> tuple[int, int, list[str]]:
@@ -189,6 +324,7 @@ def run_cocotb(
     internal_signals: bool = False,
     reuse_build: bool = False,
     verilator_args: Sequence[str] = (),
+    test_dir: str | os.PathLike | None = None,
 ) -> SimResult:
     """Build ``design`` and run the cocotb ``test_module`` against it.
 
@@ -201,7 +337,8 @@ def run_cocotb(
     simulator : str
         ``"icarus"`` or ``"verilator"``.
     build_dir : path
-        Directory for this build; use one per parametrisation.
+        Directory for this build (the model goes to ``build_dir/model``, see :func:`build_model`);
+        use one per design and parametrisation.
     toplevel : str
         Name of the top Verilog module.
     testcase : str or list of str, optional
@@ -209,7 +346,9 @@ def run_cocotb(
     env : mapping, optional
         Extra environment for the testbench (parameters such as item counts).
     waves : bool
-        Record a waveform (Icarus: ``<toplevel>.fst``; Verilator: ``dump.vcd``).
+        Record a waveform in the test directory (Icarus: ``<toplevel>.fst``; Verilator:
+        ``dump.vcd``). A waves build is a model of its own (``build_dir/model`` of
+        ``<build_dir>-waves`` when ``reuse_build``).
     seed : int, optional
         cocotb random seed (``COCOTB_RANDOM_SEED``); random when omitted.
     verbose : bool
@@ -221,9 +360,12 @@ def run_cocotb(
         Extra Verilator build arguments (e.g. ``--hierarchical`` for designs with
         ``hier_block`` modules).
     reuse_build : bool
-        Keep an existing build in ``build_dir`` when the Verilog is unchanged (several
-        runs against one design, e.g. benchmark patterns); the Verilog file is then only
-        rewritten when its text differs.
+        Keep the existing model when it was built from the same sources and arguments (several
+        runs against one design, e.g. benchmark patterns or kernels); the Verilog file is then
+        only rewritten when its text differs.
+    test_dir : path, optional
+        Where the run's results, logs, metrics and waves go (default ``build_dir``). Runs that
+        share one model at the same time need one each.
 
     Raises
     ------
@@ -236,7 +378,11 @@ def run_cocotb(
 
     status = toolchain.activate(simulator)
     build_dir = Path(build_dir).resolve()
+    if waves and reuse_build:
+        build_dir = build_dir.with_name(build_dir.name + "-waves")
     build_dir.mkdir(parents=True, exist_ok=True)
+    test_dir = Path(test_dir).resolve() if test_dir is not None else build_dir
+    test_dir.mkdir(parents=True, exist_ok=True)
 
     if isinstance(design, wiring.Component):
         target = build_dir / f"{toplevel}.v"
@@ -257,54 +403,39 @@ def run_cocotb(
         if not source.exists():
             raise FileNotFoundError(f"Verilog source {source} does not exist")
 
-    build_log, sim_log = build_dir / "build.log", build_dir / "sim.log"
-    results_xml = build_dir / "results.xml"
-    metrics_file = build_dir / "metrics.json"
+    sim_log = test_dir / "sim.log"
+    results_xml = test_dir / "results.xml"
+    metrics_file = test_dir / "metrics.json"
     for stale in (results_xml, metrics_file):
         stale.unlink(missing_ok=True)
 
-    runner = get_runner(simulator)
-    build_args = []
-    if simulator == "verilator":
-        build_args = list(VERILATOR_WAIVERS)
-        if not internal_signals:
-            build_args += _verilator_port_access(sources, toplevel, build_dir)
-        build_args += list(verilator_args)
-        cflags = os.environ.get(VERILATOR_CFLAGS_ENV)
-        if cflags:
-            build_args += ["-CFLAGS", cflags]
-    start = time.perf_counter()
-    try:
-        runner.build(
-            sources=sources,
-            hdl_toplevel=toplevel,
-            build_dir=build_dir,
-            build_args=build_args,
-            timescale=TIMESCALE,
-            waves=waves,
-            always=waves or not reuse_build,
-            log_file=None if verbose else build_log,
-        )
-    except (SystemExit, Exception) as e:  # cocotb's runner reports build failures as SystemExit
-        raise SimulationError(
-            f"{simulator} build of {toplevel} failed ({e}); last lines of {build_log}:\n"
-            f"{_log_tail(build_log)}"
-        ) from None
-    build_s = time.perf_counter() - start
+    model_dir, build_s, _ = build_model(
+        sources, simulator=simulator, build_dir=build_dir, toplevel=toplevel,
+        build_args=verilator_args if simulator == "verilator" else (), waves=waves, reuse=reuse_build,
+        internal_signals=internal_signals)
 
+    runner = get_runner(simulator)
     test_env = {METRICS_ENV: str(metrics_file), **(env or {})}
+    plusargs = []
+    wave_file = None
+    if waves:
+        wave_file = test_dir / (f"{toplevel}.fst" if simulator == "icarus" else "dump.vcd")
+        if simulator == "icarus":
+            plusargs.append(f"+dumpfile_path={wave_file}")
     start = time.perf_counter()
     try:
         runner.test(
             test_module=test_module,
             hdl_toplevel=toplevel,
-            build_dir=build_dir,
-            test_dir=build_dir,
+            hdl_toplevel_lang="verilog",
+            build_dir=model_dir,
+            test_dir=test_dir,
             testcase=testcase,
             results_xml=str(results_xml),
             extra_env=test_env,
             seed=seed,
             waves=waves,
+            plusargs=plusargs,
             timescale=TIMESCALE,
             log_file=None if verbose else sim_log,
         )
@@ -319,10 +450,8 @@ def run_cocotb(
             f"{_log_tail(sim_log)}"
         )
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    wave_file = None
-    if waves:
-        candidate = build_dir / (f"{toplevel}.fst" if simulator == "icarus" else "dump.vcd")
-        wave_file = candidate if candidate.exists() else None
+    if wave_file is not None and not wave_file.exists():
+        wave_file = None
     return SimResult(
         simulator=simulator,
         simulator_version=status.version or "",
@@ -331,7 +460,7 @@ def run_cocotb(
         failures=failures,
         build_s=build_s,
         run_s=run_s,
-        build_dir=build_dir,
+        build_dir=test_dir,
         waves=wave_file,
         metrics=metrics,
         failed_tests=failed,

@@ -21,7 +21,7 @@ from hdl.pcu import run_golden as pcu_golden
 from hdl.system import TileSystem
 
 from .memory import timing_spec
-from .runner import SimResult, run_cocotb
+from .runner import SimResult, new_run_dir, run_cocotb
 
 __all__ = ["run_system", "segment_payload", "axpb_kernel", "lines_of_vectors", "vectors_of_lines",
            "FABRIC_PS"]
@@ -98,8 +98,10 @@ def run_system(system: TileSystem, runs: list[dict], *, simulator: str, build_di
     build_dir.mkdir(parents=True, exist_ok=True)
     job = {"hbm": timing_spec(system.hbm), "channels": system.channels, "ecc": system.ecc,
            "fabric_ps": FABRIC_PS, "runs": runs}
-    job_file = build_dir / "job.json"
+    run_dir = new_run_dir(build_dir)
+    job_file = run_dir / "job.json"
     job_file.write_text(json.dumps(job))
     result = run_cocotb(system, BENCH, simulator=simulator, build_dir=build_dir, waves=waves,
-                        reuse_build=True, env={"OPENRDU_SYSTEM_JOB": str(job_file.resolve())})
+                        reuse_build=True, test_dir=run_dir,
+                        env={"OPENRDU_SYSTEM_JOB": str(job_file.resolve())})
     return result, result.metrics.get("system", {}).get("runs", {})

@@ -31,6 +31,8 @@ status 2 and a message naming the valid choices.
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 
 from . import bench, coe, demo, doctor, formal, run, smoke, synth, units, verilog
 from .common import version_text
@@ -53,8 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NUMERIC = re.compile(r"^-\d[\d.,eE+-]*$")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--shape -1,4,4`` -> ``--shape=-1,4,4``: argparse takes a value that starts with ``-`` and
+    is not a plain number for an option and reports "expected one argument"; joined, the option's
+    own check names the bad value."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NUMERIC.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``openrdu`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     return args.func(args)
 

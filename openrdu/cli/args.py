@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_int", "nonneg_int", "positive_float", "fraction"]
+__all__ = ["positive_int", "nonneg_int", "positive_float", "fraction", "int_at_least"]
 
 
 def _number(text: str, kind, expected: str):
@@ -42,3 +42,15 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
     return value
+
+
+def int_at_least(minimum: int, why: str = ""):
+    """An argument type: an integer >= ``minimum`` (``why`` is said in the error)."""
+    def parse(text: str) -> int:
+        value = _number(text, int, f"an integer >= {minimum}")
+        if value < minimum:
+            reason = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}{reason}, got {value}")
+        return value
+    parse.__name__ = f"int_at_least_{minimum}"
+    return parse

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .args import nonneg_int, positive_float, positive_int
+from .args import int_at_least, nonneg_int, positive_float, positive_int
 
 __all__ = ["register", "main", "cmd_simulate", "cmd_route", "cmd_demo", "cmd_report"]
 
@@ -157,7 +157,38 @@ def cmd_route(args) -> int:
     return 0 if out["heldout_accuracy"] >= ACCURACY_FLOOR else 1
 
 
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file renamed into place)."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _writable(path: Path, what: str) -> str | None:
+    """``None`` when a file can be written at ``path``, else one line saying why not."""
+    import os
+
+    if path.is_dir():
+        return f"{what} {path} is a folder; give a file name"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".openrdu-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        return f"{what} {path}: cannot write in {path.parent} ({error.strerror or error})"
+    return None
+
+
 def cmd_demo(args) -> int:
+    if args.save and (problem := _writable(Path(args.save), "--save")):
+        args._parser.error(problem)
     if args.backend == "rtl":
         return _demo_rtl(args)
     from coe_host.host import CoeHost
@@ -169,12 +200,16 @@ def cmd_demo(args) -> int:
     ok = all(s.exact for s in served)
     copies = sum(not s.hit for s in served)
     copied = sum(s.bytes_copied for s in served)
+    summary = {"backend": "golden", "requests": len(served), "switches": copies,
+               "bytes_copied": copied, "outputs_equal_numpy": ok,
+               "trace": [{"domain": s.domain, "expert": s.expert, "hit": s.hit,
+                          "bytes_copied": s.bytes_copied, "evicted": list(s.evicted)}
+                         for s in served]}
+    if args.save:
+        _write_text(Path(args.save), json.dumps(summary) + "\n")
+        print(f"wrote {args.save}", file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps({"backend": "golden", "requests": len(served), "switches": copies,
-                          "bytes_copied": copied, "outputs_equal_numpy": ok,
-                          "trace": [{"domain": s.domain, "expert": s.expert, "hit": s.hit,
-                                     "bytes_copied": s.bytes_copied, "evicted": list(s.evicted)}
-                                    for s in served]}))
+        print(json.dumps(summary))
     else:
         for i, s in enumerate(served):
             print(f"{i:3d} {s.domain:12} -> {s.expert:5} {'hit ' if s.hit else 'copy'} "
@@ -195,8 +230,8 @@ def _demo_rtl(args) -> int:
                      cache_experts=args.cache_experts, policy=args.policy, seed=args.seed, say=say)
     wall = time.perf_counter() - t0
     if args.save:
-        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.save).write_text(demo_json(r) + "\n")
+        _write_text(Path(args.save), demo_json(r) + "\n")
+        say(f"wrote {args.save}")
     if args.json:
         print(demo_json(r))
         return 0 if r.ok else 1
@@ -232,6 +267,13 @@ def _demo_rtl(args) -> int:
 
 def cmd_report(args) -> int:
     from ..flows.coe_report import write_report
+
+    if Path(args.output).suffix.lower() != ".md":
+        args._parser.error(f"--output {args.output}: the report is Markdown; give a name ending in .md")
+    problem = _writable(Path(args.output), "--output") or _writable(Path(args.img_dir) / "probe.png",
+                                                                    "--img-dir")
+    if problem:
+        args._parser.error(problem)
 
     path = write_report(args.output, args.img_dir, requests=args.requests, seed=args.seed,
                         plots=not args.no_plots)
@@ -295,8 +337,8 @@ def register(sub) -> argparse.ArgumentParser:
     p = csub.add_parser("route", help="train the bf16 router on generated prompts, report its accuracy")
     p.add_argument("--train", type=positive_int, default=3000, help="training prompts (default 3000)")
     p.add_argument("--test", type=positive_int, default=1000, help="held-out prompts (default 1000)")
-    p.add_argument("--features", type=positive_int, default=512,
-                   help="hashed features incl. bias (default 512)")
+    p.add_argument("--features", type=int_at_least(2, "one hashed bucket and the bias"), default=512,
+                   help="hashed features incl. bias, at least 2 (default 512)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt sets (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(func=cmd_route, _parser=p)
@@ -315,7 +357,7 @@ def register(sub) -> argparse.ArgumentParser:
                    help=f"eviction policy, one of: {', '.join(POLICY_CHOICES)} (default lru)")
     p.add_argument("--sim", default="verilator", choices=("icarus", "verilator"), help="RTL simulator")
     p.add_argument("--save", default=None, metavar="PATH",
-                   help="rtl: also write the --json object to PATH (docs/data/coe_rtl_demo_<sim>.json "
+                   help="also write the --json object to PATH (rtl: docs/data/coe_rtl_demo_<sim>.json "
                         "feeds openrdu coe report)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and prompts (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

@@ -12,9 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from ..flows.run import JSON_FIELDS, default_simulator, draw_floorplan, run_kernel
+from ..flows.run import (
+    JSON_FIELDS,
+    UsageError,
+    check_output_paths,
+    default_simulator,
+    draw_floorplan,
+    json_safe,
+    read_npz,
+    run_kernel,
+    write_npz,
+)
+from .args import nonneg_int
 
 __all__ = ["register", "cmd_run"]
 
@@ -30,13 +40,24 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _refuse(message) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def cmd_run(args) -> int:
     from rich.console import Console
 
     from compiler import MappingError, ShapeError
     from sim.runner import SimulationError
 
-    err = Console(stderr=True)
+    # everything a user can get wrong is checked before the (possibly long) simulation
+    try:
+        out_path, plan_path = check_output_paths(args.out, args.floorplan, args.inputs)
+        if args.inputs is not None:
+            read_npz(args.inputs)
+    except UsageError as error:
+        return _refuse(error)
     show = not args.json and sys.stdout.isatty()
     progress_cb, bar = None, None
     if show:
@@ -58,36 +79,33 @@ def cmd_run(args) -> int:
                                         gated=args.gated, causal=args.causal,
                                         bias=True if args.bias else None, out_dtype=args.out_dtype,
                                         eps=args.eps, progress=progress_cb)
-    except (MappingError, ShapeError, ValueError, FileNotFoundError) as error:
+    except (MappingError, ShapeError, UsageError, ValueError, FileNotFoundError) as error:
         if bar:
             bar.stop()
-        err.print(f"[red]error:[/red] {error}")
-        return 2
+        return _refuse(error)
     except SimulationError as error:
         if bar:
             bar.stop()
-        err.print(f"[red]simulation failed:[/red] {error}")
+        print(f"simulation failed: {error}", file=sys.stderr)
         return 1
     finally:
         if bar:
             bar.stop()
-    if args.out:
-        import numpy as np
-
-        from compiler.kernels import OUTPUT_NAME
-        key = OUTPUT_NAME[args.kernel]
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.out, **{key: next(iter(run.outputs.values()))})
-    if args.floorplan:
-        draw_floorplan(compiled, args.floorplan)
+    if out_path is not None:
+        key = compiled.outputs[0]
+        write_npz(out_path, {key: next(iter(run.outputs.values()))})
+    if plan_path is not None:
+        draw_floorplan(compiled, plan_path)
     if args.json:
-        print(json.dumps({k: row[k] for k in JSON_FIELDS}))
+        print(json.dumps(json_safe({k: row[k] for k in JSON_FIELDS}), allow_nan=False))
     else:
-        _print_row(row, run, compiled, args)
+        _print_row(row, run, compiled, args, out_path, plan_path)
+    if not (run.bit_exact and run.within_bound):
+        print(f"check failed: {row['check']}", file=sys.stderr)
     return 0 if run.bit_exact and run.within_bound else 1
 
 
-def _print_row(row, run, compiled, args):
+def _print_row(row, run, compiled, args, out_path, plan_path):
     from rich.console import Console
     from rich.table import Table
 
@@ -104,10 +122,11 @@ def _print_row(row, run, compiled, args):
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
     console.print(f"order: {compiled.order}")
-    if args.out:
-        console.print(f"wrote {args.out}")
-    if args.floorplan:
-        console.print(f"floorplan: {args.floorplan}")
+    console.print(f"check: {row['check']}")
+    if out_path is not None:
+        console.print(f"wrote {out_path}")
+    if plan_path is not None:
+        console.print(f"floorplan: {plan_path}")
     if run.waves:
         console.print(f"waves: {run.waves}")
 
@@ -137,7 +156,7 @@ def register(sub) -> argparse.ArgumentParser:
                    help="simulator (default: verilator when usable, else icarus)")
     p.add_argument("--unfused", action="store_true", help="one launch per op, intermediates through HBM")
     p.add_argument("--waves", action="store_true", help="record a waveform in the build directory")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--floorplan", metavar="PNG", help="draw the used units and routes")
     p.add_argument("--gated", action="store_true", help="ffn: the SwiGLU form (X, Wg, Wu, Wd)")

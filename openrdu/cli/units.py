@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -101,10 +102,26 @@ def cmd_tile_build(args) -> int:
     return 0 if all(r["ok"] for r in rows) else 1
 
 
+#: The largest ``mem-bench --bytes``: the job lists every request, and the run simulates every line.
+MEM_BENCH_MAX_BYTES = 64 << 20
+LINE_BYTES = 64
+
+
+def _refuse(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def cmd_mem_bench(args) -> int:
     from hdl.memctrl.timing import timing_names, timing_preset
     from sim.memory import PATTERNS, mem_bench
 
+    if args.bytes % LINE_BYTES or args.bytes > MEM_BENCH_MAX_BYTES:
+        return _refuse(f"--bytes {args.bytes}: must be a multiple of the {LINE_BYTES}-byte DRAM line, from "
+                       f"{LINE_BYTES} to {MEM_BENCH_MAX_BYTES} ({MEM_BENCH_MAX_BYTES >> 20} MiB)")
+    if args.stride % LINE_BYTES:
+        return _refuse(f"--stride {args.stride}: must be a positive multiple of {LINE_BYTES} bytes "
+                       f"(one line)")
     console = console_for(args.json)
     if args.copy:
         from sim.dma import copy_bench
@@ -126,12 +143,10 @@ def cmd_mem_bench(args) -> int:
         try:
             timing = timing_preset(args.preset)
         except ValueError as e:
-            console.print(f"[red]{e}[/red]")
-            return 2
+            return _refuse(f"--preset {args.preset}: {e}")
         if timing.tier != args.tier:
-            console.print(f"[red]{timing.name} is not a {args.tier.upper()} preset; "
-                          f"--tier {args.tier} takes: {', '.join(names)}[/red]")
-            return 2
+            return _refuse(f"--preset {timing.name} is not a {args.tier.upper()} preset; "
+                           f"--tier {args.tier} takes: {', '.join(names)}")
         presets = [timing.name]
     patterns = list(PATTERNS) if args.pattern == "all" else [args.pattern]
     rows = []

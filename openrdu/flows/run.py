@@ -16,12 +16,13 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["JSON_FIELDS", "BUILD_ROOT", "load_inputs", "run_kernel", "draw_floorplan", "default_simulator",
+__all__ = ["JSON_FIELDS", "BUILD_ROOT", "UsageError", "load_inputs", "read_npz", "check_output_paths",
+           "write_npz", "json_safe", "check_summary", "run_kernel", "draw_floorplan", "default_simulator",
            "demo_ffn", "DEMO_FFN_SHAPE"]
 
 JSON_FIELDS = ("kernel", "preset", "sim", "shape", "fused", "cycles", "launches", "pcu_utilization",
                "pmu_utilization", "hbm_bytes", "bit_exact", "max_abs_err_vs_fp64", "err_bound_fp64", "wall_s",
-               "sim_cycles_per_s")
+               "sim_cycles_per_s", "within_bound", "check")
 #: Where kernel simulations build and run (``$OPENRDU_BUILD/kernels``, default ``build/kernels``):
 #: one simulator build per preset, reused by every kernel.
 BUILD_ROOT = Path(os.environ.get("OPENRDU_BUILD", "build")) / "kernels"
@@ -34,20 +35,64 @@ def default_simulator() -> str:
     return "verilator" if toolchain.simulator_status("verilator").usable else "icarus"
 
 
-def load_inputs(path: str | None, compiled, seed: int) -> dict:
-    """Arrays from an npz (float32), or random ones of the kernel's shapes."""
+class UsageError(ValueError):
+    """A bad argument, found before anything was simulated (the command exits with status 2)."""
+
+
+def read_npz(path, what: str = "--inputs") -> dict:
+    """The arrays of the ``.npz`` archive ``path`` as float32, refusing anything else with a
+    :class:`UsageError` that names the file or the array: a folder, a missing file, an ``.npy``
+    or text file, arrays of strings or objects, complex arrays (their imaginary part would be
+    dropped)."""
+    import zipfile
+
     import numpy as np
 
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{what} {path} is a folder; give an .npz file (numpy.savez)")
+    if not p.exists():
+        raise UsageError(f"{what} {path} does not exist; give an .npz file (numpy.savez)")
+    with open(p, "rb") as handle:
+        magic = handle.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK\x03\x04"):
+        raise UsageError(f"{what} {path} is not an .npz archive (its first bytes are {magic!r}); write one "
+                         f"with numpy.savez(path, A=..., B=...)")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise UsageError(f"{what} {path} is not an .npz archive ({error}); write one with "
+                         f"numpy.savez") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise UsageError(f"{what} {path} holds one array (an .npy file), not an .npz archive of named "
+                         f"arrays; write one with numpy.savez(path, A=..., B=...)")
+    arrays = {}
+    with data:
+        for key in data.files:
+            try:
+                value = data[key]
+            except ValueError as error:
+                raise UsageError(f"{what} {path}: array {key!r} cannot be read without pickle ({error}); "
+                                 f"store numbers") from None
+            if np.iscomplexobj(value):
+                raise UsageError(f"{what} {path}: array {key!r} is complex ({value.dtype}); the kernels take "
+                                 f"real numbers")
+            if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)
+                    or value.dtype == np.bool_):
+                raise UsageError(f"{what} {path}: array {key!r} has dtype {value.dtype}; the kernels take "
+                                 f"real numbers (float or int)")
+            arrays[key] = np.asarray(value, np.float32)
+    return arrays
+
+
+def load_inputs(path: str | None, compiled, seed: int) -> dict:
+    """Arrays from an npz (float32), or random ones of the kernel's shapes."""
     from compiler import ShapeError
     from sim.kernels import random_inputs
 
     if path is None:
         return random_inputs(compiled, seed=seed)
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"inputs file {path} does not exist")
-    with np.load(p) as data:
-        arrays = {k: np.asarray(data[k], np.float32) for k in data.files}
+    arrays = read_npz(path)
     missing = [n for n in compiled.graph.inputs if n not in arrays]
     if missing:
         raise ShapeError(f"{path} lacks the key(s) {', '.join(missing)}; {compiled.name} with shape "
@@ -56,22 +101,124 @@ def load_inputs(path: str | None, compiled, seed: int) -> dict:
     return arrays
 
 
+def _probe_writable(path: Path, what: str) -> None:
+    import os
+    import uuid
+
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".openrdu-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"{what} {path}: cannot write in {parent} ({error.strerror or error})") from None
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder; give a file name")
+
+
+#: File types ``--floorplan`` can write (matplotlib's savefig formats).
+FLOORPLAN_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_output_paths(out: str | None, floorplan: str | None, inputs: str | None) -> tuple[Path | None,
+                                                                                             Path | None]:
+    """Check ``--out`` and ``--floorplan`` before anything runs; return the paths that will be
+    written (``--out o`` becomes ``o.npz``).
+
+    Raises
+    ------
+    UsageError
+        A path that cannot be written, has the wrong suffix, or is the ``--inputs`` file.
+    """
+    out_path = plan_path = None
+    if out is not None:
+        out_path = Path(out)
+        if out_path.suffix == "":
+            out_path = out_path.with_name(out_path.name + ".npz")
+        elif out_path.suffix.lower() != ".npz":
+            raise UsageError(f"--out {out}: the result is written as an .npz archive; give a name ending "
+                             f"in .npz")
+        if inputs is not None and Path(inputs).exists() and out_path.exists() \
+                and out_path.resolve() == Path(inputs).resolve():
+            raise UsageError(f"--out {out} is the --inputs file; writing the result would overwrite the "
+                             f"inputs (give another name)")
+        _probe_writable(out_path, "--out")
+    if floorplan is not None:
+        plan_path = Path(floorplan)
+        if plan_path.suffix.lower() not in FLOORPLAN_SUFFIXES:
+            kind = plan_path.suffix or "(none)"
+            raise UsageError(f"--floorplan {floorplan}: unknown picture type {kind!r}; use one of "
+                             f"{', '.join(FLOORPLAN_SUFFIXES)}")
+        _probe_writable(plan_path, "--floorplan")
+    return out_path, plan_path
+
+
+def write_npz(path: Path, arrays: dict) -> Path:
+    """Write ``arrays`` to ``path`` atomically (a temporary file renamed into place); return it."""
+    import os
+    import uuid
+
+    import numpy as np
+
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.partial")
+    try:
+        with open(partial, "wb") as handle:
+            np.savez(handle, **arrays)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def json_safe(value):
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no Infinity or NaN)."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def check_summary(run) -> str:
+    """One line: both checks passed, or why one failed."""
+    import math
+
+    if run.bit_exact and run.within_bound:
+        return "ok: bit exact against the golden model and within the float64 error bound"
+    parts = []
+    if not run.bit_exact:
+        parts.append("the result differs from the golden model (not bit exact)")
+    if not run.within_bound:
+        err = run.max_abs_err_vs_fp64
+        if not math.isfinite(err):
+            parts.append("the result is not finite where the float64 reference is (the inputs overflow "
+                         "fp32/bf16: keep |values| well below 3.4e38)")
+        else:
+            parts.append(f"max |error| vs float64 {err:.3g} exceeds the fp32 error bound "
+                         f"{run.err_bound_fp64:.3g}")
+    return "; ".join(parts)
+
+
 def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator: str | None = None,
                fused: bool = True, inputs: str | None = None, seed: int = 0, waves: bool = False,
                gated: bool = False, causal: bool = False, bias: bool | None = None, out_dtype: str = "bf16",
                eps: float = 1e-6, progress=None, build_root: Path = BUILD_ROOT):
     """Compile and run; returns ``(compiled, run, row)`` where ``row`` has :data:`JSON_FIELDS`."""
-    import numpy as np
 
     from compiler import compile_kernel
     from sim.kernels import run_compiled
 
     simulator = simulator or default_simulator()
-    if inputs is not None and not Path(inputs).exists():
-        raise FileNotFoundError(f"inputs file {inputs} does not exist")
+    if inputs is not None:
+        read_npz(inputs)                        # refuse a bad file before compiling
     if bias is None and kernel == "gemm" and inputs is not None:
-        with np.load(inputs) as data:
-            bias = "bias" in data.files
+        bias = "bias" in read_npz(inputs)
     start = time.perf_counter()
     compiled = compile_kernel(kernel, preset, shape, act=act, bias=bool(bias), gated=gated, causal=causal,
                               fused=fused, out_dtype=out_dtype, eps=eps)
@@ -86,7 +233,8 @@ def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator:
            "hbm_bytes": run.hbm_bytes, "bit_exact": run.bit_exact,
            "max_abs_err_vs_fp64": run.max_abs_err_vs_fp64, "err_bound_fp64": run.err_bound_fp64,
            "wall_s": round(wall, 2), "sim_cycles_per_s": round(run.sim_cycles_per_s, 1)}
-    row.update({"within_bound": run.within_bound, "timing_violations": run.violations,
+    row.update({"within_bound": run.within_bound, "check": check_summary(run),
+                "timing_violations": run.violations,
                 "build_s": round(run.build_s, 1), "order": compiled.order, "plan": compiled.plan,
                 "waves": run.waves})
     return compiled, run, row
