@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """A tile with its AGCUs on an HBM tier: the unit that runs kernels with operands in HBM.
 
 :class:`TileSystem`::
@@ -13,6 +14,10 @@
 The host writes each AGCU's segment table through ``seg`` (privileged; a kernel image
 cannot), loads a kernel with :mod:`hdl.launch` commands on ``host`` and passes tensor
 addresses as kernel arguments, which the AGCUs take from the scalar fabric.
+
+The first line turns off Amaranth's UnusedElaboratable warning for the objects this module
+creates: the tile a :class:`TileSystem` builds is used exactly when the system is, and a system
+built only to read its parameters (agcu names, layouts) is not a mistake.
 """
 
 import dataclasses

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Run compiled kernels (:mod:`compiler`) on the RTL: a :class:`hdl.system.TileSystem` with
 HBM device models, on Icarus or Verilator.
 
@@ -6,6 +7,9 @@ HBM device models, on Icarus or Verilator.
 compiler's golden model (bit for bit) and with a float64 evaluation of the graph (within
 the fp32 error bound). One simulator build per preset and simulator is reused by every
 kernel (the hardware does not depend on the kernel).
+
+(The first line turns off Amaranth's UnusedElaboratable warning for the systems built here only
+to read their parameters, so that a command's output carries no warnings.)
 """
 
 from __future__ import annotations

@@ -69,3 +69,26 @@ def test_verilator_builds_use_ccache_unless_told_otherwise(monkeypatch, tmp_path
         assert env["OBJCACHE"] == "ccache" and env["CCACHE_DIR"] == str(tmp_path / "ccache")
     monkeypatch.setenv("OBJCACHE", "")          # the user's choice (here: no cache) wins
     assert toolchain.compiler_cache_env() == {}
+
+
+def test_reading_a_systems_parameters_prints_no_warnings():
+    """A TileSystem built only for its parameters (every kernel command does this) must not print
+    Amaranth's UnusedElaboratable warnings when it is collected: a user saw a dozen between the
+    result lines of one ``coe demo``. (The check runs the objects' finalisers directly: when the
+    collector runs them is up to the interpreter.)"""
+    import warnings
+
+    from amaranth import Module
+    from amaranth.hdl import Fragment
+
+    from sim.kernels import system_for
+
+    Fragment.get(Module(), None)     # Amaranth stays quiet until a process has elaborated something
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        system = system_for("tiny")
+        assert system.agcu_names
+        system.__del__()
+        system.tile.__del__()
+    unused = [str(w.message) for w in seen if "never used" in str(w.message)]
+    assert not unused, unused
