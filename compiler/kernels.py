@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from hdl.numerics.golden import f32_to_bf16
-from hdl.tile import TileParams
+from hdl.params import TileParams
 
 from . import gemm as gm
 from .elementwise import elementwise_launch
