@@ -56,13 +56,14 @@ from hdl.numerics.ops import golden
 from hdl.pcu import Accumulator, PcuConfig, Stage, VectorInput
 from hdl.pmu import AddressProgram, PmuConfig
 
-from .elementwise import _nest
 from .errors import MappingError
+from .ir import KernelGraph, attention_graph
+from .mapping import DEFAULT_HBM_LINES, KernelMapping, ceil_div, counter_nest, f32_word
 from .place import place_and_route, site_counts
-from .program import Launch
+from .program import CompiledKernel, HbmAllocator, Launch
 
 __all__ = ["AttentionPlan", "plan_attention", "attention_launches", "attention_golden", "pack_qt", "pack_k",
-           "pack_v", "pack_thr", "unpack_o", "ORDER", "PCUS"]
+           "pack_v", "pack_thr", "unpack_o", "AttentionKernel", "ORDER", "PCUS"]
 
 ORDER = ("keys in blocks of Bc-1 (plus a masked dummy slot); per query tile and block j: "
          "s = fp32 MAC chain from +0 over d = 0..D-1 of q[d]*k[d]; x = -inf where key > query (causal) "
@@ -76,14 +77,6 @@ NEG_INF = 0xFF800000
 ONE_BF16 = 0x3F80
 #: PCUs of the fused mapping (every unfused launch uses at most four of them).
 PCUS = 8
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _f32_word(value: float) -> int:
-    return int(np.array([value], np.float32).view(np.uint32)[0])
 
 
 @dataclass(frozen=True)
@@ -102,11 +95,11 @@ class AttentionPlan:
 
     @property
     def nb(self) -> int:
-        return _ceil(self.t, self.keys)
+        return ceil_div(self.t, self.keys)
 
     @property
     def nt(self) -> int:
-        return _ceil(self.t, self.lanes)
+        return ceil_div(self.t, self.lanes)
 
     @property
     def kt(self) -> int:
@@ -116,7 +109,7 @@ class AttentionPlan:
     @property
     def nd(self) -> int:
         """Column tiles of [1 | V]: the ones tile and ⌈D/S⌉ tiles of V."""
-        return _ceil(self.d, self.stages) + 1
+        return ceil_div(self.d, self.stages) + 1
 
     @property
     def ocols(self) -> int:
@@ -125,7 +118,7 @@ class AttentionPlan:
 
     @property
     def scale_word(self) -> int:
-        return _f32_word(1.0 / np.sqrt(self.d))
+        return f32_word(1.0 / np.sqrt(self.d))
 
     @property
     def q_shift(self) -> int:
@@ -141,6 +134,11 @@ class AttentionPlan:
         return {"qk": blocks * self.kt * self.d, "max": blocks * self.bc, "exp": blocks * self.keys,
                 "alpha": blocks, "pv": blocks * self.nd * self.keys, "o": blocks * self.ocols,
                 "recip": self.nt * self.ocols, "norm": self.nt * self.ocols}
+
+    def summary(self) -> dict:
+        """The mapping choices, for a :class:`CompiledKernel`'s ``plan`` (reports)."""
+        return {"causal": self.causal, "block_slots": self.bc, "keys_per_block": self.keys, "blocks": self.nb,
+                "query_tiles": self.nt, "column_tiles": self.nd, "steps": self.steps}
 
     def key_of_slot(self) -> np.ndarray:
         """(nb, bc) key index of every slot; -1 for the dummy slot and keys ≥ T."""
@@ -162,7 +160,7 @@ def _choose_block(t: int, lanes: int, stages: int) -> int:
     for bc in range(2 * stages, 8 * stages + 1, stages):
         if bc - 1 < max(lanes, stages):
             continue
-        slots = _ceil(t, bc - 1) * bc
+        slots = ceil_div(t, bc - 1) * bc
         key = (slots, -bc)
         if best is None or key < best[0]:
             best = (key, bc)
@@ -383,14 +381,15 @@ def _pmu_p(plan: AttentionPlan) -> PmuConfig:
 
 
 def _loads(plan: AttentionPlan) -> dict:
-    return {"agcu_q": AgcuConfig("load", 0, _nest(plan.nt * plan.d)),
-            "agcu_k": AgcuConfig("load", 0, _nest(plan.nb * plan.kt * plan.d)),
-            "agcu_thr": AgcuConfig("load", 0, _nest(plan.nt * plan.nb)),
-            "agcu_v": AgcuConfig("load", 0, _nest(plan.nb * plan.nd * plan.keys))}
+    return {"agcu_q": AgcuConfig("load", 0, counter_nest(plan.nt * plan.d, "attention Q stream")),
+            "agcu_k": AgcuConfig("load", 0, counter_nest(plan.nb * plan.kt * plan.d, "attention K stream")),
+            "agcu_thr": AgcuConfig("load", 0, counter_nest(plan.nt * plan.nb, "attention mask thresholds")),
+            "agcu_v": AgcuConfig("load", 0, counter_nest(plan.nb * plan.nd * plan.keys,
+                                                         "attention V stream"))}
 
 
 def _store_o(plan: AttentionPlan) -> AgcuConfig:
-    return AgcuConfig("store", 0, _nest(plan.nt * plan.ocols))
+    return AgcuConfig("store", 0, counter_nest(plan.nt * plan.ocols, "attention O stream"))
 
 
 _FUSED_ROLES = [("qk", "pcu"), ("max", "pcu"), ("pmu_q", "pmu"), ("agcu_q", "agcu"), ("agcu_k", "agcu"),
@@ -444,7 +443,7 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
     # 1. scores: qk, max → X (the max stream: Bc fp32 vectors per block)
     units = {"qk": pcus["qk"], "max": pcus["max"], "pmu_q": _pmu_q(plan), "agcu_q": loads["agcu_q"],
              "agcu_k": loads["agcu_k"], "agcu_thr": loads["agcu_thr"],
-             "agcu_x": AgcuConfig("store", 0, _nest(blocks * plan.bc))}
+             "agcu_x": AgcuConfig("store", 0, counter_nest(blocks * plan.bc, "attention X stream"))}
     roles = [("qk", "pcu"), ("max", "pcu"), ("pmu_q", "pmu"), ("agcu_q", "agcu"), ("agcu_k", "agcu"),
              ("agcu_thr", "agcu"), ("agcu_x", "agcu")]
     edges = [e for e in _FUSED_EDGES if e[0] in units and e[1] in units] + [("max", "agcu_x", 1.0)]
@@ -462,8 +461,8 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
     units = {"exp": pcus["exp"], "alpha": pcus["alpha"],
              "agcu_xs": AgcuConfig("load", 0, [Counter(0, plan.keys), Counter(0, span, plan.bc)]),
              "agcu_xm": AgcuConfig("load", 0, [Counter(0, span, plan.bc)], offset=plan.keys),
-             "agcu_p": AgcuConfig("store", 0, _nest(blocks * plan.keys)),
-             "agcu_a": AgcuConfig("store", 0, _nest(blocks))}
+             "agcu_p": AgcuConfig("store", 0, counter_nest(blocks * plan.keys, "attention P stream")),
+             "agcu_a": AgcuConfig("store", 0, counter_nest(blocks, "attention alpha stream"))}
     roles = [("exp", "pcu"), ("alpha", "pcu"), ("agcu_xs", "agcu"), ("agcu_xm", "agcu"), ("agcu_p", "agcu"),
              ("agcu_a", "agcu")]
     edges = [("agcu_xs", "exp", 1.0), ("agcu_xm", "exp", 1.0), ("agcu_xm", "alpha", 1.0),
@@ -479,8 +478,9 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
 
     # 3. output: pv, o, recip, norm → O
     units = {"pv": pcus["pv"], "o": pcus["o"], "recip": pcus["recip"], "norm": pcus["norm"],
-             "agcu_p": AgcuConfig("load", 0, _nest(blocks * plan.keys)), "pmu_p": _pmu_p(plan),
-             "agcu_a": AgcuConfig("load", 0, _nest(blocks)),
+             "agcu_p": AgcuConfig("load", 0, counter_nest(blocks * plan.keys, "attention P stream")),
+             "pmu_p": _pmu_p(plan),
+             "agcu_a": AgcuConfig("load", 0, counter_nest(blocks, "attention alpha stream")),
              "pmu_a": PmuConfig(write=AddressProgram([Counter(0, plan.nb * L, L)], runs=plan.nt),
                                 read=AddressProgram([Counter(0, plan.nb * L, L)], runs=plan.nt),
                                 buffers=2, buffer_words=plan.nb * L),
@@ -501,3 +501,53 @@ def attention_launches(params, plan: AttentionPlan, regions: dict, fused: bool) 
     third = _launch("output", params, plan, roles, edges, units, routes, segs,
                     {"pmu_p": 2 * plan.keys * L, "pmu_a": 2 * plan.nb * L})
     return [first, second, third]
+
+
+# ------------------------------------------------------------------ the kernel
+
+class AttentionKernel(KernelMapping):
+    """``O = softmax(Q·Kᵀ/√D [+ causal mask])·V``, one head: Q, K, V, O (T, D) (see the module
+    docstring; ``block``: key-block slots, default the planner's)."""
+
+    name = "attention"
+    shape_names = ("T", "D")
+    formula = "O = softmax(Q·Kᵀ/√D [+ causal mask])·V"
+    graph_options = ("causal",)
+    mapping_options = ("block",)
+
+    def input_names(self, **options) -> list[str]:
+        return ["Q", "K", "V"]
+
+    def output_names(self, **options) -> list[str]:
+        return ["O"]
+
+    def graph(self, shape, *, causal: bool = False) -> KernelGraph:
+        return attention_graph(tuple(shape), causal)
+
+    def compile(self, graph: KernelGraph, params, *, fused: bool = True, hbm_lines: int = DEFAULT_HBM_LINES,
+                block: int | None = None) -> CompiledKernel:
+        t, d = graph.tensors["Q"].shape
+        causal = bool(graph.nodes[0].attrs.get("causal"))
+        plan = plan_attention(params, t, d, causal, block, fused)
+        alloc = HbmAllocator(params.preset.lanes, hbm_lines)
+        alloc.region("Q", plan.nt * d, pack=lambda w: pack_qt(plan, w["Q"]))
+        alloc.region("K", plan.nb * plan.kt * d, pack=lambda w: pack_k(plan, w["K"]))
+        alloc.region("V", plan.nb * plan.nd * plan.keys, pack=lambda w: pack_v(plan, w["V"]))
+        alloc.region("THR", plan.nt * plan.nb, pack=lambda w: pack_thr(plan))
+        if not fused:
+            blocks = plan.nt * plan.nb
+            alloc.region("X", blocks * plan.bc)
+            alloc.region("P", blocks * plan.keys)
+            alloc.region("A", blocks)
+        alloc.region("O", plan.nt * plan.ocols)
+        alloc.inputs += ["Q", "K", "V", "THR"]
+        launches = attention_launches(params, plan, alloc.regions, fused)
+
+        def golden(words: dict) -> dict:
+            return {"O": attention_golden(plan, words["Q"], words["K"], words["V"])}
+
+        def collect(vectors: dict) -> dict:
+            return {"O": unpack_o(plan, vectors["O"])}
+
+        return self.compiled_kernel(graph, params, (t, d), fused, launches, alloc, golden=golden,
+                                    collect=collect, order=ORDER, plan={"attention": plan.summary()})

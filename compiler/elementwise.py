@@ -3,29 +3,33 @@
 The unfused kernels use them for the ops between GEMMs (an activation, a bf16 conversion,
 the gated FFN's product). The vectors are split into ``G`` contiguous chunks, one group of
 load AGCU(s) → PCU → store AGCU per chunk, as many groups as the AGCUs allow.
+
+:class:`ElementwiseKernel` is the stand-alone kernel ``C = A ⊙ B`` (bf16, the product in
+fp32): one such launch over the row-major tensors, fused or not. It is registered so that
+every mapping the compiler has goes through the one protocol, and
+:func:`~compiler.kernels.compile_kernel` compiles and :mod:`compiler.emulate` runs it; it is
+not *user-runnable* (``openrdu run``, the bench and the sweep do not list it): no RTL test runs
+it stand-alone, and the ops the other kernels use it for (an activation of fp32 words, a bf16
+conversion) have no user-facing form.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from hdl.agcu import AgcuConfig
-from hdl.counters import Counter
+from hdl.numerics.ops import golden as op_golden
 from hdl.pcu import PcuConfig, Stage
 
 from .errors import MappingError
+from .ir import KernelGraph, elementwise_graph
+from .mapping import DEFAULT_HBM_LINES, KernelMapping, ceil_div, counter_nest
 from .place import place_and_route, site_counts
-from .program import Launch, Region
+from .program import CompiledKernel, HbmAllocator, Launch, Region
 
-__all__ = ["elementwise_launch", "PROGRAMS"]
+__all__ = ["elementwise_launch", "PROGRAMS", "program_for", "ElementwiseKernel", "ORDER"]
 
-COUNTER_LIMIT = 1 << 16
-
-
-def _nest(n: int) -> list[Counter]:
-    # one counter: an AGCU address is the sum of its counters' values, so a longer stream would
-    # need an outer counter counting past the counter width too
-    if n < COUNTER_LIMIT:
-        return [Counter(0, n)]
-    raise MappingError("counter range (elementwise chunk)", n, COUNTER_LIMIT - 1, "split the tensor")
+ORDER = "C[i,j] = bf16(fp32(A[i,j]) * fp32(B[i,j])) (one RNE multiply in fp32, then RNE to bf16)"
 
 
 def _act_program(act: str, to_bf16: bool):
@@ -46,6 +50,8 @@ PROGRAMS = {
 
 
 def program_for(name: str):
+    """``(inputs, program maker)`` of a named program: ``"act_<act>_<bf16|f32>"`` (the
+    activation of fp32 words, then the output type) or a key of :data:`PROGRAMS`."""
     if name.startswith("act_"):
         act, _, out = name[4:].partition("_")
         return 1, _act_program(act, out == "bf16")
@@ -81,13 +87,13 @@ def elementwise_launch(params, name: str, program: str, sources: list[Region], d
             for i in range(inputs):
                 roles.append((f"ld{g}_{i}", "agcu"))
                 edges.append((f"ld{g}_{i}", f"pcu{g}", 1.0))
-                units[f"ld{g}_{i}"] = AgcuConfig("load", 0, _nest(n), offset=lo)
+                units[f"ld{g}_{i}"] = AgcuConfig("load", 0, counter_nest(n, "elementwise chunk"), offset=lo)
                 routes.append((f"ld{g}_{i}.vout", [f"pcu{g}.vin{i}"]))
                 starts.append(f"ld{g}_{i}.start")
             roles.append((f"st{g}", "agcu"))
             edges.append((f"pcu{g}", f"st{g}", 1.0))
-            units[f"pcu{g}"] = make(_nest(n))
-            units[f"st{g}"] = AgcuConfig("store", 0, _nest(n), offset=lo)
+            units[f"pcu{g}"] = make(counter_nest(n, "elementwise chunk"))
+            units[f"st{g}"] = AgcuConfig("store", 0, counter_nest(n, "elementwise chunk"), offset=lo)
             routes.append((f"pcu{g}.vout", [f"st{g}.vin"]))
             starts.append(f"st{g}.start")
         routes += [("host.start", starts), (f"st{len(bounds) - 1}.done", ["host.done"])]
@@ -105,3 +111,51 @@ def elementwise_launch(params, name: str, program: str, sources: list[Region], d
         return Launch(name, kernel, segments, roles=placed,
                       pcu_steps={placed[f"pcu{g}"]: hi - lo for g, (lo, hi) in enumerate(bounds)})
     raise last
+
+
+class ElementwiseKernel(KernelMapping):
+    """``C = A ⊙ B`` on bf16 tensors (T, D): one elementwise launch of ``mul_bf16`` (see the
+    module docstring; fused and unfused are the same single launch)."""
+
+    name = "elementwise"
+    shape_names = ("T", "D")
+    formula = "C = bf16(fp32(A) * fp32(B)), elementwise"
+    user_runnable = False
+
+    def input_names(self, **options) -> list[str]:
+        return ["A", "B"]
+
+    def output_names(self, **options) -> list[str]:
+        return ["C"]
+
+    def graph(self, shape, **graph_options) -> KernelGraph:
+        return elementwise_graph(tuple(shape))
+
+    def compile(self, graph: KernelGraph, params, *, fused: bool = True, hbm_lines: int = DEFAULT_HBM_LINES,
+                **mapping_options) -> CompiledKernel:
+        t, d = graph.tensors["A"].shape
+        L = params.preset.lanes
+        vectors = ceil_div(t * d, L)
+
+        def rows(w):
+            flat = np.zeros(vectors * L, np.uint32)
+            flat[:t * d] = np.asarray(w, np.uint32).reshape(-1)
+            return flat.reshape(-1, L)
+
+        alloc = HbmAllocator(L, hbm_lines)
+        a = alloc.region("A", vectors, pack=lambda w: rows(w["A"]))
+        b = alloc.region("B", vectors, pack=lambda w: rows(w["B"]))
+        c = alloc.region("C", vectors)
+        alloc.inputs += ["A", "B"]
+        launch = elementwise_launch(params, "elementwise", "mul_bf16", [a, b], c)
+
+        def golden(words: dict) -> dict:
+            product = op_golden("fmul", op_golden("cvt_f32", words["A"]), op_golden("cvt_f32", words["B"]))
+            return {"C": op_golden("cvt_bf16", product)}
+
+        def collect(out: dict) -> dict:
+            return {"C": out["C"].reshape(-1)[:t * d].reshape(t, d).copy()}
+
+        plan = {"elementwise": {"program": "mul_bf16", "vectors": vectors, "groups": len(launch.pcus)}}
+        return self.compiled_kernel(graph, params, (t, d), fused, [launch], alloc, golden=golden,
+                                    collect=collect, order=ORDER, plan=plan)

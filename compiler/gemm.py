@@ -43,15 +43,18 @@ from hdl.numerics.ops import golden
 from hdl.pcu import PcuConfig
 from hdl.pmu import AddressProgram, PmuConfig
 
+from .elementwise import elementwise_launch
 from .errors import MappingError
+from .ir import KernelGraph, gemm_graph
+from .mapping import COUNTER_LIMIT, DEFAULT_HBM_LINES, KernelMapping, ceil_div
 from .place import place_and_route, site_counts
-from .program import Launch
+from .program import CompiledKernel, HbmAllocator, Launch, Region
 
-__all__ = ["GemmPlan", "plan_gemm", "route_gemm", "gemm_launch", "gemm_programs", "gemm_golden", "pack_a",
-           "pack_b", "unpack_c", "ONE_BF16", "ORDER"]
+__all__ = ["GemmPlan", "plan_gemm", "route_gemm", "gemm_launch", "gemm_programs", "gemm_roles", "a_tile_pmu",
+           "b_block_pmu", "mac_pcu", "multicast_part_write", "GemmStage", "gemm_stage", "gemm_golden",
+           "pack_a", "pack_b", "unpack_c", "GemmKernel", "ONE_BF16", "ORDER"]
 
 ONE_BF16 = 0x3F80
-COUNTER_LIMIT = 1 << 16
 ORDER = ("C[i,j]: fp32 MAC chain from +0 over k = 0..K-1 in order (exact bf16 products, one RNE "
          "rounding per step), then + 1*bias[j] as one more MAC step, then the activation (tail op), "
          "then RNE to bf16")
@@ -59,10 +62,6 @@ ORDER = ("C[i,j]: fp32 MAC chain from +0 over k = 0..K-1 in order (exact bf16 pr
 
 def _pow2_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True)
@@ -102,15 +101,15 @@ class GemmPlan:
 
     @property
     def mt(self) -> int:
-        return _ceil(self.m, self.lanes)
+        return ceil_div(self.m, self.lanes)
 
     @property
     def nt(self) -> int:
-        return _ceil(self.n, self.stages)
+        return ceil_div(self.n, self.stages)
 
     @property
     def nb(self) -> int:
-        return _ceil(self.nt, self.pcus * self.tiles)
+        return ceil_div(self.nt, self.pcus * self.tiles)
 
     @property
     def row_stride(self) -> int:
@@ -119,7 +118,7 @@ class GemmPlan:
     @property
     def block_words(self) -> int:
         """Words of one PCU's B block, rounded up to whole vectors."""
-        return _ceil(self.tiles * self.kp * self.row_stride, self.lanes) * self.lanes
+        return ceil_div(self.tiles * self.kp * self.row_stride, self.lanes) * self.lanes
 
     @property
     def a_shift(self) -> int:
@@ -156,6 +155,12 @@ class GemmPlan:
         traffic = self.a_traffic + self.b_traffic + self.mt * self.np_
         return int(max(self.steps, traffic / vectors_per_cycle) + self.pcus * self.block_words // self.lanes
                    + self.kp)
+
+    def summary(self) -> dict:
+        """The mapping choices, for a :class:`CompiledKernel`'s ``plan`` (reports)."""
+        return {"pcus": self.pcus, "order": self.order, "tiles_per_block": self.tiles, "blocks": self.nb,
+                "m_tiles": self.mt, "n_tiles": self.nt, "k_steps": self.kp, "mac_steps_per_pcu": self.steps,
+                "useful_fraction": round(self.useful_fraction, 4)}
 
 
 def _checks(plan: GemmPlan, pmu_words: int) -> list[tuple[str, int, int, str]]:
@@ -208,9 +213,9 @@ def plan_gemm(params, m: int, k: int, n: int, *, bias: bool = False, act: str = 
         raise MappingError("PCUs", 1, max(0, pcu_cap))
     pmu_words = preset.pmu_banks * preset.pmu_bank_words
     plans, first_bad = [], None
-    nt = _ceil(n, preset.stages)
+    nt = ceil_div(n, preset.stages)
     for p in range(1, pcu_cap + 1):
-        for tb in range(1, _ceil(nt, p) + 1):
+        for tb in range(1, ceil_div(nt, p) + 1):
             for order in orders:
                 plan = GemmPlan(m, k, n, bias, act, out_bf16, preset.lanes, preset.stages, p, tb, order,
                                 a_pitch)
@@ -296,53 +301,86 @@ def gemm_roles(plan: GemmPlan, prefix: str = "") -> tuple[list, list]:
     return roles, edges
 
 
+def multicast_part_write(part_words: int, parts: int, index: int, lanes: int, runs: int) -> AddressProgram:
+    """The write program of PMU ``index`` of the ``parts`` PMUs one multicast stream feeds, the
+    stream being ``parts`` parts of ``part_words`` words in order: each PMU keeps its own part
+    (its offset puts every other part outside the range ``0 … part_words``, which the PMU's
+    configuration must set)."""
+    return AddressProgram([Counter(0, part_words, lanes), Counter(0, parts * part_words, part_words)],
+                          offset=(-index * part_words) % (1 << 32), runs=runs)
+
+
+def a_tile_pmu(plan: GemmPlan, *, part: int | None = None, parts: int = 1) -> PmuConfig:
+    """``pmu_a``: holds one Aᵀ tile (K' column vectors, double-buffered, one run per m-tile and,
+    in the ``nm`` order, block) and replays it :attr:`GemmPlan.reps` times to the PCUs' ``vin0``
+    (the read side masks the replay counter away).
+
+    ``part``/``parts``: the PMU takes part ``part`` of a stream multicast to ``parts`` such PMUs
+    (:func:`multicast_part_write`) instead of the whole stream."""
+    p, L = plan, plan.lanes
+    runs = p.nb * p.mt if p.order == "nm" else p.mt
+    read = AddressProgram([Counter(0, p.kp), Counter(0, p.reps << p.a_shift, 1 << p.a_shift)],
+                          alu=[("iand", (1 << p.a_shift) - 1), ("ishl", L.bit_length() - 1)], runs=runs)
+    if part is None:
+        return PmuConfig(write=AddressProgram([Counter(0, p.kp * L, L)], runs=runs), read=read, buffers=2,
+                         buffer_words=p.kp * L)
+    return PmuConfig(write=multicast_part_write(p.kp * L, parts, part, L, runs), read=read, buffers=2,
+                     buffer_words=p.kp * L, range_lo=0, range_hi=p.kp * L)
+
+
+def b_block_pmu(plan: GemmPlan, index: int) -> PmuConfig:
+    """``pmu_b<index>``: keeps PCU ``index``'s part of each B block (rows at the power-of-two
+    stride :attr:`GemmPlan.row_stride`) from the multicast B stream, double-buffered, and feeds
+    its PCU's ``vin1`` once per m-tile."""
+    p, L = plan, plan.lanes
+    if p.order == "nm":
+        runs = p.nb
+        read = AddressProgram([Counter(0, p.kp), Counter(0, p.tiles * p.kp, p.kp),
+                               Counter(0, p.mt << p.b_shift, 1 << p.b_shift)],
+                              alu=[("iand", (1 << p.b_shift) - 1), ("ishl", p.row_stride.bit_length() - 1)],
+                              runs=runs)
+    else:
+        runs = p.mt * p.nb
+        read = AddressProgram([Counter(0, p.kp), Counter(0, p.tiles * p.kp, p.kp)],
+                              alu=[("ishl", p.row_stride.bit_length() - 1)], runs=runs)
+    return PmuConfig(write=multicast_part_write(p.block_words, p.pcus, index, L, runs), read=read, buffers=2,
+                     buffer_words=p.block_words + L, range_lo=0, range_hi=p.block_words)
+
+
+def mac_pcu(plan: GemmPlan) -> PcuConfig:
+    """A PCU in systolic mode: one ``L × S`` tile of C per K' MAC steps, over the plan's tiles
+    in its loop order, then the tail (``act``) and the bf16 conversion."""
+    p = plan
+    outer = [Counter(0, p.mt * p.tiles), Counter(0, p.nb)] if p.order == "nm" else \
+        [Counter(0, p.nb * p.tiles), Counter(0, p.mt)]
+    return PcuConfig(mode="systolic", counters=[Counter(0, p.kp), *outer], tail=p.act, to_bf16=p.out_bf16)
+
+
 def gemm_programs(plan: GemmPlan, prefix: str = "", *, a_from: str | None = None,
-                  c_to: str | None = None) -> tuple[dict, list]:
+                  c_to: str | None = None) -> tuple[dict, list, list]:
     """Role → program, and role-level routes (the host's start/done added by the caller).
 
     ``a_from``: a ``"role.pin"`` that feeds ``pmu_a`` instead of an ``agcu_a`` (a fused
     producer); ``c_to``: a ``"role.pin"`` the single PCU's output goes to instead of a store
     AGCU (a fused consumer). Returns ``(units, routes, starts)``: ``starts`` are the pins the
     host's start token must reach."""
-    p, L, P, S = plan, plan.lanes, plan.pcus, plan.stages
+    p, P, S = plan, plan.pcus, plan.stages
     r = prefix
     units: dict = {}
     routes: list = []
     starts: list = []
     nm = p.order == "nm"
-    a_mask = [("iand", (1 << p.a_shift) - 1), ("ishl", L.bit_length() - 1)]
-    runs_a = p.nb * p.mt if nm else p.mt
-    units[f"{r}pmu_a"] = PmuConfig(
-        write=AddressProgram([Counter(0, p.kp * L, L)], runs=runs_a),
-        read=AddressProgram([Counter(0, p.kp), Counter(0, p.reps << p.a_shift, 1 << p.a_shift)], alu=a_mask,
-                            runs=runs_a),
-        buffers=2, buffer_words=p.kp * L)
+    units[f"{r}pmu_a"] = a_tile_pmu(p)
     if a_from is None:
         units[f"{r}agcu_a"] = AgcuConfig("load", 0, [Counter(0, p.kp), Counter(0, p.mt * p.pitch, p.pitch)])
         routes.append((f"{r}agcu_a.vout", [f"{r}pmu_a.vin"]))
     else:
         routes.append((a_from, [f"{r}pmu_a.vin"]))
-    span = P * p.block_words // L
+    span = P * p.block_words // p.lanes
     units[f"{r}agcu_b"] = AgcuConfig("load", 0, [Counter(0, span), Counter(0, p.nb * span, span)])
-    runs_b = p.nb if nm else p.mt * p.nb
     for q in range(P):
-        if nm:
-            read = AddressProgram([Counter(0, p.kp), Counter(0, p.tiles * p.kp, p.kp),
-                                   Counter(0, p.mt << p.b_shift, 1 << p.b_shift)],
-                                  alu=[("iand", (1 << p.b_shift) - 1), ("ishl",
-                                                                        p.row_stride.bit_length() - 1)],
-                                  runs=runs_b)
-        else:
-            read = AddressProgram([Counter(0, p.kp), Counter(0, p.tiles * p.kp, p.kp)],
-                                  alu=[("ishl", p.row_stride.bit_length() - 1)], runs=runs_b)
-        units[f"{r}pmu_b{q}"] = PmuConfig(
-            write=AddressProgram([Counter(0, p.block_words, L), Counter(0, P * p.block_words, p.block_words)],
-                                 offset=(-q * p.block_words) % (1 << 32), runs=runs_b),
-            read=read, buffers=2, buffer_words=p.block_words + L, range_lo=0, range_hi=p.block_words)
-        outer = [Counter(0, p.mt * p.tiles), Counter(0, p.nb)] if nm else [Counter(0, p.nb * p.tiles),
-                                                                           Counter(0, p.mt)]
-        units[f"{r}pcu{q}"] = PcuConfig(mode="systolic", counters=[Counter(0, p.kp), *outer], tail=p.act,
-                                        to_bf16=p.out_bf16)
+        units[f"{r}pmu_b{q}"] = b_block_pmu(p, q)
+        units[f"{r}pcu{q}"] = mac_pcu(p)
         routes.append((f"{r}pmu_b{q}.vout", [f"{r}pcu{q}.vin1"]))
         if c_to is None:
             ts = p.tiles * S
@@ -400,3 +438,91 @@ def gemm_launch(name: str, plan: GemmPlan, placed: dict, kernel, a_region, b_reg
                   pmu_words={placed["pmu_a"]: 2 * plan.kp * plan.lanes,
                              **{placed[f"pmu_b{q}"]: 2 * (plan.block_words + plan.lanes)
                                 for q in range(plan.pcus)}})
+
+
+# ------------------------------------------------------------------ stages and the kernel
+
+@dataclass(frozen=True)
+class GemmStage:
+    """One GEMM launch of a kernel (:func:`gemm_stage`) and the plan it was routed with."""
+
+    launch: Launch
+    plan: GemmPlan
+
+
+def gemm_stage(params, alloc: HbmAllocator, name: str, m: int, k: int, n: int, *, act: str, out_bf16: bool,
+               bias: bool, a_input: str | None, b_input: str, out: str, a_region: Region | None = None,
+               max_pcus: int | None = None, orders=("nm", "mn")) -> GemmStage:
+    """One GEMM launch: A from input ``a_input`` (packed by the host) or from an existing
+    C-layout region ``a_region`` (an earlier stage's output), B from input ``b_input`` (with
+    the ``bias`` input when ``bias``), C into a new region ``out``."""
+    L = params.preset.lanes
+    pitch = None if a_region is None else a_region.vectors // ceil_div(m, L)
+    plans = plan_gemm(params, m, k, n, bias=bias, act=act, out_bf16=out_bf16, max_pcus=max_pcus,
+                      orders=orders, a_pitch=pitch)
+    plan, placed, kernel = route_gemm(params, plans[:12])
+    if a_region is None:
+        a_region = alloc.region(a_input, plan.mt * plan.kp, pack=lambda w, p=plan: pack_a(p, w[a_input]))
+        alloc.inputs.append(a_input)
+    b_region = alloc.region(b_input, plan.nb * plan.pcus * plan.block_words // L,
+                            pack=lambda w, p=plan: pack_b(p, w[b_input], w.get("bias") if bias else None))
+    alloc.inputs.append(b_input)
+    c_region = alloc.region(out, plan.mt * plan.np_)
+    return GemmStage(gemm_launch(name, plan, placed, kernel, a_region, b_region, c_region), plan)
+
+
+class GemmKernel(KernelMapping):
+    """``C = act(A·B + bias)``: A (M, K), B (K, N), bias (N,) with ``bias``; C in ``out_dtype``.
+
+    Fused: one launch (the module docstring). Unfused, with an activation or a bf16 output:
+    the matmul (its bias one more MAC step) writes fp32 C to HBM, then an elementwise launch
+    applies the activation and the conversion.
+    """
+
+    name = "gemm"
+    shape_names = ("M", "K", "N")
+    formula = "C = act(A·B + bias)"
+    graph_options = ("act", "bias", "out_dtype")
+    mapping_options = ("max_pcus", "orders")
+
+    def input_names(self, *, bias: bool = False, **options) -> list[str]:
+        return ["A", "B"] + (["bias"] if bias else [])
+
+    def output_names(self, **options) -> list[str]:
+        return ["C"]
+
+    def graph(self, shape, *, act: str = "none", bias: bool = False, out_dtype: str = "bf16") -> KernelGraph:
+        return gemm_graph(tuple(shape), act, bias, out_dtype)
+
+    def compile(self, graph: KernelGraph, params, *, fused: bool = True, hbm_lines: int = DEFAULT_HBM_LINES,
+                max_pcus: int | None = None, orders=("nm", "mn")) -> CompiledKernel:
+        node = graph.nodes[0]
+        m, k = graph.tensors["A"].shape
+        n = graph.tensors["B"].shape[1]
+        bias = node.attrs.get("bias") is not None
+        act = node.attrs["act"]
+        out_bf16 = graph.tensors["C"].dtype == "bf16"
+        L = params.preset.lanes
+        # unfused: the matmul (its bias is one more MAC step) writes fp32 to HBM, then one
+        # elementwise launch applies the activation and the bf16 conversion
+        split = not fused and (act != "none" or out_bf16)
+        alloc = HbmAllocator(L, hbm_lines)
+        stage = gemm_stage(params, alloc, "matmul" if split else "gemm", m, k, n,
+                           act="none" if split else act, out_bf16=False if split else out_bf16, bias=bias,
+                           a_input="A", b_input="B", out="C_f32" if split else "C", max_pcus=max_pcus,
+                           orders=orders)
+        launches = [stage.launch]
+        if split:
+            out_r = alloc.region("C", alloc.regions["C_f32"].vectors)
+            launches.append(elementwise_launch(params, "act", f"act_{act}_{'bf16' if out_bf16 else 'f32'}",
+                                               [alloc.regions["C_f32"]], out_r))
+        chosen = stage.plan
+
+        def collect(vectors: dict) -> dict:
+            return {"C": unpack_c(chosen, vectors["C"])}
+
+        def golden(words: dict) -> dict:
+            return {"C": gemm_golden(words["A"], words["B"], words.get("bias"), act, out_bf16)}
+
+        return self.compiled_kernel(graph, params, (m, k, n), fused, launches, alloc, golden=golden,
+                                    collect=collect, order=ORDER, plan={"gemm": chosen.summary()})

@@ -6,10 +6,11 @@ outputs) and a list of :class:`Node` s in evaluation order. Each node's ``op`` i
 (``matmul``, ``bias``, ``act``, ``mul``, ``rmsnorm``, ``attention``) whose PCU realisation
 uses op-table operations (``mac``, ``fmul``, tail ops …). The builders :func:`gemm_graph`,
 :func:`ffn_graph`, :func:`attention_graph` and :func:`rmsnorm_graph` make the kernels of the
-CLI. :func:`reference` evaluates a graph in float64 from the bf16-rounded inputs and carries,
-per element, the classic forward error bound of an fp32 evaluation (γ_n·Σ|terms| for sums,
-the tail ops' stated ulp errors, the bf16 roundings of stored values), so a hardware result
-can be checked against float64 independently of the bit-exact golden model.
+CLI, :func:`elementwise_graph` the stand-alone elementwise product. :func:`reference`
+evaluates a graph in float64 from the bf16-rounded inputs and carries, per element, the
+classic forward error bound of an fp32 evaluation (γ_n·Σ|terms| for sums, the tail ops' stated
+ulp errors, the bf16 roundings of stored values), so a hardware result can be checked against
+float64 independently of the bit-exact golden model.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from .errors import ShapeError
 
 __all__ = ["Tensor", "Node", "KernelGraph", "ACTIVATIONS", "gemm_graph", "ffn_graph", "rmsnorm_graph",
-           "attention_graph", "reference", "U32"]
+           "attention_graph", "elementwise_graph", "reference", "U32"]
 
 #: Activations a graph may name; each is a tail op of the op table (``none`` passes through).
 ACTIVATIONS = ("none", "relu", "gelu", "silu")
@@ -167,6 +168,13 @@ def attention_graph(shape, causal: bool = False) -> KernelGraph:
     t = {"Q": Tensor("Q", (t_, d)), "K": Tensor("K", (t_, d)), "V": Tensor("V", (t_, d)),
          "O": Tensor("O", (t_, d), "bf16", "output")}
     return KernelGraph("attention", t, [Node("attention", ("Q", "K", "V"), "O", {"causal": causal})])
+
+
+def elementwise_graph(shape) -> KernelGraph:
+    """``C = A ⊙ B`` (bf16 inputs and output, the product in fp32): A, B, C (T, D)."""
+    t_, d = _dims(shape, 2, "T,D")
+    t = {"A": Tensor("A", (t_, d)), "B": Tensor("B", (t_, d)), "C": Tensor("C", (t_, d), "bf16", "output")}
+    return KernelGraph("elementwise", t, [Node("mul", ("A", "B"), "C")])
 
 
 # ------------------------------------------------------------------ float64 reference with bounds

@@ -18,6 +18,8 @@ import numpy as np
 from hdl.agcu import Segment
 from hdl.kernel_image import Kernel
 
+from .ir import KernelGraph
+
 __all__ = ["Region", "Launch", "CompiledKernel", "HbmAllocator", "vectors_to_lines", "lines_to_vectors"]
 
 
@@ -124,6 +126,13 @@ class CompiledKernel:
         The accumulation order the compiler chose (what ``golden`` follows).
     plan : dict
         The mapping choices (tile sizes, units per role), for reports.
+    flops : int
+        Floating-point operations of the graph (a multiply-add counts two).
+    graph : KernelGraph
+        The graph it computes (:mod:`compiler.ir`; its float64 reference is
+        :func:`compiler.ir.reference`).
+    collect : callable
+        ``collect(vectors) -> dict`` of output words, from the output regions' vectors.
     """
 
     name: str
@@ -138,6 +147,8 @@ class CompiledKernel:
     order: str
     plan: dict = field(default_factory=dict)
     flops: int = 0
+    graph: KernelGraph | None = None
+    collect: Callable[[dict], dict] | None = None
 
     @property
     def hbm_lines(self) -> int:

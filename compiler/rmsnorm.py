@@ -39,13 +39,14 @@ from hdl.numerics.ops import golden
 from hdl.pcu import PcuConfig, ScalarInput, Stage
 from hdl.pmu import AddressProgram, PmuConfig
 
-from .elementwise import _nest
 from .errors import MappingError
+from .ir import KernelGraph, rmsnorm_graph
+from .mapping import DEFAULT_HBM_LINES, KernelMapping, ceil_div, counter_nest, f32_word
 from .place import place_and_route, site_counts
-from .program import Launch
+from .program import CompiledKernel, HbmAllocator, Launch
 
 __all__ = ["RmsnormPlan", "plan_rmsnorm", "effective_eps", "rmsnorm_launches", "pack_xt", "pack_rows_bf16",
-           "pack_g", "unpack_rows", "rmsnorm_golden", "ORDER"]
+           "pack_g", "unpack_rows", "rmsnorm_golden", "RmsnormKernel", "ORDER"]
 
 ORDER = ("ss[t] = fp32 MAC chain from +0 over k = 0..D-1 of x[t,k]*x[t,k], then + e*e "
          "(e = bf16(sqrt(D*eps))); r[t] = rsqrt(ss[t]) (tail); "
@@ -53,19 +54,11 @@ ORDER = ("ss[t] = fp32 MAC chain from +0 over k = 0..D-1 of x[t,k]*x[t,k], then 
          "each product RNE in fp32")
 
 
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _f32_word(value: float) -> int:
-    return int(np.array([value], np.float32).view(np.uint32)[0])
-
-
 def effective_eps(d: int, eps: float) -> tuple[int, float]:
     """``(e word, eps')``: the bf16 ``e`` nearest ``sqrt(d·eps)`` and the epsilon it realises."""
     from hdl.numerics.golden import f32_to_bf16
 
-    e = int(f32_to_bf16(np.array([_f32_word(float(np.sqrt(d * eps)))], np.uint32))[0])
+    e = int(f32_to_bf16(np.array([f32_word(float(np.sqrt(d * eps)))], np.uint32))[0])
     e_val = float(np.array([e << 16], np.uint32).view(np.float32)[0])
     return e, e_val * e_val / d
 
@@ -82,7 +75,7 @@ class RmsnormPlan:
 
     @property
     def groups(self) -> int:
-        return _ceil(self.t, self.stages)
+        return ceil_div(self.t, self.stages)
 
     @property
     def tp(self) -> int:
@@ -90,7 +83,7 @@ class RmsnormPlan:
 
     @property
     def db(self) -> int:
-        return _ceil(self.d, self.lanes)
+        return ceil_div(self.d, self.lanes)
 
     @property
     def dp(self) -> int:
@@ -111,6 +104,11 @@ class RmsnormPlan:
     @property
     def steps(self) -> dict:
         return {"pcu_ss": self.groups * (self.d + 1), "pcu_y": self.tp * self.db}
+
+    def summary(self) -> dict:
+        """The mapping choices, for a :class:`CompiledKernel`'s ``plan`` (reports)."""
+        return {"row_groups": self.groups, "rows_padded": self.tp, "vectors_per_row": self.db,
+                "eps_requested": self.eps, "eps_effective": self.eps_effective, "steps": self.steps}
 
 
 def plan_rmsnorm(params, t: int, d: int, eps: float) -> RmsnormPlan:
@@ -175,7 +173,7 @@ def rmsnorm_golden(plan: RmsnormPlan, x: np.ndarray, g: np.ndarray) -> np.ndarra
         acc = golden("mac", acc, x[:, k], x[:, k])
     acc = golden("mac", acc, np.uint32(plan.e_word), np.uint32(plan.e_word))
     r = golden("tail.rsqrt", acc)
-    c = np.uint32(_f32_word(float(np.sqrt(plan.d))))
+    c = np.uint32(f32_word(float(np.sqrt(plan.d))))
     y = golden("fmul", golden("cvt_f32", x), r[:, None])
     y = golden("fmul", y, c)
     y = golden("fmul", y, ((np.asarray(g, np.uint32) & 0xFFFF) << 16)[None, :])
@@ -185,7 +183,7 @@ def rmsnorm_golden(plan: RmsnormPlan, x: np.ndarray, g: np.ndarray) -> np.ndarra
 # ------------------------------------------------------------------ programs and launches
 
 def _sumsq_units(plan: RmsnormPlan) -> tuple[dict, list]:
-    units = {"agcu_xt": AgcuConfig("load", 0, _nest(plan.groups * (plan.d + 1))),
+    units = {"agcu_xt": AgcuConfig("load", 0, counter_nest(plan.groups * (plan.d + 1), "rmsnorm Xᵀ stream")),
              "pcu_ss": PcuConfig(mode="systolic", counters=[Counter(0, plan.d + 1), Counter(0, plan.groups)],
                                  tail="rsqrt", to_bf16=False)}
     routes = [("agcu_xt.vout", ["pcu_ss.vin0", "pcu_ss.vin1"])]
@@ -206,13 +204,13 @@ def _scale_units(plan: RmsnormPlan) -> tuple[dict, list]:
                                                 Counter(0, plan.tp << plan.g_shift, 1 << plan.g_shift)],
                                                alu=[("iand", mask)]),
                            buffers=1),
-        "agcu_x": AgcuConfig("load", 0, _nest(plan.tp * plan.db)),
+        "agcu_x": AgcuConfig("load", 0, counter_nest(plan.tp * plan.db, "rmsnorm X stream")),
         "pcu_y": PcuConfig(counters=[Counter(0, plan.db), Counter(0, plan.tp)],
                            stages=[Stage("cvt_f32", "vin0"), Stage("fmul", "stage0", "scalar0"),
                                    Stage("fmul", "prev", "const0"), Stage("fmul", "prev", "vin1")],
                            scalars={0: ScalarInput(pop_level=1)},
-                           constants=[_f32_word(float(np.sqrt(plan.d)))], to_bf16=True),
-        "agcu_y": AgcuConfig("store", 0, _nest(plan.tp * plan.db)),
+                           constants=[f32_word(float(np.sqrt(plan.d)))], to_bf16=True),
+        "agcu_y": AgcuConfig("store", 0, counter_nest(plan.tp * plan.db, "rmsnorm Y stream")),
     }
     routes = [("pmu_d.sout", ["pcu_y.sin0"]), ("agcu_g.vout", ["pmu_g.vin"]), ("pmu_g.vout", ["pcu_y.vin1"]),
               ("agcu_x.vout", ["pcu_y.vin0"]), ("pcu_y.vout", ["agcu_y.vin"])]
@@ -247,7 +245,8 @@ def rmsnorm_launches(params, plan: RmsnormPlan, regions: dict, fused: bool) -> l
                                   placed["pmu_g"]: plan.dp})]
     # unfused: the rsqrt tiles go to HBM and come back
     roles = [("pcu_ss", "pcu"), ("agcu_xt", "agcu"), ("agcu_r", "agcu")]
-    units = {**ss_units, "agcu_r": AgcuConfig("store", 0, _nest(plan.groups * plan.stages))}
+    r_nest = counter_nest(plan.groups * plan.stages, "rmsnorm rsqrt tiles")
+    units = {**ss_units, "agcu_r": AgcuConfig("store", 0, r_nest)}
     routes = ss_routes + [("pcu_ss.vout", ["agcu_r.vin"]), ("host.start", ["agcu_xt.start", "agcu_r.start"]),
                           ("agcu_r.done", ["host.done"])]
     placed, kernel = place_and_route(params, roles, [("agcu_xt", "pcu_ss", 2.0), ("pcu_ss", "agcu_r", 1.0)],
@@ -256,7 +255,7 @@ def rmsnorm_launches(params, plan: RmsnormPlan, regions: dict, fused: bool) -> l
                                      placed["agcu_r"]: [regions["R"].segment(read=False, write=True)]},
                    roles=placed, pcu_steps={placed["pcu_ss"]: plan.steps["pcu_ss"]})
     roles = [("agcu_r", "agcu"), *_SCALE_ROLES]
-    units = {**sc_units, "agcu_r": AgcuConfig("load", 0, _nest(plan.groups * plan.stages))}
+    units = {**sc_units, "agcu_r": AgcuConfig("load", 0, r_nest)}
     routes = sc_routes + [("agcu_r.vout", ["pmu_d.vin"]), ("host.start", ["agcu_r.start", *starts]),
                           ("agcu_y.done", ["host.done"])]
     placed, kernel = place_and_route(params, roles, [("agcu_r", "pmu_d", 1.0), *_SCALE_EDGES], units, routes)
@@ -265,3 +264,54 @@ def rmsnorm_launches(params, plan: RmsnormPlan, regions: dict, fused: bool) -> l
     second = Launch("scale", kernel, segments, roles=placed, pcu_steps={placed["pcu_y"]: plan.steps["pcu_y"]},
                     pmu_words={placed["pmu_d"]: 2 * (plan.stages + 1) * plan.lanes, placed["pmu_g"]: plan.dp})
     return [first, second]
+
+
+# ------------------------------------------------------------------ the kernel
+
+class RmsnormKernel(KernelMapping):
+    """``Y = X · rsqrt(mean(X², axis=1) + eps) · g``: X (T, D), g (D,) (see the module docstring).
+
+    The compiled kernel's graph carries the epsilon the hardware realises (``eps' = e²/D``), so
+    its float64 reference is the one the result is checked against.
+    """
+
+    name = "rmsnorm"
+    shape_names = ("T", "D")
+    formula = "Y = X · rsqrt(mean(X², axis=1) + eps) · g"
+    graph_options = ("eps",)
+
+    def input_names(self, **options) -> list[str]:
+        return ["X", "g"]
+
+    def output_names(self, **options) -> list[str]:
+        return ["Y"]
+
+    def graph(self, shape, *, eps: float = 1e-6) -> KernelGraph:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+            raise ValueError(f"eps must be a number in (0, 1), got {eps!r}")
+        return rmsnorm_graph(tuple(shape), float(eps))
+
+    def compile(self, graph: KernelGraph, params, *, fused: bool = True,
+                hbm_lines: int = DEFAULT_HBM_LINES) -> CompiledKernel:
+        t, d = graph.tensors["X"].shape
+        plan = plan_rmsnorm(params, t, d, graph.nodes[0].attrs["eps"])
+        # the kernel realises eps' = e²/D (e a bf16 value): the reference uses the same eps'
+        graph = rmsnorm_graph((t, d), eps=plan.eps_effective)
+        alloc = HbmAllocator(params.preset.lanes, hbm_lines)
+        alloc.region("XT", plan.groups * (d + 1), pack=lambda w: pack_xt(plan, w["X"]))
+        alloc.region("X", plan.tp * plan.db, pack=lambda w: pack_rows_bf16(plan, w["X"]))
+        alloc.region("g", plan.db, pack=lambda w: pack_g(plan, w["g"]))
+        if not fused:
+            alloc.region("R", plan.groups * plan.stages)
+        alloc.region("Y", plan.tp * plan.db)
+        alloc.inputs += ["XT", "X", "g"]
+        launches = rmsnorm_launches(params, plan, alloc.regions, fused)
+
+        def golden(words: dict) -> dict:
+            return {"Y": rmsnorm_golden(plan, words["X"], words["g"])}
+
+        def collect(vectors: dict) -> dict:
+            return {"Y": unpack_rows(plan, vectors["Y"])}
+
+        return self.compiled_kernel(graph, params, (t, d), fused, launches, alloc, golden=golden,
+                                    collect=collect, order=ORDER, plan={"rmsnorm": plan.summary()})

@@ -23,9 +23,9 @@ from .launch import Command, command_word
 from .network.crc import crc32_words
 from .network.graph import ARGUMENTS, DIRECTIONS, OPPOSITE, FabricGraph, RouteError, find_route
 from .network.switch import encode_switch
+from .params import TileParams
 from .pcu import PcuConfig
 from .pmu import PmuConfig
-from .tile import TileParams
 
 __all__ = ["Route", "Kernel", "RouteError"]
 

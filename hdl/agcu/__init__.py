@@ -7,7 +7,15 @@
 
 from .config import AgcuConfig, AgcuParams, ConfigError, Segment
 from .golden import AgcuResult, LineRequest, run_golden
-from .unit import AddressGenerationUnit
 
 __all__ = ["AgcuConfig", "AgcuParams", "ConfigError", "Segment", "AgcuResult", "LineRequest", "run_golden",
            "AddressGenerationUnit"]
+
+
+def __getattr__(name: str):
+    # the Amaranth component loads on first use: code that needs only the configuration format
+    # and the golden model (the compiler, the emulator) never imports the RTL
+    if name == "AddressGenerationUnit":
+        from .unit import AddressGenerationUnit
+        return AddressGenerationUnit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

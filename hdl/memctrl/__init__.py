@@ -7,11 +7,21 @@
 * :mod:`.ecc` — SECDED (72, 64) encoder/decoder and its golden model.
 """
 
-from .controller import FRONTEND_CYCLES, MemoryController
 from .interface import Command, DfiSignature, MemoryPortSignature, join_line_address, split_line_address
-from .tier import MemoryPortBridge, MemoryTier
 from .timing import LINE_BYTES, TIMING_PRESETS, DramTiming, timing_names, timing_preset
 
 __all__ = ["FRONTEND_CYCLES", "MemoryController", "Command", "DfiSignature", "MemoryPortSignature",
            "join_line_address", "split_line_address", "MemoryPortBridge", "MemoryTier", "LINE_BYTES",
            "TIMING_PRESETS", "DramTiming", "timing_names", "timing_preset"]
+
+#: Names of the RTL modules, loaded on first use: code that needs only the timing presets and
+#: the port's constants (the AGCU's configuration format, the compiler) never imports the RTL.
+_RTL = {"FRONTEND_CYCLES": ".controller", "MemoryController": ".controller", "MemoryPortBridge": ".tier",
+        "MemoryTier": ".tier"}
+
+
+def __getattr__(name: str):
+    if name in _RTL:
+        from importlib import import_module
+        return getattr(import_module(_RTL[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,15 @@
 
 from .config import Accumulator, ConfigError, PcuConfig, PcuParams, ScalarInput, Stage, VectorInput
 from .golden import run_golden
-from .unit import PatternComputeUnit
 
 __all__ = ["Accumulator", "ConfigError", "PcuConfig", "PcuParams", "ScalarInput", "Stage", "VectorInput",
            "PatternComputeUnit", "run_golden"]
+
+
+def __getattr__(name: str):
+    # the Amaranth component loads on first use: code that needs only the configuration format
+    # and the golden model (the compiler, the emulator) never imports the RTL
+    if name == "PatternComputeUnit":
+        from .unit import PatternComputeUnit
+        return PatternComputeUnit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,109 @@
+"""Build parameters of a tile, without the tile: :class:`TileParams` and its defaults.
+
+The compiler, the emulator and the host need a tile's parameters (the preset, the PCUs' ops,
+whether AGCUs are built …) but not its Amaranth elaboration; this module imports only the
+presets and the units' configuration formats (:mod:`hdl.pcu.config`, :mod:`hdl.pmu.config`,
+:mod:`hdl.agcu.config`), never a unit's RTL, the tile or a back-end. :mod:`hdl.tile`
+re-exports :class:`TileParams`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .agcu.config import AgcuParams
+from .memctrl.timing import timing_preset
+from .pcu.config import PcuParams
+from .pmu.config import PmuParams
+from .presets import Preset, get_preset
+
+__all__ = ["TileParams", "TILE_PCU_OPS", "DEFAULT_MEMORY_ADDR_BITS"]
+
+#: Line-address width of the AGCUs' memory ports unless told otherwise: one HBM2 channel.
+DEFAULT_MEMORY_ADDR_BITS = timing_preset("HBM2-2000").line_address_bits
+
+#: ALU ops of a tile's PCUs unless told otherwise: enough for element-wise kernels while
+#: keeping a ``small`` tile's Verilog near half a million lines.
+TILE_PCU_OPS = ("mov", "fadd", "fmul")
+
+
+@dataclass(frozen=True)
+class TileParams:
+    """Build parameters of a tile.
+
+    Parameters
+    ----------
+    preset : Preset or str
+        Grid, lanes, stages, PMU size, tracks, FIFO depths.
+    units : str
+        ``"all"``: a PCU or PMU at every unit site; ``"none"``: only the network (every
+        unit site open, for testing the fabric alone).
+    pcu_ops : sequence of str
+        ALU ops of every PCU stage (see :class:`hdl.pcu.PcuParams`).
+    pcu_tail, pcu_systolic : bool
+        Build the PCUs' transcendental tail / systolic MAC array.
+    pcu_acc_depth : int
+        Entries per lane of every PCU's accumulator register file (0: none; see
+        :class:`hdl.pcu.PcuParams`).
+    hierarchical : bool
+        Instantiate units as separately generated Verilog modules (see module docstring).
+    agcus : bool
+        Build an AGCU (:class:`hdl.agcu.AddressGenerationUnit`) at every AGCU site; each then
+        has a memory port ``<site>_mem``, a segment-table port ``<site>_seg`` and a
+        ``<site>_fault`` flag on the tile instead of open pins.
+    memory_addr_bits : int
+        Line-address width of those memory ports.
+    """
+
+    preset: Preset
+    units: str = "all"
+    pcu_ops: tuple[str, ...] = TILE_PCU_OPS
+    pcu_tail: bool = False
+    pcu_systolic: bool = False
+    pcu_acc_depth: int = 0
+    hierarchical: bool = True
+    agcus: bool = False
+    memory_addr_bits: int = DEFAULT_MEMORY_ADDR_BITS
+
+    def __init__(self, preset: Preset | str, units: str = "all", pcu_ops=TILE_PCU_OPS,
+                 pcu_tail: bool = False, pcu_systolic: bool = False, hierarchical: bool = True,
+                 agcus: bool = False, memory_addr_bits: int = DEFAULT_MEMORY_ADDR_BITS,
+                 pcu_acc_depth: int = 0):
+        preset = get_preset(preset)
+        if units not in ("all", "none"):
+            raise ValueError(f"units must be 'all' or 'none', got {units!r}")
+        for name, value in (("pcu_tail", pcu_tail), ("pcu_systolic", pcu_systolic),
+                            ("hierarchical", hierarchical), ("agcus", agcus)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        object.__setattr__(self, "preset", preset)
+        object.__setattr__(self, "units", units)
+        object.__setattr__(self, "pcu_ops", tuple(pcu_ops))
+        object.__setattr__(self, "pcu_tail", pcu_tail)
+        object.__setattr__(self, "pcu_systolic", pcu_systolic)
+        object.__setattr__(self, "pcu_acc_depth", pcu_acc_depth)
+        object.__setattr__(self, "hierarchical", hierarchical)
+        object.__setattr__(self, "agcus", agcus)
+        object.__setattr__(self, "memory_addr_bits", memory_addr_bits)
+        _ = self.pcu  # validates the PCU options now
+        if agcus:
+            _ = self.agcu  # and the AGCU's (lanes, address width)
+
+    @property
+    def pcu(self) -> PcuParams:
+        return PcuParams(self.preset, ops=self.pcu_ops, tail=self.pcu_tail, systolic=self.pcu_systolic,
+                         acc_depth=self.pcu_acc_depth)
+
+    @property
+    def pmu(self) -> PmuParams:
+        return PmuParams(self.preset)
+
+    @property
+    def agcu(self) -> AgcuParams:
+        return AgcuParams(self.preset, addr_bits=self.memory_addr_bits)
+
+    def populated(self, site) -> bool:
+        """Whether a unit is built at ``site`` (a :class:`hdl.network.Site`)."""
+        if site.kind == "agcu":
+            return self.agcus
+        return self.units == "all" and site.kind in ("pcu", "pmu")
