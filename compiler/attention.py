@@ -174,8 +174,9 @@ def plan_attention(params, t: int, d: int, causal: bool, block: int | None = Non
     for kind, need in (("pcu", PCUS), ("pmu", 4), ("agcu", 5)):
         if counts[kind] < need:
             raise MappingError(f"{kind.upper()}s", need, counts[kind],
-                               f"fused attention needs {PCUS} PCUs (qk, max, alpha, exp, pv, o, recip, "
-                               f"norm), 4 PMUs and 5 AGCUs")
+                               f"{'fused' if fused else 'unfused'} attention needs {PCUS} PCUs (qk, max, "
+                               f"alpha, exp, pv, o, recip, norm; the unfused launches use the same "
+                               f"units and the attention ALU ops of such a tile), 4 PMUs and 5 AGCUs")
     L, S = preset.lanes, preset.stages
     bc = block if block is not None else _choose_block(t, L, S)
     if bc % S or bc < 2 * S:

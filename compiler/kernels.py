@@ -5,9 +5,6 @@
 kernel tile of the preset (:func:`kernel_tile_params`): plan, place and route, lay its tensors
 out in HBM, and return the launches with the golden model that evaluates in the order the
 mapping computes.
-
-``KERNELS``, ``SHAPE_NAMES``, ``OUTPUT_NAME`` and ``INPUT_NAMES`` are the names of before the
-registry, kept as views derived from it until their callers read :mod:`compiler.registry`.
 """
 
 from __future__ import annotations
@@ -20,11 +17,10 @@ from hdl.params import TileParams
 from .ir import ACTIVATIONS, KernelGraph
 from .mapping import DEFAULT_HBM_LINES
 from .program import CompiledKernel
-from .registry import get_kernel, kernel_names
+from .registry import get_kernel
 
-__all__ = ["KERNELS", "kernel_tile_params", "KERNEL_PCU_OPS", "compile_kernel", "kernel_graph",
-           "to_bf16_words", "bf16_words_to_float",
-           "SHAPE_NAMES", "INPUT_NAMES", "OUTPUT_NAME"]
+__all__ = ["kernel_tile_params", "KERNEL_PCU_OPS", "compile_kernel", "kernel_graph",
+           "to_bf16_words", "bf16_words_to_float"]
 
 #: ALU ops the kernels' PCU stages use (kept small: every op is built into every lane of every stage of
 #: every PCU, and the MAC array is separate hardware, so the SIMD "mac" is not needed).
@@ -34,21 +30,6 @@ KERNEL_PCU_OPS = ("mov", "fadd", "fsub", "fmul", "fmax", "cvt_bf16", "cvt_f32")
 #: ``(ceil(D/S) + 1)·S`` fp32 entries, so D <= 64). Smaller presets keep the plain kernel PCU.
 ATTENTION_PCU_OPS = ("ilt", "sel")
 ATTENTION_MAX_D = 64
-
-# ------------------------------------------------------------------ views of the registry (deprecated)
-
-#: Deprecated: :func:`compiler.registry.kernel_names`. The user-runnable kernels.
-KERNELS = kernel_names()
-#: Deprecated: ``get_kernel(name).shape_text``. The shape's dimensions of each kernel ("M,K,N").
-SHAPE_NAMES = {name: get_kernel(name).shape_text for name in KERNELS}
-#: Deprecated: ``get_kernel(name).output_names()[0]``. The output tensor of each kernel.
-OUTPUT_NAME = {name: get_kernel(name).output_names()[0] for name in KERNELS}
-
-
-def INPUT_NAMES(kernel: str, gated: bool = False, bias: bool = False) -> list[str]:  # noqa: N802
-    """Deprecated: ``get_kernel(kernel).input_names(gated=..., bias=...)``."""
-    return get_kernel(kernel).input_names(gated=gated, bias=bias)
-
 
 # ------------------------------------------------------------------ bf16 words
 

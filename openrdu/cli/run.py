@@ -40,6 +40,25 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+#: ``openrdu run`` flags of kernel options (the option names of :mod:`compiler.mapping`).
+OPTION_FLAGS = {"act": "--act", "bias": "--bias", "gated": "--gated", "causal": "--causal", "eps": "--eps",
+                "out_dtype": "--out-dtype"}
+
+
+def _check_kernel_options(args) -> None:
+    """Refuse a flag the kernel does not take (``--causal`` on gemm, ``--eps`` on ffn ...): the
+    kernel's own list of options (:attr:`compiler.mapping.KernelMapping.options`) decides."""
+    from compiler.registry import get_kernel
+
+    kernel = get_kernel(args.kernel)
+    given = [name for name in OPTION_FLAGS if getattr(args, name) not in (None, False)]
+    refused = [OPTION_FLAGS[name] for name in given if name not in kernel.options]
+    if refused:
+        takes = [OPTION_FLAGS[name] for name in kernel.options if name in OPTION_FLAGS]
+        raise UsageError(f"{', '.join(refused)} does not apply to {args.kernel} (it takes: "
+                         f"{', '.join(takes) or 'none of the kernel options'})")
+
+
 def _refuse(message) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
@@ -53,6 +72,7 @@ def cmd_run(args) -> int:
 
     # everything a user can get wrong is checked before the (possibly long) simulation
     try:
+        _check_kernel_options(args)
         out_path, plan_path = check_output_paths(args.out, args.floorplan, args.inputs)
         if args.inputs is not None:
             read_npz(args.inputs)
@@ -73,12 +93,14 @@ def cmd_run(args) -> int:
     try:
         if bar:
             bar.start()
-        compiled, run, row = run_kernel(args.kernel, preset=args.preset, shape=args.shape, act=args.act,
+        compiled, run, row = run_kernel(args.kernel, preset=args.preset, shape=args.shape,
+                                        act=args.act or "none",
                                         simulator=args.sim, fused=not args.unfused, inputs=args.inputs,
                                         seed=args.seed, waves=args.waves,
                                         gated=args.gated, causal=args.causal,
-                                        bias=True if args.bias else None, out_dtype=args.out_dtype,
-                                        eps=args.eps, progress=progress_cb)
+                                        bias=True if args.bias else None,
+                                        out_dtype=args.out_dtype or "bf16",
+                                        eps=1e-6 if args.eps is None else args.eps, progress=progress_cb)
     except (MappingError, ShapeError, UsageError, ValueError, FileNotFoundError) as error:
         if bar:
             bar.stop()
@@ -133,8 +155,10 @@ def _print_row(row, run, compiled, args, out_path, plan_path):
 
 def register(sub) -> argparse.ArgumentParser:
     from compiler.ir import ACTIVATIONS
-    from compiler.kernels import KERNELS, SHAPE_NAMES
+    from compiler.registry import get_kernel, kernel_names
     from hdl.presets import DEFAULT_PRESET, preset_names
+
+    kernels = kernel_names()
 
     p = sub.add_parser("run", help="compile a fused kernel and run it on the RTL fabric",
                        description="Compile KERNEL for a preset, run it on Icarus or Verilator with its "
@@ -142,13 +166,13 @@ def register(sub) -> argparse.ArgumentParser:
                                    "golden "
                                    "model "
                                    "and against float64 within the fp32 error bound. Shapes: " +
-                                   "; ".join(f"{k} {v}" for k, v in SHAPE_NAMES.items()) + ".")
-    p.add_argument("kernel", choices=KERNELS, metavar="KERNEL", help=f"one of: {', '.join(KERNELS)}")
+                                   "; ".join(f"{k} {get_kernel(k).shape_text}" for k in kernels) + ".")
+    p.add_argument("kernel", choices=kernels, metavar="KERNEL", help=f"one of: {', '.join(kernels)}")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names(), metavar="NAME",
                    help=f"fabric preset (default {DEFAULT_PRESET})")
     p.add_argument("--shape", required=True, type=_shape, metavar="DIMS", help="comma-separated dimensions")
-    p.add_argument("--act", default="none", choices=ACTIVATIONS, metavar="A",
-                   help=f"activation, one of: {', '.join(ACTIVATIONS)} (ffn default relu)")
+    p.add_argument("--act", default=None, choices=ACTIVATIONS, metavar="A",
+                   help=f"gemm, ffn: activation, one of: {', '.join(ACTIVATIONS)} (default none; ffn relu)")
     p.add_argument("--inputs", metavar="IN.npz", help="float32 inputs (default: random, see --seed)")
     p.add_argument("--out", metavar="OUT.npz",
                    help="write the result (key C for gemm, Y otherwise; O for attention)")
@@ -161,10 +185,10 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--floorplan", metavar="PNG", help="draw the used units and routes")
     p.add_argument("--gated", action="store_true", help="ffn: the SwiGLU form (X, Wg, Wu, Wd)")
     p.add_argument("--causal", action="store_true", help="attention: causal mask")
-    p.add_argument("--eps", type=float, default=1e-6,
+    p.add_argument("--eps", type=float, default=None,
                    help="rmsnorm: epsilon (default 1e-6; realised as e²/D with e a bf16 value)")
     p.add_argument("--bias", action="store_true", help="gemm: add a random bias (with --inputs: key 'bias')")
-    p.add_argument("--out-dtype", default="bf16", choices=("bf16", "f32"),
+    p.add_argument("--out-dtype", default=None, choices=("bf16", "f32"),
                    help="gemm: output type (default bf16)")
     p.set_defaults(func=cmd_run)
     return p

@@ -128,7 +128,7 @@ def expand_spec(spec: dict, default_simulator: str | None = None) -> list[SweepP
 
     Raises ``ValueError`` for a spec without presets or kernels, an unknown kernel, preset or
     simulator, or a kernel table without shapes."""
-    from compiler.kernels import KERNELS
+    from compiler.registry import kernel_names
     from hdl.presets import preset_names
 
     sweep = spec.get("sweep", {})
@@ -155,8 +155,8 @@ def expand_spec(spec: dict, default_simulator: str | None = None) -> list[SweepP
     points = []
     for table in kernels:
         name = table.get("name")
-        if name not in KERNELS:
-            raise ValueError(f"unknown kernel {name!r}; kernels: {', '.join(KERNELS)}")
+        if name not in kernel_names():
+            raise ValueError(f"unknown kernel {name!r}; kernels: {', '.join(kernel_names())}")
         shapes = [tuple(int(d) for d in s) for s in table.get("shapes", [])]
         if not shapes:
             raise ValueError(f"kernel {name}: needs shapes = [[...], ...]")
