@@ -30,6 +30,12 @@ async def start_clock_and_reset(dut, period_ns: int = 10, reset_cycles: int = 2)
     await RisingEdge(dut.clk)
 
 
+def _stream_port(dut, prefix: str):
+    """The ``valid``, ``ready`` and ``payload`` handles of the stream port ``prefix`` of ``dut``."""
+    return (getattr(dut, f"{prefix}__valid"), getattr(dut, f"{prefix}__ready"),
+            getattr(dut, f"{prefix}__payload"))
+
+
 def _check_probability(name: str, p: float) -> float:
     if not 0.0 < p <= 1.0:
         raise ValueError(f"{name} must be in (0, 1], got {p}")
@@ -53,9 +59,7 @@ class StreamSource:
 
     def __init__(self, dut, prefix: str, *, valid_probability: float = 1.0, rng=None):
         self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
+        self.valid, self.ready, self.payload = _stream_port(dut, prefix)
         self.width = len(self.payload)
         self.p = _check_probability("valid_probability", valid_probability)
         self.rng = rng or random.Random()
@@ -102,9 +106,7 @@ class StreamSink:
 
     def __init__(self, dut, prefix: str, *, ready_probability: float = 1.0, rng=None):
         self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
+        self.valid, self.ready, self.payload = _stream_port(dut, prefix)
         self.p = _check_probability("ready_probability", ready_probability)
         self.rng = rng or random.Random()
         self.ready.value = 0
@@ -161,9 +163,7 @@ class StreamMonitor:
 
     def __init__(self, dut, prefix: str):
         self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
+        self.valid, self.ready, self.payload = _stream_port(dut, prefix)
         self.prefix = prefix
         self.transfers: list[int] = []
         self.violations: list[str] = []

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from .args import int_at_least, nonneg_int, positive_float, positive_int
+from .common import run_one_command
 
 __all__ = ["register", "main", "cmd_simulate", "cmd_route", "cmd_demo", "cmd_report"]
 
@@ -375,11 +376,8 @@ def register(sub) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="openrdu", description="OpenRDU CoE host commands")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """``python -m openrdu.cli.coe coe ...``: the CoE commands outside ``openrdu``."""
+    return run_one_command(register, argv, "OpenRDU CoE host commands")
 
 
 if __name__ == "__main__":

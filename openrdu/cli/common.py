@@ -9,7 +9,8 @@ from hdl.presets import DEFAULT_PRESET, preset_names
 
 from ..flows import simulators
 
-__all__ = ["SIM_CHOICES", "version_text", "console_for", "simulators", "add_preset", "add_sim"]
+__all__ = ["SIM_CHOICES", "version_text", "console_for", "simulators", "add_preset", "add_sim",
+           "run_one_command"]
 
 #: ``--sim`` of the commands that run on every simulator.
 SIM_CHOICES = ("icarus", "verilator", "all")
@@ -49,3 +50,15 @@ def add_sim(p, default: str = "all") -> None:
     """``--sim SIM`` (icarus, verilator or all)."""
     p.add_argument("--sim", default=default, choices=SIM_CHOICES, metavar="SIM",
                    help=f"simulator, one of: {', '.join(SIM_CHOICES)} (default {default})")
+
+
+def run_one_command(register, argv: list[str] | None = None, description: str | None = None) -> int:
+    """Run the one command that ``register`` adds, outside the full ``openrdu`` parser
+    (``python -m openrdu.cli.coe coe ...``); returns its exit status."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="openrdu", description=description)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -28,6 +28,7 @@ from pathlib import Path
 from hdl.presets import DEFAULT_PRESET
 
 from .args import positive_float, positive_int
+from .common import run_one_command
 
 __all__ = ["register", "cmd_synth", "cmd_synth_point", "cmd_synth_sweep", "cmd_synth_list"]
 
@@ -291,11 +292,7 @@ def register(sub) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m openrdu.cli.synth synth ...``: the same command outside ``openrdu``."""
-    parser = argparse.ArgumentParser(prog="openrdu")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_one_command(register, argv)
 
 
 if __name__ == "__main__":

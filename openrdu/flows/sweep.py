@@ -102,6 +102,13 @@ class SweepPoint:
     seed: int = 0
     repeat: int = 0
 
+    def row_fields(self) -> dict:
+        """The point's own columns of the sweep CSV (key, preset, sim, kernel, shape, ...)."""
+        return {"key": self.key, "preset": self.preset, "sim": self.simulator, "kernel": self.kernel,
+                "shape": "x".join(map(str, self.shape)), "fused": self.fused,
+                "options": ";".join(f"{k}={v}" for k, v in self.options), "seed": self.seed,
+                "repeat": self.repeat}
+
     @property
     def key(self) -> str:
         """Stable identity of the point (the resume key in the CSV)."""
@@ -196,15 +203,7 @@ def run_point(point: SweepPoint, build_root: str, scratch: str) -> dict:
     if inject and attempts == 1:
         raise RuntimeError(f"injected failure of the first attempt of {point.key} ({FAIL_FIRST_ENV})")
     row = {
-        "key": point.key,
-        "preset": point.preset,
-        "sim": point.simulator,
-        "kernel": point.kernel,
-        "shape": "x".join(map(str, point.shape)),
-        "fused": point.fused,
-        "options": ";".join(f"{k}={v}" for k, v in point.options),
-        "seed": point.seed,
-        "repeat": point.repeat,
+        **point.row_fields(),
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "attempts": attempts,
     }
@@ -371,15 +370,7 @@ def run_sweep(
                 row = future.result()
             except Exception as error:  # after Dask's retries
                 row = {
-                    "key": point.key,
-                    "preset": point.preset,
-                    "sim": point.simulator,
-                    "kernel": point.kernel,
-                    "shape": "x".join(map(str, point.shape)),
-                    "fused": point.fused,
-                    "options": ";".join(f"{k}={v}" for k, v in point.options),
-                    "seed": point.seed,
-                    "repeat": point.repeat,
+                    **point.row_fields(),
                     "status": "failed",
                     "error": "".join(traceback.format_exception_only(type(error), error)).strip()[-500:],
                 }
