@@ -62,7 +62,9 @@ class ConfigLoader(wiring.Component):
     A header with the wrong magic, version or length is refused: ``error`` rises,
     ``configured`` stays low, and the following words are checked as headers again
     (so a corrupted image never configures the unit). A good header starts a load;
-    the register changes only when the last body word arrives.
+    the register changes only when the last body word arrives. With ``check``, a
+    complete body is refused the same way when ``check`` rejects it: ``error`` rises,
+    ``configured`` stays low and the register keeps its old value.
 
     Parameters
     ----------
@@ -70,6 +72,10 @@ class ConfigLoader(wiring.Component):
         The configuration register.
     magic, version : int
         What a header must carry.
+    check : callable, optional
+        ``check(view) -> Value``: high when the register value ``view`` (a ``data.View`` of
+        ``layout``: the image's body) is one the unit can run. ``None`` (the default) takes
+        every body.
 
     Attributes
     ----------
@@ -88,14 +94,17 @@ class ConfigLoader(wiring.Component):
     configured : Out(1)
         A complete, valid image is loaded (low from a header until its last word).
     error : Out(1)
-        The last header was refused.
+        The last header was refused, or the last body (``check``).
     loading : Out(1)
         A good header was taken and its body words are arriving.
     """
 
-    def __init__(self, layout: data.Layout, magic: int, version: int):
+    def __init__(self, layout: data.Layout, magic: int, version: int, check=None):
+        if check is not None and not callable(check):
+            raise TypeError(f"check must be a callable (view -> Value) or None, got {check!r}")
         self._layout = data.Layout.cast(layout)
         self._magic, self._version = magic, version
+        self._check = check
         self._words = body_words(self._layout)
         header_word(magic, version, self._words)  # checks the body fits the header's length field
         super().__init__({
@@ -126,8 +135,18 @@ class ConfigLoader(wiring.Component):
             with m.Else():
                 m.d.sync += [shadow.eq(shifted), index.eq(index + 1)]
                 with m.If(index == count - 1):
-                    m.d.sync += [self.config.eq(shifted[:self._layout.size]), loading.eq(0),
-                                 self.configured.eq(1), self.loaded.eq(1)]
+                    body = shifted[:self._layout.size]
+                    if self._check is None:
+                        m.d.sync += [self.config.eq(body), loading.eq(0), self.configured.eq(1),
+                                     self.loaded.eq(1)]
+                    else:
+                        runnable = Signal()
+                        m.d.comb += runnable.eq(self._check(self._layout(body)))
+                        with m.If(runnable):
+                            m.d.sync += [self.config.eq(body), loading.eq(0), self.configured.eq(1),
+                                         self.loaded.eq(1)]
+                        with m.Else():  # refused like a bad header: the register keeps its value
+                            m.d.sync += [loading.eq(0), self.error.eq(1)]
         with m.If(self.clear & self.accept):
             m.d.sync += [loading.eq(0), self.configured.eq(0), self.error.eq(0), self.loaded.eq(0)]
         return m

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from amaranth import Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["Counter", "counter_layout", "counter_steps", "nest_steps", "nest_fields", "nest_from_fields",
-           "IDLE_COUNTER", "CounterChain"]
+           "IDLE_COUNTER", "CounterChain", "chain_never_ends"]
 
 #: Configuration of a counter that takes no part in a nest (one iteration).
 IDLE_COUNTER = {"start": 0, "stop": 1, "stride": 1}
@@ -132,6 +132,32 @@ def nest_fields(counters: Sequence[Counter], count: int, width: int, where: str,
 def nest_from_fields(fields, used: int) -> list[Counter]:
     """The first ``used`` counters of a decoded ``ArrayLayout(counter_layout)`` value."""
     return [Counter(int(fields[k].start), int(fields[k].stop), int(fields[k].stride)) for k in range(used)]
+
+
+def chain_never_ends(config, used) -> Value:
+    """High when a :class:`CounterChain` configured with ``config`` and ``used`` would never finish
+    a run: a counter that takes part has stride 0 and ``stop > start`` (its value never reaches
+    ``stop``). The encoder refuses stride 0 (:class:`Counter`); the units refuse such an image.
+
+    Every other configuration a chain can hold ends: ``stop <= start`` gives one iteration,
+    ``used == 0`` a run of one step, ``used`` above the chain's length uses every counter, and
+    ``value + stride`` is formed one bit wider than the counters, so it cannot wrap.
+
+    Parameters
+    ----------
+    config : data.View
+        The chain's configuration (``ArrayLayout(counter_layout(width), count)``).
+    used : Value
+        How many counters take part.
+
+    Returns
+    -------
+    Value
+        One bit.
+    """
+    hangs = [(k < used) & (config[k].stride == 0) & (config[k].stop > config[k].start)
+             for k in range(len(config))]
+    return Cat(*hangs).any()
 
 
 class CounterChain(wiring.Component):

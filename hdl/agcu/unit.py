@@ -75,7 +75,9 @@ class AddressGenerationUnit(wiring.Component):
     seg : In(stream.Signature(segment_layout(params)))
         Privileged segment table writes from the host (:meth:`Segment.payload`): entry ``index``
         becomes ``base``/``bound``/``read``/``write``. Taken only while idle; an index beyond the
-        table is taken and ignored. Kernel images cannot write the table.
+        table is taken and ignored; an entry with ``base + bound > 2**addr_bits`` (which
+        :class:`~hdl.agcu.config.Segment` refuses) is stored empty (bound 0, no permission), so
+        every run naming it faults. Kernel images cannot write the table.
     mem : Out(MemoryPortSignature(addr_bits))
         The memory user port: line requests out, responses (one per request, in order) in.
         ``mem.resp.ready`` is always high (space is reserved before a request is issued).
@@ -162,11 +164,15 @@ class AddressGenerationUnit(wiring.Component):
         seg_write = [Signal(name=f"seg{i}_write") for i in range(p.segments)]
         m.d.comb += self.seg.ready.eq(idle)
         entry = self.seg.payload
+        # an entry past the end of the line space (base + bound > 2**addr_bits; Segment refuses it)
+        # would let line addresses wrap round to the bottom of memory: it is stored empty instead
+        fits = Signal()
+        m.d.comb += fits.eq(entry.base + entry.bound <= (1 << abits))
         with m.If(self.seg.valid & idle):
             for i in range(p.segments):
                 with m.If(entry.index == i):
-                    m.d.sync += [seg_base[i].eq(entry.base), seg_bound[i].eq(entry.bound),
-                                 seg_read[i].eq(entry.read), seg_write[i].eq(entry.write)]
+                    m.d.sync += [seg_base[i].eq(entry.base), seg_bound[i].eq(Mux(fits, entry.bound, 0)),
+                                 seg_read[i].eq(entry.read & fits), seg_write[i].eq(entry.write & fits)]
 
         # ------------------------------------------------------------- start tokens
         pending_starts = Signal(8)

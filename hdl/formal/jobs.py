@@ -7,7 +7,7 @@ from .job import FormalJob
 from .launch import LaunchCrcHarness
 from .memctrl import DfiTimingHarness, formal_timing, refresh_timing
 from .network import SwitchCreditHarness, SwitchOrderHarness
-from .pmu_buffers import PmuBufferHarness
+from .pmu_buffers import PmuBufferHarness, formal_pmu_params
 from .streams import FifoOrderHarness, fifo_rules_harness, register_harness
 from .units import ConfigLoaderHarness, UnitStreamRulesHarness, small_pcu, tiny_pmu
 
@@ -49,6 +49,15 @@ PMU_IN = ("cfg", "vin", "sin")
 PMU_BUFFERS_DEPTH = 26
 #: ... and the writer's return to the first buffer after the reader left it at step 28
 PMU_BUFFERS_DEEP = 29
+#: bound of pmu_buffer_lap_covers: with 3 buffers and non-zero offsets the reader reads the last buffer of the
+#: second lap (run 5) at step 34, the writer starts the third lap (run 6, buffer 0 again) at step 36
+PMU_BUFFER_LAPS = 37
+
+
+def _pmu_laps(**options) -> PmuBufferHarness:
+    """The N-buffering harness on a PMU of up to 3 buffers with any address offsets and ALU ops."""
+    return PmuBufferHarness(formal_pmu_params(3), fixed_address=False, fixed_alu=False, **options)
+
 
 __all__ = ["JOBS", "job_names"]
 
@@ -77,16 +86,25 @@ JOBS: list[FormalJob] = [
     FormalJob("pmu_buffers", "PMU N-buffering: with both sides enabled, a read reaches the banks only in a "
               "buffer the writer has finished and a write only in a buffer the reader has left (or never "
               "used), each in the buffer of its run (run r: buffer r mod buffers); never more full buffers "
-              "than buffers (any program of equal-length sides, any environment; 2 lanes, 2 buffers)",
+              "than buffers (any program the PMU takes, any environment; 2 lanes, up to 2 buffers)",
               lambda: PmuBufferHarness(), "bmc", PMU_BUFFERS_DEPTH, map_memories=False,
               flatten=True, slow=True),
     FormalJob("pmu_buffers_deep", "as pmu_buffers, bounded to 29 cycles: also the writer's return to a "
-              "buffer the reader has left", lambda: PmuBufferHarness(), "bmc", PMU_BUFFERS_DEEP,
-              map_memories=False, flatten=True, slow=True),
+              "buffer the reader has left (this job found issue 27: buffers above max_buffers were taken)",
+              lambda: PmuBufferHarness(), "bmc", PMU_BUFFERS_DEEP,
+              map_memories=False, flatten=True),
     FormalJob("pmu_buffer_covers", "the N-buffering properties are not vacuous: a written buffer is read, "
               "the reader moves on to the second buffer, the writer comes back to a buffer the reader left",
               lambda: PmuBufferHarness(), "cover", PMU_BUFFERS_DEEP, map_memories=False, flatten=True,
               slow=True),
+    FormalJob("pmu_buffers_proof", "the pmu_buffers properties in every reachable state, every run of every "
+              "lap (k-induction with invariants tying the handover counters, rings and pipelines to the "
+              "shadow; 3 buffers, any address offsets and ALU ops, any program and environment)",
+              lambda: _pmu_laps(invariants=True), "prove", 4, map_memories=False, flatten=True),
+    FormalJob("pmu_buffer_lap_covers", "pmu_buffers_proof reaches deep runs: with 3 buffers and non-zero "
+              "address offsets the reader reads the last buffer of the second lap and the writer starts "
+              "the third", lambda: _pmu_laps(invariants=True, lap_covers=True), "cover", PMU_BUFFER_LAPS,
+              map_memories=False, flatten=True, slow=True),
     FormalJob("config_refused", "a configuration loader that never sees a valid header never configures "
               "its unit and never changes its register", lambda: ConfigLoaderHarness(True), "prove", 4),
     FormalJob("config_covers", "a valid image does configure the loader (the refusal is not vacuous)",
@@ -96,14 +114,14 @@ JOBS: list[FormalJob] = [
     FormalJob("fifo_covers", "the FIFO properties are not vacuous: the FIFO fills, and a tracked payload "
               "comes out", lambda: FifoOrderHarness(4, 1), "cover", 12),
     FormalJob("fifo_order_deep", "as fifo_order, bounded to 16 cycles", lambda: FifoOrderHarness(4, 1), "bmc",
-              16, slow=True),
+              16),
     FormalJob("register_covers", "a StreamRegister transfers, also right after a stall",
               lambda: register_harness(8), "cover", 12),
     FormalJob("switch_credits", "a switch never sends on a link without a credit (a full receiver never "
               "receives), never holds more credits than the receiver's depth, and every unit pin it drives "
               "keeps the stream rules, for every configuration and rule-abiding neighbour (2 x 2 fabric, "
               "switch (0, 0))",
-              lambda: SwitchCreditHarness(), "bmc", 10, slow=True),
+              lambda: SwitchCreditHarness(), "bmc", 10),
     FormalJob("switch_credits_deep", "as switch_credits, bounded to 16 cycles", lambda: SwitchCreditHarness(),
               "bmc", 16, slow=True),
     FormalJob("switch_covers", "the switch properties are not vacuous: a link's receiver fills to its last "
@@ -112,7 +130,7 @@ JOBS: list[FormalJob] = [
     FormalJob("switch_order", "a configured switch loses, duplicates, corrupts and reorders nothing: the "
               "n-th payload (symbolic n) out of every output is the n-th into the input it selects, for "
               "every taker of a multicast; an unrouted output stays silent (any routes, vector fabric, "
-              "switch (0, 0), 2-entry FIFOs)", lambda: SwitchOrderHarness(), "bmc", 9, slow=True),
+              "switch (0, 0), 2-entry FIFOs)", lambda: SwitchOrderHarness(), "bmc", 9),
     FormalJob("switch_order_deep", "as switch_order, bounded to 10 cycles", lambda: SwitchOrderHarness(),
               "bmc", 10, slow=True),
     FormalJob("switch_order_covers", "the order properties are not vacuous: the second payload of one input "
@@ -120,9 +138,9 @@ JOBS: list[FormalJob] = [
     FormalJob("agcu_segments", "an AGCU (1 counter) never offers the memory port a request outside the "
               "segment its program names or against the segment's permission; a run out of range, not "
               "permitted or hanging issues nothing and ends with the fault flag; a legal run does not fault",
-              lambda: _agcu(1), "bmc", 15, slow=True),
+              lambda: _agcu(1), "bmc", 15),
     FormalJob("agcu_segments_2ctr", "as agcu_segments, with a 2-counter nest", lambda: _agcu(2), "bmc", 15,
-              slow=True, finishes=False),
+              slow=True),
     FormalJob("agcu_covers", "the AGCU properties are not vacuous: a store and a load (to a segment's last "
               "line) reach memory, and an out-of-range run faults", lambda: _agcu(1), "cover", 30),
     FormalJob("memctrl_timing", "a DRAM channel controller (2 bank groups x 1 bank) never puts a command on "
@@ -134,7 +152,7 @@ JOBS: list[FormalJob] = [
     FormalJob("memctrl_refresh", "the controller refreshes at most tREFI + the bank-closing slack after the "
               "last REF, sends ACT only to a closed bank, RD/WR/PRE only to an open one, REF only with "
               "every bank closed (tREFI 6, so several intervals fit)",
-              lambda: _memctrl(("state", "refresh"), timing=refresh_timing()), "bmc", 24, slow=True),
+              lambda: _memctrl(("state", "refresh"), timing=refresh_timing()), "bmc", 24),
     FormalJob("memctrl_all", "every memctrl rule together (spacing, bank state, refresh, write data)",
               lambda: _memctrl(("spacing", "state", "refresh", "data")), "bmc", 20, slow=True),
     FormalJob("memctrl_covers", "the timing rules are not vacuous: a refresh comes due after tREFI and "

@@ -127,9 +127,10 @@ class SwitchOrderHarness(Elaboratable):
     records the ``n``-th payload entering each input, and asserts that the ``n``-th
     payload leaving every output is the ``n``-th that entered the input the output selects
     — for every taker of a multicast — and that an output never carries more payloads than
-    its input received, and an unrouted output carries none. A lost, repeated or reordered
-    payload shifts every later index, and the solver picks the payloads, so it shows as a
-    wrong value at some ``n``.
+    its input received, and an unrouted output carries none — nor does an output whose code
+    lies past its choices (an image no encoder makes: such a code routes nothing). A lost,
+    repeated or reordered payload shifts every later index, and the solver picks the payloads,
+    so it shows as a wrong value at some ``n``.
 
     The default fabric has 2-entry switch FIFOs (the minimum; the preset's 4 only add throughput
     across the registered hop), so full FIFOs and exhausted credits — where a multicast must wait
@@ -237,6 +238,8 @@ class SwitchOrderHarness(Elaboratable):
                             with m.If(took & (out_count == n)):
                                 m.d.comb += [Assert(tracked_in[src], f"{name}_nth_out_went_in"),
                                              Assert(payload == tracked[src], f"{name}_nth_out_is_nth_in")]
+                    with m.Default():  # a code past the choices (no encoder makes one) routes nothing
+                        m.d.comb += Assert(~took, f"{name}_unknown_route_is_silent")
 
         # covers: the n-th payload (n = 1: a second one) reaches a link and a unit pin — a multicast
         ports = fg.switch_outputs(x, y, fabric)

@@ -45,7 +45,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config_port import ConfigLoader
-from ..counters import CounterChain
+from ..counters import CounterChain, chain_never_ends
 from ..numerics.datapath import Datapath
 from ..numerics.ops import ALU_OPS, TAIL_LATENCY, build_tail
 from ..presets import Preset
@@ -97,7 +97,8 @@ class PatternComputeUnit(wiring.Component):
     configured : Out(1)
         A valid configuration is loaded.
     cfg_error : Out(1)
-        The last configuration header was refused (wrong magic, version or length).
+        The last configuration image was refused: a wrong magic, version or length in its header,
+        or a counter nest that would never end (a used counter with stride 0).
     busy : Out(1)
         A run is in progress or its results are still on their way out; configuration words are
         taken only while it is low.
@@ -138,7 +139,12 @@ class PatternComputeUnit(wiring.Component):
 
         counters = m.submodules.counters = CounterChain(p.counters, p.counter_width)
         running = counters.running
-        loader = m.submodules.config = ConfigLoader(p.layout, CONFIG_MAGIC, CONFIG_VERSION)
+        # an image whose counter nest never ends is refused: the run could not stop and the unit,
+        # busy for good, could not be reconfigured (other fields outside the encoder's rules only
+        # select 0 or are ignored: see docs/config-checks.md)
+        loader = m.submodules.config = ConfigLoader(
+            p.layout, CONFIG_MAGIC, CONFIG_VERSION,
+            check=lambda c: ~chain_never_ends(c.counter, c.counters_used))
         wiring.connect(m, wiring.flipped(self.cfg), loader.words)
         m.d.comb += loader.clear.eq(self.cfg_clear)
         cfg = loader.config
@@ -245,7 +251,13 @@ class PatternComputeUnit(wiring.Component):
             p0_acc_reset = dp.reg(reset_now, "p0_acc_reset")
             p0_acc_emit = dp.reg(emit_now, "p0_acc_emit")
             index_bits = max(1, (p.acc_depth - 1).bit_length())
-            p0_acc_index = dp.reg(Cat(index_now, Const(0, index_bits))[:index_bits], "p0_acc_index")
+            # an entry past the register file (the encoder refuses such an index counter; a raw image
+            # can hold one) is neither read (+0, as on a reset step) nor written: entry 0 is addressed
+            # instead, so no access leaves the file
+            inside = index_now < p.acc_depth
+            p0_acc_inside = dp.reg(inside, "p0_acc_inside")
+            p0_acc_index = dp.reg(Mux(inside, Cat(index_now, Const(0, index_bits))[:index_bits], 0),
+                                  "p0_acc_index")
 
         # ---------------------------------------------------------------- SIMD body
 
@@ -266,9 +278,9 @@ class PatternComputeUnit(wiring.Component):
             src_ports = [f.read_port(domain="comb") for f in files]
             for port in src_ports:
                 m.d.comb += port.addr.eq(p0_acc_index)
-            acc_src = Cat(*[Mux(p0_acc_reset, 0, port.data) for port in src_ports])
+            acc_src = Cat(*[Mux(p0_acc_reset | ~p0_acc_inside, 0, port.data) for port in src_ports])
             acc_line = line(acc_src, "acc_src")
-            acc_flags = line(Cat(p0_acc_reset, p0_acc_emit, p0_acc_index), "acc_flags")
+            acc_flags = line(Cat(p0_acc_reset, p0_acc_emit, p0_acc_inside, p0_acc_index), "acc_flags")
         scalar_line = [line(v, f"scalar{k}") for k, v in enumerate(p0_scalar)]
         ctr_line = [line(v, f"ctr{k}") for k, v in enumerate(p0_ctr)]
         valid_line = dp.valid_delay(p0_valid, depth)
@@ -405,12 +417,13 @@ class PatternComputeUnit(wiring.Component):
 
     # ------------------------------------------------------------------ the accumulator
     def _accumulator(self, m, dp, cfg, advance, files, flags, stage_lines, valid, simd_vec):
-        """The per-lane update at position ``depth`` (``flags``: reset, emit, then the entry index;
-        ``valid``: a step is there); returns the SIMD path's (valid, vector)."""
+        """The per-lane update at position ``depth`` (``flags``: reset, emit, the entry lies in the
+        file, then the entry index; ``valid``: a step is there); returns the SIMD path's (valid, vector).
+        An entry outside the file reads as +0 and is not written."""
         p = self.params
         stages, lat = p.stages, p.stage_latency
         depth = stages * lat
-        reset, emit, index = flags[0], flags[1], flags[2:]
+        reset, emit, inside, index = flags[0], flags[1], flags[2], flags[3:]
         update = Signal()
         m.d.comb += update.eq(advance & valid & (cfg.acc.op != ACC_OPS["none"]))
         news = []
@@ -421,7 +434,7 @@ class PatternComputeUnit(wiring.Component):
             adp = dp.child(f"acc_l{lane}")
             x = adp.select(cfg.acc.value, at_depth, "value")
             y = adp.select(cfg.acc.scale, at_depth, "scale")
-            old = rd.data
+            old = Mux(inside, rd.data, 0)
             added = ALU_OPS["fadd"].build(adp, [old, x], 0)
             largest = ALU_OPS["fmax"].build(adp, [old, x], 0)
             scaled = ALU_OPS["fadd"].build(adp, [ALU_OPS["fmul"].build(adp, [old, y], 0), x], 0)
@@ -434,7 +447,7 @@ class PatternComputeUnit(wiring.Component):
                 with adp.m.Default():
                     adp.m.d.comb += new.eq(scaled)
             value = adp.wire(Mux(reset, x, new), "update")
-            m.d.comb += [rd.addr.eq(index), wr.addr.eq(index), wr.data.eq(value), wr.en.eq(update)]
+            m.d.comb += [rd.addr.eq(index), wr.addr.eq(index), wr.data.eq(value), wr.en.eq(update & inside)]
             news.append(value)
         out_valid = dp.valid_delay(valid & emit, 1)[-1]
         out_vec = dp.reg(Cat(*news), "acc_out")

@@ -24,6 +24,13 @@ has finished) gates the start of a write run, ``ready`` (runs the writer has
 finished minus runs the reader has started) gates the start of a read run. A
 write run counts as finished when its last access has been written, so no read
 ever sees a half-written buffer.
+
+Refused images: the hardware takes only images it can run (:func:`refusals`): an
+N-buffering depth of 0 or above ``max_buffers``, a buffer size of 0 or one whose
+buffers exceed the capacity, a bank or stripe shift that would map two words to one
+bank row, two sides that run different numbers of times, a side with 0 runs, or a
+counter that would never end its run raises ``cfg_error`` like a bad header, and the
+PMU stays unconfigured.
 """
 
 from __future__ import annotations
@@ -33,14 +40,59 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config_port import ConfigLoader
-from ..counters import CounterChain
+from ..counters import CounterChain, chain_never_ends
 from ..numerics.datapath import Datapath
 from ..numerics.ops import ALU_OPS
 from ..presets import Preset
 from ..stream import StreamFifo, vector_layout
 from .config import ADDRESS_OPS, CONFIG_MAGIC, CONFIG_VERSION, PmuParams
 
-__all__ = ["PatternMemoryUnit"]
+__all__ = ["PatternMemoryUnit", "refusals"]
+
+
+def refusals(c, p: PmuParams) -> dict:
+    """Why the PMU refuses the configuration register value ``c`` (a view of ``p.layout``).
+
+    Each entry is high when its rule is broken; the loader refuses a body when any is. These are
+    the encoder's rules (:meth:`PmuConfig.check`) whose breach the hardware could not survive:
+    a buffer ring the run index never closes (the base would grow without bound), buffers that
+    overlap, a layout that maps two words to one bank row, a reader waiting for a run the writer
+    never makes (neither side would ever finish), a counter that never ends its run. The other
+    encoder rules are harmless to the hardware and not checked here (see ``docs/config-checks.md``).
+    A side with 0 runs is refused too: it would run once and leave its run counter wrapped round
+    (``runs_left`` at 65535), which no encoded program does.
+
+    Parameters
+    ----------
+    c : data.View
+        A configuration register value (:func:`hdl.pmu.config.config_layout`).
+    p : PmuParams
+        The PMU's parameters.
+
+    Returns
+    -------
+    dict of str to Value
+        Rule name → 1 when the value breaks it.
+    """
+    lane_bits = (p.lanes - 1).bit_length()
+    # buffer_words <= capacity // buffers for every count the field can hold (no multiplier)
+    too_big = [(c.buffers == b) & (c.buffer_words > p.capacity // b)
+               for b in range(1, 1 << len(c.buffers))]
+    both = c.write.enable & c.read.enable
+    rules = {
+        "buffers": (c.buffers == 0) | (c.buffers > p.max_buffers),
+        "buffer_words": (c.buffer_words == 0) | Cat(*too_big).any(),
+        "bank_shift": c.bank_shift > p.address_bits - lane_bits,
+        "stripe_shift": (c.stripe_shift != 0) & ((c.stripe_shift < c.bank_shift + lane_bits)
+                                                 | (c.stripe_shift > p.address_bits)),
+        "equal_runs": both & (c.write.runs != c.read.runs),
+    }
+    for name in ("write", "read"):
+        side = c[name]
+        rules[f"{name}_counters"] = side.enable & chain_never_ends(side.counter, side.counters_used)
+        # 0 runs would run once and leave the run counter wrapped round
+        rules[f"{name}_runs"] = side.enable & (side.runs == 0)
+    return rules
 
 
 class PatternMemoryUnit(wiring.Component):
@@ -71,7 +123,8 @@ class PatternMemoryUnit(wiring.Component):
     wdone, rdone : Out(1)
         Control tokens: a write run has finished its buffer / a read run has left its buffer.
     configured, cfg_error, busy : Out(1)
-        Status: a valid configuration is loaded / the last header was refused / a side is running,
+        Status: a valid configuration is loaded / the last header or image was refused (a bad
+        header, or a body breaking one of :func:`refusals`) / a side is running,
         an access is in flight or a read result waits to be taken (no reconfiguration while busy).
     writes, reads : Out(32)
         Accesses completed since reset (performance counters; dropped ones included).
@@ -113,12 +166,13 @@ class PatternMemoryUnit(wiring.Component):
         # idle (and so reconfigurable) only when nothing is left anywhere: a new image changes
         # how the output FIFO is presented (vout or sout), which must not happen under an offer
         idle = ~running & ~inflight & ~unread
-        loader = m.submodules.config = ConfigLoader(p.layout, CONFIG_MAGIC, CONFIG_VERSION)
+        loader = m.submodules.config = ConfigLoader(
+            p.layout, CONFIG_MAGIC, CONFIG_VERSION, check=lambda c: ~Cat(*refusals(c, p).values()).any())
         wiring.connect(m, wiring.flipped(self.cfg), loader.words)
         m.d.comb += loader.clear.eq(self.cfg_clear)
         cfg, loaded = loader.config, loader.loaded
         # formal hooks: references to internal signals for hdl/formal/pmu_buffers.py (no logic added)
-        self.probes = {"cfg": cfg, "loaded": loaded}
+        self.probes = {"cfg": cfg, "loaded": loaded, "loading": loader.loading, "idle": idle}
         m.d.comb += [loader.accept.eq(idle), self.configured.eq(loader.configured),
                      self.cfg_error.eq(loader.error), self.busy.eq(~idle)]
 
@@ -163,7 +217,7 @@ class PatternMemoryUnit(wiring.Component):
         # a token in the cycle the previous one is taken (the unit still looks idle) is not a
         # second start: it would reset both buffer rings after the first run fired
         m.d.sync += pending_start.eq(start & idle & ~pending_start)
-        self.probes["pending_start"] = pending_start
+        self.probes.update({"pending_start": pending_start, "claimed": claimed, "ready": ready})
         for ctr, side in ((wctr, cfg.write), (rctr, cfg.read)):
             m.d.comb += [ctr.config.eq(side.counter), ctr.used.eq(side.counters_used),
                          ctr.start.eq(pending_start & side.enable)]
@@ -339,7 +393,12 @@ class PatternMemoryUnit(wiring.Component):
                 vector.append(word)
             m.d.comb += [out_fifo.i.valid.eq(returning), out_fifo.i.payload.eq(Cat(*vector))]
 
-        self.probes[name] = {"start": ctr.start, "advance": advance, "base": base1,
+        self.probes[name] = {"start": ctr.start, "advance": advance, "base": base1, "running": ctr.running,
+                             "first": first_of_run, "values": ctr.values, "runs_left": runs_left,
+                             "index": buf_index,
+                             "ring_base": buf_base,
+                             "valid": [v0, v1, issue_valid], "last": [last0, last1, issue_last],
+                             "stage_base": [base0, base1],
                              "access": Cat(*[hit for _, hit in served]).any()}
         inflight = Signal(name=f"{name}_inflight")
         m.d.comb += inflight.eq(v0 | v1 | issue_valid | (returning if is_read else 0))

@@ -284,7 +284,7 @@ def register(sub) -> None:
         "distributed (an embedded LocalCluster, or --scheduler). Each finished point "
         "is appended to the CSV at once; running again skips finished points. "
         "Workers on other machines need this repository and the build root at the "
-        "same paths. Spec format: see sim/sweep.py.",
+        "same paths. Spec format: see openrdu/flows/sweep.py.",
     )
     p.add_argument("spec", metavar="SPEC.toml", help="the sweep spec")
     p.add_argument("--csv", default=None, help="results CSV (default bench/sweep_<spec>.csv)")

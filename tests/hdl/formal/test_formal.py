@@ -10,6 +10,7 @@ job with a table. Measure the CI share with::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -155,3 +156,30 @@ def test_buffer_proof_fails_when_a_start_token_during_the_start_is_taken_again(f
                     "pending_start.eq(start & idle)")
     _fails(FormalJob("pmu_double_start", "mutant", lambda: PmuBufferHarness(factory=broken), "bmc",
                      PMU_BUFFERS_DEPTH, map_memories=False, flatten=True), formal_dir)
+
+
+def _job(name):
+    return next(job for job in JOBS if job.name == name)
+
+
+def test_deep_buffer_proof_fails_when_buffer_counts_past_max_buffers_are_taken(formal_dir):
+    """pmu/unit.py before issue 27: the image check lets ``buffers`` above ``max_buffers`` through
+    (``3`` on the harness's PMU built for 2), so the 1-bit ring index never closes the ring and the
+    writer's second lap starts past its buffers; ``pmu_buffers_deep`` finds it (``write_in_its_buffer``,
+    step 28)."""
+    broken = mutant("hdl.pmu.unit", "PatternMemoryUnit",
+                    '"buffers": (c.buffers == 0) | (c.buffers > p.max_buffers),', '"buffers": Const(0, 1),')
+    deep = _job("pmu_buffers_deep")
+    _fails(dataclasses.replace(deep, name="pmu_buffers_unchecked",
+                               factory=lambda: PmuBufferHarness(factory=broken)), formal_dir)
+
+
+def test_segment_proof_fails_when_a_segment_past_the_line_space_is_kept(formal_dir):
+    """agcu/unit.py without the fit check: an entry with ``base + bound > 2**addr_bits`` is kept, and a
+    run inside its bound wraps round to line 0, outside its segment."""
+    broken = mutant("hdl.agcu.unit", "AddressGenerationUnit",
+                    "m.d.comb += fits.eq(entry.base + entry.bound <= (1 << abits))", "m.d.comb += fits.eq(1)")
+    job = _job("agcu_segments")
+    _fails(dataclasses.replace(job, name="agcu_segment_wraps",
+                               factory=lambda: AgcuSegmentHarness(formal_agcu_params(1), factory=broken)),
+           formal_dir)
