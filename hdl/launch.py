@@ -10,6 +10,7 @@ command        opcode  operand, and the words that follow
 ``LOAD``       0xA1    ``n``: the next ``n`` words are a kernel image
 ``ARGS``       0xA2    ``n`` ≤ :data:`ARGUMENTS`: the next ``n`` words are arguments 0..n-1
 ``EXEC``       0xA3    ``t`` ≥ 1: run; the kernel is done after ``t`` done tokens
+``ABORT``      0xA4    none (the operand is ignored): stop whatever runs, clear every endpoint
 =============  ======  =====================================================
 
 Kernel image
@@ -36,6 +37,20 @@ Kernel Execute sends each loaded argument once on the host's scalar pins
 ``t`` tokens have arrived on its ``done`` pin *and* no unit is busy (``busy`` low): a
 kernel whose results leave through several units names one of them as its done source
 and still ends only when every unit has drained.
+
+Abort
+-----
+``ABORT`` is taken wherever a command word is: in every state between commands and, alone of
+all commands, while a kernel runs (``RUNNING``; other commands wait for the run to end). It
+is not recognised inside a ``LOAD`` image or ``ARGS`` data, which are data words. It drops
+the kernel's pending argument and start offers, then raises ``ep_abort`` and ``ep_clear``
+together until no unit is busy (at least two cycles): every endpoint is cleared as Program Load
+clears it, and ``ep_abort`` additionally stops units that are still running (the tile resets
+its PCUs and PMUs, whose memories keep their contents, and AGCUs drop their run and wait for
+the memory to answer the requests it had taken). The controller then reports ``ABORTED``
+with ``error`` ``NONE``; ``cycles`` and ``tokens`` keep the aborted run's counts. Nothing is
+configured afterwards, so ``EXEC`` is refused with ``NOT_LOADED`` until the next ``LOAD``, which
+needs no reset.
 """
 
 from __future__ import annotations
@@ -53,9 +68,12 @@ __all__ = ["Command", "LaunchState", "LaunchError", "LaunchController", "command
 
 
 class Command(enum.IntEnum):
-    LOAD = 0xA1
-    ARGS = 0xA2
-    EXEC = 0xA3
+    """Host command opcodes (bits 31..24 of a command word; see the module docstring)."""
+
+    LOAD = 0xA1     #: the next ``n`` words are a kernel image
+    ARGS = 0xA2     #: the next ``n`` words are arguments 0..n-1
+    EXEC = 0xA3     #: run until ``t`` done tokens arrived and no unit is busy
+    ABORT = 0xA4    #: stop the kernel (taken also while RUNNING) and clear every endpoint
 
 
 class LaunchState(enum.IntEnum):
@@ -65,8 +83,9 @@ class LaunchState(enum.IntEnum):
     LOADING = 1    #: a kernel image is arriving
     LOADED = 2     #: every record checked and committed; EXEC may run
     REFUSED = 3    #: the last image or command was refused (see ``error``)
-    RUNNING = 4    #: executing; waiting for done tokens
+    RUNNING = 4    #: executing; waiting for done tokens (only ABORT is taken meanwhile)
     DONE = 5       #: the kernel finished; ``cycles`` holds its run time
+    ABORTED = 6    #: an ABORT stopped everything and cleared every endpoint; nothing is loaded
 
 
 class LaunchError(enum.IntEnum):
@@ -80,14 +99,17 @@ class LaunchError(enum.IntEnum):
     CRC = 5            #: a record's CRC does not match
     TRUNCATED = 6      #: the image ended inside a record
     UNIT_REFUSED = 7   #: an endpoint did not accept its image (wrong kind, length or version)
-    NOT_LOADED = 8     #: EXEC without a loaded kernel
+    NOT_LOADED = 8     #: EXEC without a loaded kernel (also after ABORT)
 
 
 #: Internal phases of the controller (``COMMAND`` is also the default of the state decoder).
-_PHASES = ("COMMAND", "ARGS", "ADDRESS", "BODY", "CRC", "DRAIN", "COMMIT", "SETTLE", "RUN")
+_PHASES = ("COMMAND", "ARGS", "ADDRESS", "BODY", "CRC", "DRAIN", "COMMIT", "SETTLE", "RUN", "ABORT")
 
 
-def command_word(command: Command, operand: int) -> int:
+def command_word(command: Command, operand: int = 0) -> int:
+    """The host word of ``command`` with ``operand`` in bits 23..0 (``command_word(Command.ABORT)``)."""
+    if not isinstance(command, Command):
+        raise TypeError(f"command must be a hdl.launch.Command, got {command!r}")
     if not 0 <= operand < 1 << 24:
         raise ValueError(f"command operand must fit in 24 bits, got {operand}")
     return (int(command) << 24) | operand
@@ -109,7 +131,10 @@ class LaunchController(wiring.Component):
     ep_cfg : Out(stream.Signature(32)).array(endpoints)
         Configuration words to each endpoint.
     ep_clear : Out(1)
-        Clear every endpoint (one cycle at the start of LOAD and after a refusal).
+        Clear every endpoint (one cycle at the start of LOAD and after a refusal; during ABORT).
+    ep_abort : Out(1)
+        Stop every unit, running or not (high with ``ep_clear`` while an ABORT is carried out,
+        until ``busy`` is low; at least two cycles).
     ep_configured : In(endpoints)
         Each endpoint reports a valid configuration.
     arg : Out(stream.Signature(32)).array(ARGUMENTS)
@@ -128,9 +153,9 @@ class LaunchController(wiring.Component):
         Some unit is still working; the kernel is done only when this is low after the last
         done token (tie low where there is nothing to wait for).
     cycles : Out(32)
-        Cycles from EXEC to the end of the kernel (counting while RUNNING).
+        Cycles from EXEC to the end of the kernel, or to its ABORT (counting while RUNNING).
     tokens : Out(16)
-        Done tokens received in this run.
+        Done tokens received in this run (kept by an ABORT).
     """
 
     def __init__(self, present):
@@ -143,6 +168,7 @@ class LaunchController(wiring.Component):
             "host": In(stream.Signature(32)),
             "ep_cfg": Out(stream.Signature(32)).array(n),
             "ep_clear": Out(1),
+            "ep_abort": Out(1),
             "ep_configured": In(n),
             "arg": Out(stream.Signature(32)).array(ARGUMENTS),
             "start": Out(stream.Signature(1)),
@@ -183,6 +209,11 @@ class LaunchController(wiring.Component):
             if unit is not None:
                 m.d.sync += self.error_unit.eq(unit)
 
+        def abort():
+            """Take an ABORT: drop the run's pending offers, then clear and stop in phase ABORT."""
+            m.d.sync += [arg_pending.eq(0), start_pending.eq(0), addressed.eq(0), holding.eq(0),
+                         settle.eq(0), phase.eq(_PHASES.index("ABORT"))]
+
         # endpoint words: pass-through of a record's body, or the held words at commit
         body_word = Signal()
         addressed_ready = Signal()
@@ -191,7 +222,7 @@ class LaunchController(wiring.Component):
         for k in range(n):
             ep = self.ep_cfg[k]
             m.d.comb += ep.payload.eq(word)
-        m.d.comb += self.ep_clear.eq(0)
+        m.d.comb += [self.ep_clear.eq(0), self.ep_abort.eq(0)]
 
         for k in range(ARGUMENTS):
             m.d.comb += [self.arg[k].valid.eq(arg_pending[k]), self.arg[k].payload.eq(args[k])]
@@ -297,12 +328,26 @@ class LaunchController(wiring.Component):
                 m.d.sync += phase.eq(_PHASES.index("COMMAND"))
 
         with m.Elif(phase == _PHASES.index("RUN")):
+            # only ABORT is taken while a kernel runs; other commands wait for the end of the run
+            m.d.comb += host.ready.eq(word[24:32] == Command.ABORT)
             m.d.sync += self.cycles.eq(self.cycles + 1)
             with m.If(self.done.valid):
                 m.d.sync += self.tokens.eq(self.tokens + 1)
-            with m.If((self.tokens >= target) & ~self.busy):
+            with m.If(take):
+                abort()
+            with m.Elif((self.tokens >= target) & ~self.busy):
                 m.d.sync += self.state.eq(LaunchState.DONE)
                 m.d.sync += phase.eq(_PHASES.index("COMMAND"))
+
+        with m.Elif(phase == _PHASES.index("ABORT")):
+            # endpoints are cleared and units stopped until none is busy; units report busy from
+            # registers, which the clear reaches at the end of the first cycle
+            m.d.comb += [self.ep_clear.eq(1), self.ep_abort.eq(1)]
+            with m.If(settle != 3):
+                m.d.sync += settle.eq(settle + 1)
+            with m.If((settle != 0) & ~self.busy):
+                m.d.sync += [self.state.eq(LaunchState.ABORTED), self.error.eq(LaunchError.NONE),
+                             self.error_unit.eq(0), phase.eq(_PHASES.index("COMMAND"))]
 
         with m.Else():  # COMMAND (and any unused encoding)
             m.d.comb += host.ready.eq(1)
@@ -336,6 +381,8 @@ class LaunchController(wiring.Component):
                         m.d.sync += phase.eq(_PHASES.index("RUN"))
                     with m.Else():
                         refuse(LaunchError.NOT_LOADED)
+                with m.Elif(op == Command.ABORT):
+                    abort()
                 with m.Else():
                     refuse(LaunchError.BAD_COMMAND)
 

@@ -8,7 +8,7 @@ it (and ``payload``) hold until the transfer; ``valid`` never depends on
 
 from __future__ import annotations
 
-from amaranth import Module, Shape, Signal
+from amaranth import Module, ResetInserter, Shape, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -57,6 +57,10 @@ class StreamFifo(wiring.Component):
         ``depth == 2`` from a 2-entry register file (1 cycle).
     level : Out(range(depth + 1))
         Entries currently held.
+    clear : In(1)
+        Drop every entry (and a payload taken in the same cycle): the FIFO is empty in the next
+        cycle. The units drive it with their configuration clear, so vectors a kernel sent beyond
+        what a unit took do not become the next kernel's data.
     """
 
     def __init__(self, payload_shape, depth: int):
@@ -71,6 +75,7 @@ class StreamFifo(wiring.Component):
             "i": In(stream.Signature(payload_shape)),
             "o": Out(stream.Signature(payload_shape)),
             "level": Out(range(depth + 1)),
+            "clear": In(1),
         })
 
     @property
@@ -87,7 +92,7 @@ class StreamFifo(wiring.Component):
             storage = fifo.SyncFIFO(width=width, depth=2)
         else:
             storage = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
-        m.submodules.storage = storage
+        m.submodules.storage = ResetInserter({"sync": self.clear})(storage)
         m.d.comb += [
             storage.w_data.eq(self.i.payload),
             storage.w_en.eq(self.i.valid),

@@ -141,6 +141,10 @@ class TileSystem(wiring.Component):
         :class:`hdl.agcu.Segment` payload.
     faults : Out(number of AGCUs)
         Each AGCU's fault flag.
+    unit_busy, agcu_busy, pin_waiting : Out
+        The tile's (:class:`hdl.tile.Tile`): busy PCUs and PMUs (``tile.unit_sites`` order), busy
+        AGCUs (:attr:`agcu_names` order) and pins where a payload waits (``tile.watched_pins``),
+        so a bench can name the units and pins of a stalled kernel on any simulator.
     hbm_dfi0, … : Out(DfiSignature)
         The HBM channels' buses, in the ``hbm`` clock domain.
     """
@@ -159,7 +163,9 @@ class TileSystem(wiring.Component):
                                              "entry": self.params.agcu.segment_layout})
         members = {"host": In(stream.Signature(32)), "state": Out(3), "error": Out(4), "error_unit": Out(16),
                    "cycles": Out(32), "tokens": Out(16), "seg": In(stream.Signature(self.seg_layout)),
-                   "faults": Out(len(self.agcu_names))}
+                   "faults": Out(len(self.agcu_names)),
+                   "unit_busy": Out(len(self.tile.unit_sites)), "agcu_busy": Out(len(self.agcu_names)),
+                   "pin_waiting": Out(len(self.tile.watched_pins))}
         for c in range(channels):
             members[f"hbm_dfi{c}"] = Out(DfiSignature(self.hbm, ecc))
         super().__init__(members)
@@ -176,7 +182,9 @@ class TileSystem(wiring.Component):
         wiring.connect(m, wiring.flipped(self.host), tile.host)
         m.d.comb += [self.state.eq(tile.state), self.error.eq(tile.error),
                      self.error_unit.eq(tile.error_unit),
-                     self.cycles.eq(tile.cycles), self.tokens.eq(tile.tokens)]
+                     self.cycles.eq(tile.cycles), self.tokens.eq(tile.tokens),
+                     self.unit_busy.eq(tile.unit_busy), self.agcu_busy.eq(tile.agcu_busy),
+                     self.pin_waiting.eq(tile.pin_waiting)]
         # segment writes to the addressed AGCU
         for k, name in enumerate(self.agcu_names):
             port = getattr(tile, f"{name}_seg")

@@ -17,11 +17,26 @@ switch an instance of one module per distinct switch shape (neighbours and
 attached site roles; :meth:`FabricGraph.switch_key`), as a chip flow would do; the
 tile module holds the links, the instances and the launch controller.
 ``hierarchical=False`` elaborates the units inline (for Amaranth's simulator).
+
+Clearing and aborting
+---------------------
+The launch controller's endpoint clear (Program Load, a refusal, ABORT) resets every switch
+(routes, FIFOs, credits), deconfigures every unit and empties its input FIFOs (honoured by an
+idle unit) and drops the tokens the control pins' token counters hold. Its ``ep_abort`` (ABORT
+only) also stops units that are running: each PCU and PMU is held in reset (its memories keep
+their contents, as at any reset) and each AGCU drops its run and waits for the memory's answers
+to the requests it had taken (:class:`hdl.agcu.AddressGenerationUnit`, ``abort_run``).
+
+Observing a stall
+-----------------
+``unit_busy`` and ``agcu_busy`` say which units are busy and ``pin_waiting`` where a payload
+waits and is not taken (:attr:`Tile.watched_pins`): a kernel bench reads them at the top level
+on any simulator when a launch times out.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, ClockSignal, Instance, Module, ResetSignal, Value
+from amaranth import Cat, ClockSignal, Instance, Module, ResetInserter, ResetSignal, Signal, Value
 from amaranth.back import verilog as verilog_backend
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -69,11 +84,17 @@ class Tile(wiring.Component):
     Attributes
     ----------
     host : In(stream.Signature(32))
-        Host command words (:mod:`hdl.launch`): LOAD an image, ARGS, EXEC.
+        Host command words (:mod:`hdl.launch`): LOAD an image, ARGS, EXEC, ABORT.
     state, error, error_unit, cycles, tokens : Out
         The launch controller's status (:class:`hdl.launch.LaunchController`).
     unit_busy : Out(number of unit sites)
         Per unit site (in :attr:`FabricGraph.sites` order), the unit is busy.
+    agcu_busy : Out(number of AGCU sites)
+        With ``agcus``: per AGCU site (:attr:`agcu_sites` order), the AGCU is busy.
+    pin_waiting : Out(len(watched_pins))
+        Per pin of :attr:`watched_pins`, a payload is offered there and not taken in this cycle:
+        at a unit's input pin, the switch offers one the unit does not take (its input FIFO is
+        full); at an output pin, the unit (or the host) offers one the fabric does not take.
     <site>_<pin> : In/Out(stream.Signature(shape))
         The pins of every open site: the tile's outputs for pins that take data from
         the fabric, inputs for pins that give data to it. Control pins carry 1-bit tokens.
@@ -101,10 +122,13 @@ class Tile(wiring.Component):
             "host": In(stream.Signature(32)),
             "state": Out(3), "error": Out(4), "error_unit": Out(16), "cycles": Out(32), "tokens": Out(16),
             "unit_busy": Out(len(self.unit_sites)),
+            "pin_waiting": Out(len(self.watched_pins)),
         }
         for site in self.open_sites:
             for pin in site.pins:
                 members[f"{site.name}_{pin.name}"] = _open_port(pin, params.preset.lanes)
+        if self.agcu_sites:
+            members["agcu_busy"] = Out(len(self.agcu_sites))
         for site in self.agcu_sites:
             members[f"{site.name}_mem"] = Out(MemoryPortSignature(params.memory_addr_bits))
             members[f"{site.name}_seg"] = In(stream.Signature(params.agcu.segment_layout))
@@ -115,6 +139,14 @@ class Tile(wiring.Component):
     def agcu_sites(self):
         """AGCU sites with a built AGCU."""
         return [s for s in self.fg.sites.values() if s.kind == "agcu" and self.params.agcus]
+
+    @property
+    def watched_pins(self) -> list[str]:
+        """The pins ``pin_waiting`` reports on, as ``"site.pin"``: every pin of a built unit and of
+        the host that can hold a payload back (control inputs, always taken, are left out)."""
+        return [f"{site.name}.{pin.name}" for site in self.fg.sites.values()
+                if site.kind == "host" or self.params.populated(site)
+                for pin in site.pins if not (pin.fabric == "control" and pin.direction == "in")]
 
     @property
     def open_sites(self):
@@ -144,27 +176,33 @@ class Tile(wiring.Component):
                                 UNIT_MODULES[kind])
         return text
 
-    def _place(self, m, name: str, component: wiring.Component, module: str):
-        """Add ``component`` as submodule ``name``: inline, or as an instance of Verilog ``module``."""
+    def _place(self, m, name: str, component: wiring.Component, module: str, reset=None):
+        """Add ``component`` as submodule ``name``: inline, or as an instance of Verilog ``module``;
+        ``reset`` (a signal) also resets it, synchronously."""
         if not self.params.hierarchical:
-            m.submodules[name] = component
+            m.submodules[name] = component if reset is None else ResetInserter({"sync": reset})(component)
             return component
         component._MustUse__silence = True  # only its ports are used: the module is generated once
-        ports = [("i", "clk", ClockSignal()), ("i", "rst", ResetSignal())]
+        rst = ResetSignal() if reset is None else ResetSignal() | reset
+        ports = [("i", "clk", ClockSignal()), ("i", "rst", rst)]
         for path, member, value in component.signature.flatten(component):
             direction = "i" if member.flow is wiring.In else "o"
             ports.append((direction, "__".join(str(p) for p in path), Value.cast(value)))
         m.submodules[name] = Instance(module, *ports)
         return component
 
-    def _unit(self, m, site):
+    def _unit(self, m, site, abort):
+        # an ABORT holds PCUs and PMUs in reset (their memories keep their contents); an AGCU has
+        # an abort_run input of its own (it keeps its segment table and waits for the memory)
+        if site.kind == "agcu":
+            unit = AddressGenerationUnit(self.params.agcu)
+            m.d.comb += unit.abort_run.eq(abort)
+            return self._place(m, site.name, unit, UNIT_MODULES[site.kind])
         if site.kind == "pcu":
             unit = PatternComputeUnit(self.params.pcu)
-        elif site.kind == "agcu":
-            unit = AddressGenerationUnit(self.params.agcu)
         else:
             unit = PatternMemoryUnit(self.params.pmu)
-        return self._place(m, site.name, unit, UNIT_MODULES[site.kind])
+        return self._place(m, site.name, unit, UNIT_MODULES[site.kind], reset=abort)
 
     def elaborate(self, platform):
         m = Module()
@@ -185,9 +223,10 @@ class Tile(wiring.Component):
                                    getattr(peer, port_member(fg, fabric, "in", OPPOSITE[port[0]] + port[1:])))
 
         units = {}
+        abort = Signal(name="ep_abort")  # the launch controller's ep_abort
         for site in self.unit_sites + self.agcu_sites:
             if params.populated(site):
-                units[site.name] = self._unit(m, site)
+                units[site.name] = self._unit(m, site, abort)
         for site in self.agcu_sites:
             agcu = units[site.name]
             wiring.connect(m, agcu.mem, wiring.flipped(getattr(self, f"{site.name}_mem")))
@@ -198,12 +237,14 @@ class Tile(wiring.Component):
         for kind, key in fg.config_endpoints:
             present.append(kind == "switch" or key in units)
         lc = m.submodules.launch = LaunchController(present)
+        m.d.comb += abort.eq(lc.ep_abort)
         wiring.connect(m, wiring.flipped(self.host), lc.host)
         # the kernel ends when its done tokens arrived and every unit drained -- or an AGCU
         # faulted (its run issued nothing, so units upstream of it may never drain)
         agcu_busy = [units[site.name].busy for site in self.agcu_sites]
         agcu_fault = [units[site.name].fault for site in self.agcu_sites]
         if agcu_busy:
+            m.d.comb += self.agcu_busy.eq(Cat(*agcu_busy))
             m.d.comb += lc.busy.eq((self.unit_busy.any() | Cat(*agcu_busy).any()) & ~Cat(*agcu_fault).any())
         else:
             m.d.comb += lc.busy.eq(self.unit_busy.any())
@@ -219,6 +260,7 @@ class Tile(wiring.Component):
             if site.name in units:
                 m.d.comb += self.unit_busy[k].eq(units[site.name].busy)
 
+        watched = {name: k for k, name in enumerate(self.watched_pins)}
         for site in fg.sites.values():
             sw = switches[site.switch]
             for pin in site.pins:
@@ -245,4 +287,8 @@ class Tile(wiring.Component):
                     wiring.connect(m, ours, sw_port)
                 else:
                     wiring.connect(m, sw_port, ours)
+                k = watched.get(f"{site.name}.{pin.name}")
+                if k is not None:
+                    offer = ours if pin.direction == "out" else sw_port
+                    m.d.comb += self.pin_waiting[k].eq(offer.valid & ~offer.ready)
         return m

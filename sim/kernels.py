@@ -27,6 +27,7 @@ import numpy as np
 from compiler import CompiledKernel, lines_to_vectors
 from compiler.ir import reference
 from compiler.kernels import bf16_words_to_float, to_bf16_words
+from hdl.launch import LaunchState
 from hdl.system import TileSystem
 
 from .memory import timing_spec
@@ -175,8 +176,11 @@ def run_compiled(compiled: CompiledKernel, inputs: dict[str, np.ndarray], *, sim
     """Run ``compiled`` on ``inputs`` (float arrays, rounded to bf16 on entry).
 
     ``progress(cycles_so_far, expected_cycles)`` is called from a watcher thread while the
-    simulator runs. Raises :class:`compiler.ShapeError` for missing or mis-shaped inputs and
-    :class:`sim.runner.SimulationError` when a launch does not complete.
+    simulator runs. ``timeout_cycles`` is each launch's watchdog limit (default 20 × the expected
+    cycles + 100 000): a launch still running then is stopped with ABORT (:mod:`sim.watchdog`).
+    Raises :class:`compiler.ShapeError` for missing or mis-shaped inputs and
+    :class:`sim.runner.SimulationError` when a launch does not complete (for a timed-out one the
+    message names the units that were stalled and the pins where payloads waited).
     """
     return run_many([(compiled, inputs)], simulator=simulator, build_dir=build_dir, waves=waves,
                     progress=progress, timeout_cycles=timeout_cycles, run_dir=run_dir, keep=keep)[0]
@@ -197,6 +201,7 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
     import shutil
 
     from .runner import SimulationError, new_run_dir
+    from .watchdog import watch_names
 
     presets = {c.preset for c, _ in cases}
     if len(presets) != 1:
@@ -218,7 +223,7 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
         entries.append(entry)
         contexts.append(ctx)
     job = {"hbm": timing_spec(system.hbm), "channels": system.channels, "fabric_ps": FABRIC_PS,
-           "kernels": entries}
+           "watch": watch_names(system), "kernels": entries}
     job_file = run_dir / "job.json"
     job_file.write_text(json.dumps(job))
     total_expected = sum(e["expected_cycles"] for e in entries)
@@ -307,10 +312,15 @@ def _prepare(compiled, inputs, system, run_dir: Path, timeout_cycles):
 def _finish(compiled, ctx, metrics) -> KernelRun:
     graph = compiled.graph
     runs = metrics.get("launches", [])
-    bad = [r for r in runs if r["state"] != 5 or r["timed_out"]]
+    bad = [r for r in runs if r["state"] != LaunchState.DONE or r["timed_out"]]
     if len(runs) != len(ctx["launches"]) or bad:
         from .runner import SimulationError
-        raise SimulationError(f"kernel {compiled.name} did not complete: {bad or runs}")
+        from .watchdog import describe_failure
+
+        if bad:
+            raise SimulationError(describe_failure(compiled.name, bad))
+        raise SimulationError(f"kernel {compiled.name} did not complete: {len(runs)} of "
+                              f"{len(ctx['launches'])} launches ran: {runs}")
     with np.load(ctx["run_dir"] / "out.npz") as data:
         vectors = {name: lines_to_vectors(data[name], compiled.regions[name].vectors,
                                           compiled.regions[name].lanes)

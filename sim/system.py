@@ -96,8 +96,10 @@ def run_system(system: TileSystem, runs: list[dict], *, simulator: str, build_di
     """Build ``system`` and run ``runs``; return the result and the per-run metrics."""
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
+    from .watchdog import watch_names
+
     job = {"hbm": timing_spec(system.hbm), "channels": system.channels, "ecc": system.ecc,
-           "fabric_ps": FABRIC_PS, "runs": runs}
+           "fabric_ps": FABRIC_PS, "watch": watch_names(system), "runs": runs}
     run_dir = new_run_dir(build_dir)
     job_file = run_dir / "job.json"
     job_file.write_text(json.dumps(job))

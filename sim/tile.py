@@ -18,7 +18,7 @@ from hdl.tile import Tile, TileParams
 
 from .runner import SimResult, run_cocotb, write_verilog
 
-__all__ = ["phase", "pin_port", "run_tile_phases", "tile_stream_ports"]
+__all__ = ["phase", "pin_port", "run_tile_phases", "tile_stream_ports", "flagged"]
 
 BENCH = "sim.testbenches.tile_bench"
 
@@ -27,6 +27,14 @@ def pin_port(pin: str) -> str:
     """``"agcu_w0.vout"`` → the tile port ``"agcu_w0_vout"``."""
     site, name = pin.split(".")
     return f"{site}_{name}"
+
+
+def flagged(bits: int, names: list[str]) -> list[str]:
+    """The names whose bit is set in ``bits`` (bit ``k`` is ``names[k]``): busy units from
+    ``unit_busy`` and ``tile.unit_sites``, waiting pins from ``pin_waiting`` and ``tile.watched_pins``."""
+    if bits >> len(names):
+        raise ValueError(f"bits {bits:#x} beyond the {len(names)} names")
+    return [name for k, name in enumerate(names) if bits >> k & 1]
 
 
 def tile_stream_ports(tile: Tile) -> tuple[list[str], list[str]]:
@@ -58,7 +66,9 @@ def run_tile_phases(params: TileParams | str, phases: list[dict], *, simulator: 
     """Build the tile of ``params`` and run ``phases`` on ``simulator``.
 
     The result's ``metrics["tile_phases"][name]`` holds, per phase, ``status``,
-    ``received``, ``sent_at``, ``arrived_at``, ``busy_seen``, ``stray`` and ``phase_cycles``.
+    ``received``, ``sent_at``, ``arrived_at``, ``busy_seen``, ``stray``, ``phase_cycles``,
+    ``busy_at_end`` (bit ``k``: ``tile.unit_sites[k]``) and ``waiting_at_end`` (bit ``k``:
+    ``tile.watched_pins[k]``; :func:`flagged` names them).
     """
     if not phases:
         raise ValueError("no phases to run")

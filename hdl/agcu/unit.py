@@ -32,9 +32,15 @@ its write is acknowledged), so the load line buffer can never overflow and
 
 ``done`` pulses when the run's last request has completed: a load's last vector has
 left on ``vout``, a store's last write was acknowledged.
+
+``abort_run`` (the launch controller's ABORT) ends a run at once, without ``done``: nothing more
+is issued, the pending line, an unaccepted request and the load line buffer are dropped, and
+the configuration and pending start tokens are cleared. The memory still answers every request
+it had taken; the unit counts them (``inflight``) and stays busy, in state DRAIN, dropping
+their responses until the last has come, so none reaches a later run. The segment table is kept.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,7 +53,7 @@ from .config import CONFIG_MAGIC, CONFIG_VERSION, AgcuParams
 __all__ = ["AddressGenerationUnit"]
 
 # control states (an If/Elif chain on a state register, no m.FSM / m.Switch)
-_IDLE, _PREP, _ARG, _SUM, _CHECK, _RUN = range(6)
+_IDLE, _PREP, _ARG, _SUM, _CHECK, _RUN, _DRAIN = range(7)
 _LINE_BITS = LINE_WORDS * WORD_BITS
 
 
@@ -72,6 +78,11 @@ class AddressGenerationUnit(wiring.Component):
         Kernel configuration words (:meth:`AgcuConfig.encode`); taken only while idle.
     cfg_clear : In(1)
         Abandon a partly loaded image, deconfigure and clear ``fault`` (honoured only while idle).
+    abort_run : In(1)
+        Stop now, in any state (the launch controller's ABORT): the run ends without ``done``,
+        nothing more is issued, held lines, pending start tokens, ``fault`` and the configuration
+        are dropped; ``busy`` stays high until the memory has answered every request it had
+        taken (those responses are dropped). The segment table is kept.
     seg : In(stream.Signature(segment_layout(params)))
         Privileged segment table writes from the host (:meth:`Segment.payload`): entry ``index``
         becomes ``base``/``bound``/``read``/``write``. Taken only while idle; an index beyond the
@@ -97,7 +108,8 @@ class AddressGenerationUnit(wiring.Component):
     configured, cfg_error : Out(1)
         A valid configuration is loaded / the last configuration header was refused.
     busy : Out(1)
-        Not idle: preparing a new configuration, or a run is in progress.
+        Not idle: preparing a new configuration, a run is in progress, or an aborted run's
+        requests are still being answered.
     fault : Out(1)
         A run was refused (out of its segment, no permission, or a counter with stride 0); sticky
         until ``cfg_clear`` or the next configuration.
@@ -117,6 +129,7 @@ class AddressGenerationUnit(wiring.Component):
         super().__init__({
             "cfg": In(stream.Signature(32)),
             "cfg_clear": In(1),
+            "abort_run": In(1),
             "seg": In(stream.Signature(params.segment_layout)),
             "mem": Out(MemoryPortSignature(params.addr_bits)),
             "vin": In(stream.Signature(vec)),
@@ -143,12 +156,14 @@ class AddressGenerationUnit(wiring.Component):
         cw, n = p.counter_width, p.counters
         abits, vabits = p.addr_bits, p.vaddr_bits
 
-        state = Signal(range(6))
+        state = Signal(range(7))
         idle = Signal()
         m.d.comb += idle.eq(state == _IDLE)
 
         # ------------------------------------------------------------- configuration
-        loader = m.submodules.config = ConfigLoader(p.layout, CONFIG_MAGIC, CONFIG_VERSION)
+        # the configuration, the counters and the load return FIFOs restart from reset on abort
+        loader = ConfigLoader(p.layout, CONFIG_MAGIC, CONFIG_VERSION)
+        m.submodules.config = ResetInserter({"sync": self.abort_run})(loader)
         wiring.connect(m, wiring.flipped(self.cfg), loader.words)
         cfg, loaded = loader.config, loader.loaded
         store = cfg.direction
@@ -226,7 +241,8 @@ class AddressGenerationUnit(wiring.Component):
         run_ok = Signal()      # the segment permits the direction
         run_hang = Signal()
 
-        ctr = m.submodules.counters = CounterChain(n, cw)
+        ctr = CounterChain(n, cw)
+        m.submodules.counters = ResetInserter({"sync": self.abort_run})(ctr)
         m.d.comb += [ctr.config.eq(cfg.counter), ctr.used.eq(cfg.counters_used), ctr.again.eq(0)]
         m.d.comb += self.sin.ready.eq(state == _ARG)
 
@@ -299,12 +315,16 @@ class AddressGenerationUnit(wiring.Component):
             m.d.sync += self.requests.eq(self.requests + 1)
 
         # ------------------------------------------------------------- load return path
-        lines = m.submodules.lines = StreamFifo(_LINE_BITS, p.outstanding)
+        lines = StreamFifo(_LINE_BITS, p.outstanding)
         desc_layout = data.StructLayout({"first": slot_width, "last": slot_width})
-        descs = m.submodules.descriptors = StreamFifo(desc_layout, p.outstanding)
+        descs = StreamFifo(desc_layout, p.outstanding)
+        m.submodules.lines = ResetInserter({"sync": self.abort_run})(lines)
+        m.submodules.descriptors = ResetInserter({"sync": self.abort_run})(descs)
         resp = self.mem.resp
+        dropping = Signal()      # responses to an aborted run's requests
+        m.d.comb += dropping.eq(self.abort_run | (state == _DRAIN))
         m.d.comb += [resp.ready.eq(1),
-                     lines.i.valid.eq(resp.valid & ~store), lines.i.payload.eq(resp.payload.data),
+                     lines.i.valid.eq(resp.valid & ~store & ~dropping), lines.i.payload.eq(resp.payload.data),
                      descs.i.valid.eq(flush & ~store), descs.i.payload.first.eq(pend_first),
                      descs.i.payload.last.eq(pend_end)]
         out_started = Signal()
@@ -331,6 +351,10 @@ class AddressGenerationUnit(wiring.Component):
         release = Signal()
         m.d.comb += release.eq(pop | (resp.valid & store))
         m.d.sync += held.eq(held + flush - release)
+        # requests the memory has taken and not answered yet: after an abort their responses
+        # still come, and DRAIN drops them
+        inflight = Signal(range(p.outstanding + 1))
+        m.d.sync += inflight.eq(inflight + (req.valid & req.ready) - resp.valid)
 
         # ------------------------------------------------------------- control
         m.d.sync += self.done.eq(0)
@@ -371,4 +395,14 @@ class AddressGenerationUnit(wiring.Component):
         with m.Elif(state == _RUN):
             with m.If(steps_done & ~pend_valid & (held == 0)):
                 m.d.sync += [self.done.eq(1), steps_done.eq(0), state.eq(_IDLE)]
+        with m.Elif(state == _DRAIN):
+            with m.If(inflight == 0):
+                m.d.sync += state.eq(_IDLE)
+
+        # ------------------------------------------------------------- abort (overrides the above)
+        with m.If(self.abort_run):
+            answer_due = (inflight != 0) | (req.valid & req.ready)
+            m.d.sync += [state.eq(Mux(answer_due, _DRAIN, _IDLE)), self.done.eq(0), self.fault.eq(0),
+                         pending_starts.eq(0), steps_done.eq(0), pend_valid.eq(0), req_valid.eq(0),
+                         out_started.eq(0), held.eq(0)]
         return m

@@ -36,6 +36,12 @@ def _launch_units() -> LaunchCrcHarness:
     return LaunchCrcHarness(units=True, record_contract=True, max_words=5, word_mask=0x00030003)
 
 
+def _launch_abort() -> LaunchCrcHarness:
+    """As :func:`_launch_units`, checking what follows an ABORT."""
+    return LaunchCrcHarness(units=True, record_contract=True, max_words=5, word_mask=0x00030003,
+                            checks=("abort",))
+
+
 def _launch_frames() -> LaunchCrcHarness:
     """Endpoints played by the solver; images of at most 4 words whose non-CRC words vary in bits 17..16
     (address 0..3, address 1 and 3 without an endpoint) and 1..0 (record length); CRC words free."""
@@ -171,6 +177,12 @@ JOBS: list[FormalJob] = [
     FormalJob("launch_covers", "the launch properties are not vacuous: a doomed image is refused with a "
               "CRC error, and a good image loads and configures a unit", _launch_units, "cover", 14,
               slow=True),
+    FormalJob("launch_abort", "from an ABORT until the next LOAD the launch controller offers no endpoint a "
+              "word and no argument or start token, and no unit stays configured; once it reports ABORTED "
+              "it is neither LOADED nor RUNNING (launch controller + three one-word configuration loaders)",
+              _launch_abort, "bmc", 10),
+    FormalJob("launch_abort_covers", "the ABORT properties are not vacuous: an ABORT of a running kernel "
+              "reaches ABORTED", _launch_abort, "cover", 16, slow=True),
 ]
 
 

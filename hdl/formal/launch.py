@@ -18,6 +18,11 @@ the held last word of every record (an endpoint's commit) never leaves. Before t
 an image arrives, an endpoint is offered only a record's body word that is not its last,
 the one the host is sending, at the record's address.
 
+With the ``abort`` check, asserted from the cycle after the host's ``ABORT`` is taken until its
+next ``LOAD``: no endpoint is offered a word and no argument or start token is offered; with
+``units``, from the cycle after that no unit is configured; and once the controller has reported
+``ABORTED`` it reports neither ``LOADED`` nor ``RUNNING`` (nothing runs: ``EXEC`` is refused).
+
 With ``units=True`` the endpoints are :class:`hdl.config_port.ConfigLoader` s (a one-word
 register each) and the solver decides, at each ``LOAD``, whether that image is *doomed*:
 its first record's CRC word is then assumed wrong. Asserted: while a doomed image is
@@ -116,6 +121,10 @@ class LaunchCrcHarness(Elaboratable):
         rec_left = Signal(16)
         crc = Signal(32)
         bad = Signal()                  # a CRC word of this image was wrong
+        aborted = Signal()              # an ABORT was taken and no LOAD since
+        aborted_for = Signal(2)         # cycles since that ABORT (saturating)
+        abort_done = Signal()           # ... and the controller has reported ABORTED since
+        abort_ran = Signal()            # ... and it was taken while RUNNING (for the cover)
         doomed = Signal()               # (units) the solver chose this image to carry a bad CRC
         first_record = Signal()
         op, operand = word[24:32], word[0:24]
@@ -130,10 +139,13 @@ class LaunchCrcHarness(Elaboratable):
             with m.If(args_left != 0):
                 m.d.sync += args_left.eq(args_left - 1)
             with m.Elif(remaining == 0):
+                with m.If(op == Command.ABORT):
+                    m.d.sync += [aborted.eq(1), aborted_for.eq(0), abort_done.eq(0),
+                                 abort_ran.eq(dut.state == LaunchState.RUNNING)]
                 with m.If(op == Command.LOAD):
                     choice = AnySeq(1)
                     m.d.sync += [remaining.eq(operand), pos.eq(_ADDRESS), bad.eq(0), first_record.eq(1),
-                                 doomed.eq(choice if self.units else 0)]
+                                 doomed.eq(choice if self.units else 0), aborted.eq(0), abort_done.eq(0)]
                 with m.Else():
                     # a bad image stays bad until the next LOAD: ARGS and EXEC configure nothing either
                     with m.If((op == Command.ARGS) & (operand >= 1) & (operand <= ARGUMENTS)):
@@ -155,6 +167,10 @@ class LaunchCrcHarness(Elaboratable):
                     with m.If(word != correct):
                         m.d.sync += bad.eq(1)
 
+        with m.If(aborted & (aborted_for != 3)):
+            m.d.sync += aborted_for.eq(aborted_for + 1)
+        with m.If(aborted & (dut.state == LaunchState.ABORTED) & ~(take & command & (op == Command.LOAD))):
+            m.d.sync += abort_done.eq(1)
         in_image = Signal()
         m.d.comb += in_image.eq((remaining != 0) & (args_left == 0))
         if self.word_mask is not None:
@@ -189,12 +205,26 @@ class LaunchCrcHarness(Elaboratable):
                 with m.If(doomed):
                     m.d.comb += Assert(Cat(ld.configured for ld in loaders) == 0,
                                        "doomed_image_configures_no_unit")
+            with m.If(aborted & ("abort" in self.checks)):
+                offers = Cat(dut.start.valid, *[dut.arg[k].valid for k in range(ARGUMENTS)])
+                m.d.comb += [Assert(offered == 0, "aborted_nothing_offered_to_endpoints"),
+                             Assert(offers == 0, "aborted_no_argument_or_start_offered")]
+                with m.If(abort_done):
+                    m.d.comb += Assert((dut.state != LaunchState.LOADED) & (dut.state != LaunchState.RUNNING),
+                                       "aborted_neither_loaded_nor_running")
+                if self.units:
+                    with m.If(aborted_for >= 1):
+                        m.d.comb += Assert(Cat(ld.configured for ld in loaders) == 0,
+                                           "aborted_configures_no_unit")
 
         # covers: a bad CRC is refused; a good image loads (and, with units, configures a unit)
         m.d.comb += [
             Cover(started & bad & (dut.error == LaunchError.CRC), "bad_crc_refused"),
             Cover(started & (dut.state == LaunchState.LOADED), "good_image_loaded"),
         ]
+        if "abort" in self.checks:
+            m.d.comb += Cover(started & aborted & abort_ran & (dut.state == LaunchState.ABORTED),
+                              "abort_of_a_running_kernel_reaches_aborted")
         if self.units:
             m.d.comb += [Cover(started & (dut.state == LaunchState.LOADED) & loaders[0].configured,
                                "unit_configured_by_a_good_image"),

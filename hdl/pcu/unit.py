@@ -80,8 +80,8 @@ class PatternComputeUnit(wiring.Component):
         Configuration words (:meth:`PcuConfig.encode`): a header, then the body. Taken only
         while no run is in progress.
     cfg_clear : In(1)
-        Abandon a partly loaded image and deconfigure (honoured only while idle; the tile's
-        launch controller uses it when it refuses a kernel image).
+        Abandon a partly loaded image, deconfigure and empty the input FIFOs (honoured only while
+        idle; the tile's launch controller uses it at Program Load and when it refuses an image).
     vin0, vin1 : In(stream.Signature(vector_layout(lanes)))
         Vector inputs, one 32-bit word per lane (bf16 values in the low 16 bits).
     sin0, sin1 : In(stream.Signature(32))
@@ -160,16 +160,20 @@ class PatternComputeUnit(wiring.Component):
         ]
 
         # ---------------------------------------------------------------- header: FIFOs and join
+        # the endpoint clear also empties the input FIFOs: what a kernel sent beyond what this PCU
+        # took must not become the next kernel's data
         vins, sins = [], []
         for k, port in enumerate((self.vin0, self.vin1)):
             fifo = StreamFifo(vec, p.preset.fifo_depth)
             m.submodules[f"vin{k}_fifo"] = fifo
             wiring.connect(m, wiring.flipped(port), fifo.i)
+            m.d.comb += fifo.clear.eq(self.cfg_clear & ~self.busy)
             vins.append(fifo.o)
         for k, port in enumerate((self.sin0, self.sin1)):
             fifo = StreamFifo(32, p.preset.fifo_depth)
             m.submodules[f"sin{k}_fifo"] = fifo
             wiring.connect(m, wiring.flipped(port), fifo.i)
+            m.d.comb += fifo.clear.eq(self.cfg_clear & ~self.busy)
             sins.append(fifo.o)
 
         advance = Signal()

@@ -108,8 +108,8 @@ class PatternMemoryUnit(wiring.Component):
     cfg : In(stream.Signature(32))
         Configuration words (:meth:`PmuConfig.encode`); taken only while the PMU is idle.
     cfg_clear : In(1)
-        Abandon a partly loaded image and deconfigure (honoured only while idle; the tile's
-        launch controller uses it when it refuses a kernel image).
+        Abandon a partly loaded image, deconfigure and empty the input FIFOs (honoured only while
+        idle; the tile's launch controller uses it at Program Load and when it refuses an image).
     vin : In(stream.Signature(vector_layout(lanes)))
         Write data: one vector per write access, in the write program's order.
     vout : Out(stream.Signature(vector_layout(lanes)))
@@ -190,6 +190,9 @@ class PatternMemoryUnit(wiring.Component):
         m.d.comb += unread.eq(out_fifo.level != 0)
         wiring.connect(m, wiring.flipped(self.vin), vin_fifo.i)
         wiring.connect(m, wiring.flipped(self.sin), sin_fifo.i)
+        # the endpoint clear also empties the input FIFOs: what a kernel sent beyond what this PMU
+        # took must not become the next kernel's data (the output FIFO is empty when idle)
+        m.d.comb += [vin_fifo.clear.eq(self.cfg_clear & idle), sin_fifo.clear.eq(self.cfg_clear & idle)]
 
         # vector or scalar output from the read FIFO
         m.d.comb += [

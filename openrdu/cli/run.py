@@ -2,6 +2,7 @@
 
     openrdu run KERNEL --preset NAME --shape DIMS [--act A] [--inputs IN.npz] [--out OUT.npz]
                 [--sim icarus|verilator] [--unfused] [--waves] [--seed N] [--json] [--floorplan PNG]
+                [--timeout-cycles N]
 
 The flow is :func:`openrdu.flows.run.run_kernel`; ``--json`` prints one object with the fields of
 :data:`openrdu.flows.run.JSON_FIELDS`.
@@ -24,7 +25,7 @@ from ..flows.run import (
     run_kernel,
     write_npz,
 )
-from .args import nonneg_int
+from .args import nonneg_int, positive_int
 
 __all__ = ["register", "cmd_run"]
 
@@ -100,7 +101,8 @@ def cmd_run(args) -> int:
                                         gated=args.gated, causal=args.causal,
                                         bias=True if args.bias else None,
                                         out_dtype=args.out_dtype or "bf16",
-                                        eps=1e-6 if args.eps is None else args.eps, progress=progress_cb)
+                                        eps=1e-6 if args.eps is None else args.eps, progress=progress_cb,
+                                        timeout_cycles=args.timeout_cycles)
     except (MappingError, ShapeError, UsageError, ValueError, FileNotFoundError) as error:
         if bar:
             bar.stop()
@@ -183,6 +185,10 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--floorplan", metavar="PNG", help="draw the used units and routes")
+    p.add_argument("--timeout-cycles", type=positive_int, default=None, metavar="N",
+                   help="watchdog: a launch not finished after N fabric cycles is stopped with ABORT and "
+                        "the run fails (exit 1) naming the stalled units (default: 20 x the expected "
+                        "cycles + 100000)")
     p.add_argument("--gated", action="store_true", help="ffn: the SwiGLU form (X, Wg, Wu, Wd)")
     p.add_argument("--causal", action="store_true", help="attention: causal mask")
     p.add_argument("--eps", type=float, default=None,

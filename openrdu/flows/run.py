@@ -2,6 +2,7 @@
 
     openrdu run KERNEL --preset NAME --shape DIMS [--act A] [--inputs IN.npz] [--out OUT.npz]
                 [--sim icarus|verilator] [--unfused] [--waves] [--seed N] [--json] [--floorplan PNG]
+                [--timeout-cycles N]
 
 KERNEL is gemm (DIMS M,K,N; npz keys A, B, optional bias), ffn (T,D,H; X, W1, W2 or, with
 ``--gated``, X, Wg, Wu, Wd), attention (T,D; Q, K, V) or rmsnorm (T,D; X, g). Inputs are
@@ -208,8 +209,12 @@ def check_summary(run) -> str:
 def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator: str | None = None,
                fused: bool = True, inputs: str | None = None, seed: int = 0, waves: bool = False,
                gated: bool = False, causal: bool = False, bias: bool | None = None, out_dtype: str = "bf16",
-               eps: float = 1e-6, progress=None, build_root: Path = BUILD_ROOT):
-    """Compile and run; returns ``(compiled, run, row)`` where ``row`` has :data:`JSON_FIELDS`."""
+               eps: float = 1e-6, progress=None, build_root: Path = BUILD_ROOT,
+               timeout_cycles: int | None = None):
+    """Compile and run; returns ``(compiled, run, row)`` where ``row`` has :data:`JSON_FIELDS`.
+
+    ``timeout_cycles`` is each launch's watchdog limit (:func:`sim.kernels.run_compiled`): a launch
+    still running then is aborted and :class:`sim.runner.SimulationError` names what was stalled."""
 
     from compiler import compile_kernel
     from sim.kernels import run_compiled
@@ -224,7 +229,7 @@ def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator:
                               fused=fused, out_dtype=out_dtype, eps=eps)
     arrays = load_inputs(inputs, compiled, seed)
     run = run_compiled(compiled, arrays, simulator=simulator, build_dir=build_root / compiled.preset,
-                       waves=waves, progress=progress)
+                       waves=waves, progress=progress, timeout_cycles=timeout_cycles)
     wall = time.perf_counter() - start
     row = {"kernel": kernel + ("_gated" if gated else "") + ("_causal" if causal else ""),
            "preset": compiled.preset, "sim": simulator, "shape": list(compiled.shape), "fused": fused,

@@ -3,6 +3,7 @@
 The job (JSON file named by ``OPENRDU_KERNEL_JOB``; :func:`sim.kernels.run_compiled` writes it)::
 
     {"hbm": {...}, "channels": 2, "fabric_ps": 1000,
+     "watch": {"unit_busy": [...], "agcu_busy": [...], "pin_waiting": [...]},
      "kernels": [{"preload": "in.npz", "out": "out.npz", "progress": "progress.json",
                   "expected_cycles": 12345,
                   "launches": [{"name": "...", "seg": [payload, ...], "host": [words], "timeout_cycles": N}],
@@ -14,6 +15,12 @@ npz (arrays ``line_<base>`` of shape (n, 8) uint64); the launches run one after 
 on the same memory contents (an unfused kernel's intermediates stay in HBM between them);
 each records its state, error, kernel cycles and AGCU faults. The regions in ``reads`` are
 written to the ``out`` npz. While running, ``progress`` holds the cycles simulated so far.
+
+Watchdog: a launch still not finished ``timeout_cycles`` after its host words were sent (or
+whose host words the tile did not take in that time) gets a stuck report (the units busy
+and the pins with a payload waiting, by the names in ``watch``) and is stopped with ``ABORT``
+(:mod:`sim.watchdog`); the record says so (``timed_out``, ``limit``, ``stuck``, ``abort``) and
+the kernel's remaining launches are not run.
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 
+from hdl.launch import LaunchState
 from sim.cocotb_streams import StreamSource
 from sim.dram import DramDevice
 from sim.memory import timing_from_spec
 from sim.metrics import record
+from sim.watchdog import abort_launch, state_name, stuck_report
 
 JOB_ENV = "OPENRDU_KERNEL_JOB"
 POLL = 64
@@ -60,60 +69,11 @@ async def kernel(dut):
                    for c in range(channels)]
         for d in devices:
             d.start()
-        all_results.append(await _run_kernel(dut, entry, devices, channels))
+        all_results.append(await _run_kernel(dut, entry, devices, channels, job.get("watch", {})))
     record("kernel", kernels=all_results)
 
 
-def _read(handle):
-    try:
-        value = handle.value
-        return int(value.to_unsigned()) if hasattr(value, "to_unsigned") else int(value)
-    except (AttributeError, ValueError, TypeError):
-        return None
-
-
-def stuck_report(dut) -> dict:
-    """What a launch that timed out left behind, where the simulator shows the tile's insides
-    (Icarus does; the Verilator build has no public internal signals): the units still busy and,
-    per unit or switch, the FIFOs that hold data (``{instance: [fifo, ...]}``)."""
-    report = {"busy": [], "unconfigured": [], "holding": {}}
-    try:
-        tile = dut.tile
-        children = list(tile)
-    except (AttributeError, TypeError, RuntimeError):
-        report["visible"] = False
-        return report
-    report["visible"] = True
-    for child in children:
-        name = child._name
-        if not name.startswith(("pcu_", "pmu_", "agcu_", "switch_")) or "_done_tokens" in name or \
-                "_wdone_" in name or "_rdone_" in name:
-            continue
-        for attr, key, bad in (("busy", "busy", 1), ("configured", "unconfigured", 0)):
-            value = _read(getattr(child, attr, None)) if hasattr(child, attr) else None
-            if value == bad:
-                report[key].append(name)
-        try:
-            subs = list(child)
-        except (TypeError, RuntimeError):
-            continue
-        held = []
-        for sub in subs:
-            if "fifo" not in sub._name or type(sub).__name__ != "HierarchyObject":
-                continue
-            level = None
-            for attr in ("r_rdy", "r_level", "level"):
-                if hasattr(sub, attr):
-                    level = _read(getattr(sub, attr))
-                    break
-            if level:
-                held.append(sub._name)
-        if held:
-            report["holding"][name] = sorted(held)
-    return report
-
-
-async def _run_kernel(dut, job, devices, channels):
+async def _run_kernel(dut, job, devices, channels, watch):
     def spread(base, lines):
         """Global lines → per-channel runs (line ``l`` lives in channel ``l % channels``)."""
         for c in range(channels):
@@ -133,13 +93,15 @@ async def _run_kernel(dut, job, devices, channels):
     expected = max(1, int(job.get("expected_cycles", 1)))
     done_cycles = 0
     results = []
+    finished = (LaunchState.REFUSED, LaunchState.DONE)
     for launch in job["launches"]:
         await StreamSource(dut, "seg").send(launch.get("seg", []))
-        await StreamSource(dut, "host").send(launch["host"])
+        # the watchdog covers the host words too: a tile that stops taking them also hangs
+        sender = cocotb.start_soon(StreamSource(dut, "host").send(launch["host"]))
         limit = int(launch.get("timeout_cycles", 10_000_000))
         waited = 0
         last_report = -1
-        while int(dut.state.value) not in (3, 5) and waited < limit:
+        while not (sender.done() and int(dut.state.value) in finished) and waited < limit:
             await ClockCycles(dut.clk, POLL)
             waited += POLL
             if progress_path and waited // PROGRESS_EVERY != last_report:
@@ -148,14 +110,24 @@ async def _run_kernel(dut, job, devices, channels):
                     json.dump({"cycles": done_cycles + waited, "expected": expected,
                                "launch": launch["name"]}, f)
                 os.replace(progress_path + ".tmp", progress_path)
+        timed_out = waited >= limit
+        if timed_out:
+            stuck = await stuck_report(dut, watch)
+            if not sender.done():       # the tile stopped taking host words: no command can follow
+                sender.cancel()
+                dut.host__valid.value = 0
+                abort = {"state": state_name(int(dut.state.value)), "cycles": 0, "taken": False,
+                         "why": "the tile did not take every host word, so ABORT could not be sent"}
+            else:
+                abort = await abort_launch(dut)
         cycles = int(dut.cycles.value.to_unsigned())
         done_cycles += cycles
         results.append({"name": launch["name"], "state": int(dut.state.value), "error": int(dut.error.value),
                         "error_unit": int(dut.error_unit.value), "cycles": cycles,
-                        "timed_out": waited >= limit, "faults": int(dut.faults.value.to_unsigned())})
-        if waited >= limit:
-            results[-1]["stuck"] = stuck_report(dut)
-        if waited >= limit or int(dut.state.value) != 5:
+                        "timed_out": timed_out, "faults": int(dut.faults.value.to_unsigned())})
+        if timed_out:
+            results[-1].update(limit=limit, stuck=stuck, abort=abort)
+        if timed_out or int(dut.state.value) != LaunchState.DONE:
             break
     await ClockCycles(dut.clk, 8)
 

@@ -10,7 +10,9 @@ The job (JSON file named by ``OPENRDU_SYSTEM_JOB``; :func:`sim.system.run_system
 Each run resets the system, attaches fresh HBM device models (timing-checked), preloads
 lines, writes the segment tables, sends the host words (LOAD / ARGS / EXEC), waits until
 the launch ``state`` is one of ``until`` and records the state, error, kernel cycles,
-AGCU faults, the lines read back from the HBM models and the devices' statistics.
+AGCU faults, the lines read back from the HBM models and the devices' statistics. A run that
+times out gets the watchdog's stuck report and ABORT (:mod:`sim.watchdog`; ``stuck`` and
+``abort`` in its record) before its lines are read back.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sim.cocotb_streams import StreamSource
 from sim.dram import DramDevice
 from sim.memory import timing_from_spec
 from sim.metrics import record
+from sim.watchdog import abort_launch, stuck_report
 
 JOB_ENV = "OPENRDU_SYSTEM_JOB"
 
@@ -77,6 +80,10 @@ async def system(dut):
         while int(dut.state.value) not in until and waited < limit:
             await ClockCycles(dut.clk, 16)
             waited += 16
+        watchdog = {}
+        if waited >= limit:
+            watchdog["stuck"] = await stuck_report(dut, job.get("watch", {}))
+            watchdog["abort"] = await abort_launch(dut)
         await ClockCycles(dut.clk, 8)
         read = {}
         for line, count in run.get("read", []):
@@ -91,5 +98,5 @@ async def system(dut):
             "error_unit": int(dut.error_unit.value), "cycles": int(dut.cycles.value.to_unsigned()),
             "timed_out": waited >= limit, "faults": int(dut.faults.value.to_unsigned()), "read": read,
             "hbm_reads": sum(s["reads"] for s in stats), "hbm_writes": sum(s["writes"] for s in stats),
-            "violations": sum(s["violations"] for s in stats)}
+            "violations": sum(s["violations"] for s in stats), **watchdog}
     record("system", runs=results)

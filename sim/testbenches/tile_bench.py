@@ -14,8 +14,10 @@ stalls, waits for the sinks' counts and (when given) for ``state`` to reach one 
 ``until_state``; then, for ``quiet_cycles``, it keeps every sink ready and counts any
 payload that still arrives on an open output. The bench records, per phase, what each
 sink received and the cycle of each transfer at the sources and sinks, the launch
-status (state, error, error_unit, cycles, tokens), whether any unit was busy, and the
-stray payloads; the Python test compares them with golden models.
+status (state, error, error_unit, cycles, tokens), whether any unit was busy, which units
+were busy and at which pins a payload waited at the end of the phase (``unit_busy`` and
+``pin_waiting`` as integers), and the stray payloads; the Python test compares them with
+golden models.
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ async def tile_phases(dut):
             "sent_at": {p: [c - host_cycle for c in v] for p, v in sent.items()},
             "arrived_at": {p: [c - host_cycle for c in v] for p, v in arrived.items()},
             "busy_seen": busy_seen["any"], "stray": stray, "phase_cycles": clock.n - begin,
+            "busy_at_end": int(dut.unit_busy.value), "waiting_at_end": int(dut.pin_waiting.value),
         }
         await RisingEdge(dut.clk)
     ticker.cancel()

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The tile on Icarus and Verilator: streams across the mesh, and whole-tile kernel launches.
 
 * ``small`` with ``units="none"``: every unit site is an open pin, so the bench drives
@@ -13,7 +14,15 @@
   the PCU and PMU golden models bit for bit. A last kernel leaves more ``wdone`` tokens on
   a pin it does not route than the switch FIFO holds; the next image routes that pin to an
   edge, where nothing may arrive (Program Load drops them, including the ones the tile's
-  token counter held back).
+  token counter held back). Before that, a kernel that can never finish (the two-PCU kernel
+  without its argument) stalls with its units busy and their FIFOs full; ABORT leaves RUNNING
+  for ABORTED with nothing busy and nothing coming out, and the two-PCU kernel then runs bit
+  exact without a reset. Last, a kernel sends more vectors into a PMU and a PCU input than they take;
+  the vectors left in their input FIFOs must not reach the next launches (Program Load empties
+  them), which refill the PMU and run the two-PCU kernel bit exact again.
+
+(The first line turns off Amaranth's UnusedElaboratable warning for the tile built only to read
+its unit and pin names.)
 """
 
 from __future__ import annotations
@@ -25,13 +34,23 @@ import pytest
 
 from hdl.kernel_image import Kernel, Route
 from hdl.launch import Command, LaunchError, LaunchState, command_word
-from hdl.tile import TileParams
-from sim.tile import HOP_ROUTES, hop_figures, hop_phases, phase, pin_port, run_tile_phases, scale_bias_kernels
+from hdl.tile import Tile, TileParams
+from sim.tile import (
+    HOP_ROUTES,
+    flagged,
+    hop_figures,
+    hop_phases,
+    phase,
+    pin_port,
+    run_tile_phases,
+    scale_bias_kernels,
+)
 from sim.unit_jobs import pack_vector
 
 pytestmark = pytest.mark.cocotb
 
 LOADED, DONE, REFUSED = int(LaunchState.LOADED), int(LaunchState.DONE), int(LaunchState.REFUSED)
+RUNNING, ABORTED = int(LaunchState.RUNNING), int(LaunchState.ABORTED)
 
 
 def run(params, phases, simulator, build_dir, waves):
@@ -124,6 +143,12 @@ def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_buil
     refused_load = [command_word(Command.LOAD, len(corrupted)), *corrupted]
     out_ports = {"agcu_w1.vin": N}
     leave, listen = stale_token_kernels(params, N)
+    # the two-PCU kernel without its argument: pcu_1_1 waits for it forever, everything before it
+    # backs up (ARGS 0: no argument is left over from the earlier launches)
+    hang = [command_word(Command.LOAD, len(image)), *image, command_word(Command.ARGS, 0),
+            command_word(Command.EXEC, 1)]
+    overfill, extra = overfill_kernel(params, N)
+    stale = rng.normal(0, 4, (N + extra, lanes)).astype(np.float32).view(np.uint32)
     phases = [
         phase("load_fill", host=load_words(fill), until_state=[LOADED, REFUSED]),
         phase("fill", host=[command_word(Command.EXEC, 1)],
@@ -135,10 +160,21 @@ def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_buil
               until_state=[DONE, REFUSED], timeout=8000),
         phase("rerun", host=[command_word(Command.EXEC, 1)], sinks=out_ports, until_state=[DONE, REFUSED],
               timeout=8000),
+        phase("hang", host=hang, until_state=[DONE, REFUSED], timeout=1500),
+        phase("abort", host=[command_word(Command.ABORT)], until_state=[ABORTED], quiet_cycles=200),
+        phase("after_abort", host=compute.host_words(), sinks=out_ports, ready_p=0.5,
+              until_state=[DONE, REFUSED], timeout=8000),
         phase("leave_tokens", host=leave.host_words(),
               sources={"agcu_w0.vout": [pack_vector(r) for r in data]}, until_state=[DONE, REFUSED],
               timeout=4000),
         phase("listen", host=load_words(listen), until_state=[LOADED, REFUSED], quiet_cycles=100),
+        phase("overfill", host=overfill.host_words(),
+              sources={"agcu_w0.vout": [pack_vector(r) for r in stale]}, valid_p=0.7,
+              until_state=[DONE, REFUSED], timeout=4000),
+        phase("refill", host=fill.host_words(), sources={"agcu_w0.vout": [pack_vector(r) for r in data]},
+              valid_p=0.7, until_state=[DONE, REFUSED], timeout=4000),
+        phase("after_overfill", host=compute.host_words(), sinks=out_ports, ready_p=0.5,
+              until_state=[DONE, REFUSED], timeout=8000),
     ]
     m = run(params, phases, simulator, sim_build_dir, waves)
     assert m["fill"]["status"]["state"] == DONE, m["fill"]["status"]
@@ -163,6 +199,33 @@ def test_tile_launch_two_pcus_between_pmus_and_refused_image(simulator, sim_buil
     assert m["listen"]["status"]["state"] == LOADED, m["listen"]["status"]
     assert m["listen"]["stray"] == {}, f"tokens from the previous kernel arrived: {m['listen']['stray']}"
 
+    # a kernel that never finishes: stalled with busy units and full FIFOs, until ABORT
+    tile = Tile(params)
+    units = [site.name for site in tile.unit_sites]
+    hung = m["hang"]
+    assert hung["status"]["state"] == RUNNING, hung["status"]
+    stalled = flagged(hung["busy_at_end"], units)
+    assert "pcu_1_1" in stalled and set(stalled) <= set(compute.units), stalled
+    waiting = flagged(hung["waiting_at_end"], tile.watched_pins)
+    assert "pcu_1_1.vin0" in waiting, f"pcu_1_1 waits for its argument with its vin0 FIFO full: {waiting}"
+    aborted = m["abort"]
+    assert aborted["status"]["state"] == ABORTED and aborted["status"]["error"] == 0, aborted["status"]
+    assert aborted["busy_at_end"] == 0, flagged(aborted["busy_at_end"], units)
+    assert aborted["waiting_at_end"] == 0, flagged(aborted["waiting_at_end"], tile.watched_pins)
+    assert aborted["stray"] == {}, f"output after ABORT: {aborted['stray']}"
+    # ... and a new kernel runs without a reset (the PMU's memory, filled before, survived the abort)
+    again = m["after_abort"]
+    assert again["status"]["state"] == DONE, again["status"]
+    assert again["received"]["agcu_w1_vin"] == want, "the kernel after ABORT differs from the golden models"
+
+    # vectors a kernel left in the units' input FIFOs do not poison the next launches
+    assert m["overfill"]["status"]["state"] == DONE, m["overfill"]["status"]
+    assert len(m["overfill"]["sent_at"]["agcu_w0_vout"]) == N + extra, "the fabric did not take every vector"
+    assert m["refill"]["status"]["state"] == DONE, m["refill"]["status"]
+    after = m["after_overfill"]
+    assert after["status"]["state"] == DONE, after["status"]
+    assert after["received"]["agcu_w1_vin"] == want, "vectors left in an input FIFO reached the next kernels"
+
 
 def stale_token_kernels(params, vectors: int) -> tuple[Kernel, Kernel]:
     """``leave``: the PMU at (1, 0) writes ``vectors`` one-vector runs, one ``wdone`` each, on a pin
@@ -184,6 +247,33 @@ def stale_token_kernels(params, vectors: int) -> tuple[Kernel, Kernel]:
     ])
     listen = Kernel(params, routes=[Route("pmu_1_0.wdone", ["agcu_e0.start"])])
     return leave, listen
+
+
+def overfill_kernel(params, vectors: int) -> tuple[Kernel, int]:
+    """A kernel that takes ``vectors`` vectors from ``agcu_w0.vout`` into the PMU at (1, 0) and the PCU
+    at (0, 0) (its results into the PMU at (0, 1), whose ``wdone`` ends the kernel), and the number
+    of extra vectors to send it: enough to fill both units' input FIFOs, few enough that the switch
+    FIFOs behind them hold the rest (so the source finishes)."""
+    from hdl.counters import Counter
+    from hdl.pcu import PcuConfig, Stage
+    from hdl.pmu import AddressProgram, PmuConfig
+
+    lanes = params.preset.lanes
+    linear = AddressProgram([Counter(0, vectors * lanes, lanes)])
+    extra = params.preset.fifo_depth + 2
+    assert extra - params.preset.fifo_depth <= params.preset.switch_fifo_depth
+    kernel = Kernel(params, units={
+        "pmu_1_0": PmuConfig(write=linear, auto_start=False),
+        "pcu_0_0": PcuConfig(counters=[Counter(0, vectors)], stages=[Stage("fadd", "vin0", "vin0")],
+                             auto_start=False),
+        "pmu_0_1": PmuConfig(write=linear, auto_start=False),
+    }, routes=[
+        Route("agcu_w0.vout", ["pmu_1_0.vin", "pcu_0_0.vin0"]),
+        Route("pcu_0_0.vout", ["pmu_0_1.vin"]),
+        Route("host.start", ["pmu_1_0.start", "pcu_0_0.start", "pmu_0_1.start"]),
+        Route("pmu_0_1.wdone", ["host.done"]),
+    ])
+    return kernel, extra
 
 
 def _record_starts(image: list[int]) -> list[bool]:

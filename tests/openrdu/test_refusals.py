@@ -36,6 +36,7 @@ CASES = [
     ("inputs-absent", RUN + ["--inputs", "{d}/absent.npz"], "{d}/absent.npz does not exist"),
     ("shape-negative", ["run", "gemm", "--preset", "tiny", "--shape", "-1,4,4"], "'-1,4,4'"),
     ("seed-negative", RUN + ["--seed=-1"], "--seed: expected an integer >= 0, got -1"),
+    ("timeout-zero", RUN + ["--timeout-cycles", "0"], "--timeout-cycles: expected a positive integer, got 0"),
     ("out-unwritable", RUN + ["--out", "/proc/o.npz"], "--out /proc/o.npz: cannot write"),
     ("out-suffix", RUN + ["--out", "{d}/o.txt"], "--out {d}/o.txt: the result is written as an .npz"),
     ("out-is-inputs", RUN + ["--inputs", "{d}/good.npz", "--out", "{d}/good.npz"], "is the --inputs file"),

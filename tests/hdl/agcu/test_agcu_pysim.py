@@ -362,6 +362,158 @@ def test_outstanding_limit_under_vout_back_pressure():
     assert result["max_inflight"] == 4
 
 
+# ------------------------------------------------------------------ abort
+
+def abort_and_rerun(params, config, segments, memory, *, vin=(), abort_when=3, hold=True, seed=0):
+    """Start ``config``; once the memory holds ``abort_when`` unanswered requests, raise ``abort_run``
+    and keep it high until ``busy`` falls (``hold``, as the launch controller does, at least two
+    cycles) or for one cycle; then load ``config`` again, without rewriting the segment table, and
+    run it to its done.
+
+    Returns what happened around the abort and the second run's vectors, requests and memory
+    (with the memory as it was when the second run started, for the golden model).
+    """
+    dut = AddressGenerationUnit(params)
+    mem = dict(memory)
+    rng = random.Random(seed)
+    out = {"vout": [], "requests": [], "dones": []}
+    state = {"cycle": 0, "queue": 0, "phase": "first"}
+
+    async def memory_model(ctx):
+        req, resp = dut.mem.req, dut.mem.resp
+        queue = deque()
+        cycle = last_due = 0
+        while True:
+            ctx.set(req.ready, rng.random() >= 0.2)
+            if queue and queue[0][0] <= cycle:
+                ctx.set(resp.valid, 1)
+                ctx.set(resp.payload, queue[0][1])
+            else:
+                ctx.set(resp.valid, 0)
+            _, _, rv, rr, rp, sv = await ctx.tick().sample(req.valid, req.ready, req.payload, resp.valid)
+            cycle += 1
+            if sv:
+                queue.popleft()
+            if rv and rr:
+                line, write, mask, data = int(rp.addr), int(rp.write), int(rp.mask), value_of(rp.data)
+                out["requests"].append((state["phase"], (line, bool(write), mask)))
+                if write:
+                    keep = sum(0xFFFFFFFFFFFFFFFF << (64 * w) for w in range(8) if not (mask >> w) & 1)
+                    mem[line] = (mem.get(line, 0) & keep) | (data & ~keep & LINE_MASK)
+                    payload = {"data": 0, "write": 1, "corrected": 0, "uncorrectable": 0}
+                else:
+                    payload = {"data": mem.get(line, 0), "write": 0, "corrected": 0, "uncorrectable": 0}
+                last_due = max(last_due, cycle + rng.randint(6, 14))   # slow: requests pile up
+                queue.append((last_due, payload))
+            state["queue"] = len(queue)
+
+    async def consumer(ctx):
+        while True:
+            ctx.set(dut.vout.ready, rng.random() >= 0.5)
+            _, _, valid, ready, payload, done = await ctx.tick().sample(dut.vout.valid, dut.vout.ready,
+                                                                        dut.vout.payload, dut.done)
+            if valid and ready:
+                out["vout"].append((state["phase"], value_of(payload)))
+            if done:
+                out["dones"].append(state["phase"])
+
+    async def producer(ctx):
+        for phase in ("first", "second"):
+            while state["phase"] != phase:
+                await ctx.tick()
+            for vector in vin:
+                if state["phase"] != phase:
+                    break
+                while rng.random() < 0.3:
+                    await ctx.tick()
+                ctx.set(dut.vin.valid, 1)
+                ctx.set(dut.vin.payload, vector_words(vector, params.lanes))
+                await ctx.tick().until(dut.vin.ready | (state["phase"] != phase))
+                ctx.set(dut.vin.valid, 0)
+
+    async def control(ctx):
+        for segment in segments:
+            await stream_put(ctx, dut.seg, segment.fields(params))
+
+        async def run():
+            for word in config.encode(params):
+                await stream_put(ctx, dut.cfg, word)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+
+        await run()
+        while state["queue"] < abort_when:
+            await ctx.tick()
+        out["queue_at_abort"] = state["queue"]
+        state["phase"] = "aborting"      # a request may still be taken in the abort's first cycle
+        ctx.set(dut.abort_run, 1)
+        cycles = 0
+        while True:
+            await ctx.tick()
+            state["phase"] = "abort"
+            if not hold:
+                ctx.set(dut.abort_run, 0)
+            cycles += 1
+            out.setdefault("vout_valid_in_abort", 0)
+            out["vout_valid_in_abort"] |= ctx.get(dut.vout.valid) & (cycles > 1)
+            if cycles >= 2 and not ctx.get(dut.busy):
+                break
+            assert cycles < 200, "the AGCU stayed busy after the abort"
+        out["abort_cycles"] = cycles
+        out["queue_when_idle"] = state["queue"]
+        ctx.set(dut.abort_run, 0)
+        await ctx.tick()
+        out["after_abort"] = {k: ctx.get(getattr(dut, k)) for k in ("configured", "fault", "busy")}
+        for _ in range(20):                         # nothing more comes out of the aborted run
+            await ctx.tick()
+        out["memory_at_rerun"] = dict(mem)
+        state["phase"] = "second"
+        await run()
+        cycles = 0
+        while "second" not in out["dones"]:
+            await ctx.tick()
+            cycles += 1
+            assert cycles < 4000, "the run after the abort did not finish"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(memory_model, background=True)
+    sim.add_testbench(consumer, background=True)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(control)
+    sim.run()
+    out["memory"] = mem
+    return out
+
+
+@pytest.mark.parametrize("hold", [True, False], ids=["held", "pulse"])
+@pytest.mark.parametrize("direction", ["load", "store"])
+def test_abort_drops_the_run_and_waits_for_its_responses(direction, hold):
+    """An abort while the memory holds several unanswered requests: no ``done``, nothing more
+    issued or offered, ``busy`` until the last response came (and was dropped), the configuration
+    cleared and the segment table kept; the same program loaded again then runs exactly as the
+    golden model says, with no stale line in its output. ``abort_run`` held until ``busy`` falls (the
+    launch controller) or a one-cycle pulse (the responses are then dropped in DRAIN)."""
+    rng = random.Random(direction)
+    memory = random_memory(rng, range(0x100, 0x140))
+    config = AgcuConfig(direction, 0, [Counter(0, 120, 5)], offset=2)      # one line per vector
+    vin = [rng.getrandbits(32 * TINY.lanes) for _ in range(24)] if direction == "store" else []
+    out = abort_and_rerun(TINY, config, SEGMENTS, memory, vin=vin, hold=hold, seed=len(direction))
+    assert out["queue_at_abort"] >= 3
+    assert out["abort_cycles"] > 2, "the abort did not wait for the memory's answers"
+    assert out["queue_when_idle"] == 0, "the AGCU went idle with responses still to come"
+    assert out["dones"] == ["second"], f"done pulses: {out['dones']}"
+    assert not out["vout_valid_in_abort"]
+    assert out["after_abort"] == {"configured": 0, "fault": 0, "busy": 0}
+    assert not [r for phase, r in out["requests"] if phase == "abort"], "a request after the abort"
+    golden = run_golden(config, TINY, SEGMENTS, out["memory_at_rerun"], vin=vin)
+    assert [r for phase, r in out["requests"] if phase == "second"] == \
+        [(r.line, r.write, r.mask) for r in golden.requests]
+    assert [v for phase, v in out["vout"] if phase == "second"] == golden.vout
+    assert out["memory"] == golden.memory
+
+
 # ------------------------------------------------------------------ throughput
 
 def test_one_vector_per_cycle_when_memory_keeps_up():

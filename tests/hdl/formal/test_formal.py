@@ -137,6 +137,19 @@ def test_crc_proof_fails_when_the_final_xor_is_forgotten(formal_dir):
                                               word_mask=0x00030003, factory=broken), "bmc", 10), formal_dir)
 
 
+def test_abort_proof_fails_when_exec_runs_after_an_abort(formal_dir):
+    """launch.py: EXEC is also taken in ABORTED, so the kernel an ABORT cleared away runs again
+    (with no configuration and a start token nobody should get)."""
+    broken = mutant("hdl.launch", "LaunchController",
+                    "(self.state == LaunchState.LOADED) | (self.state == LaunchState.DONE)",
+                    "(self.state == LaunchState.LOADED) | (self.state == LaunchState.DONE) | "
+                    "(self.state == LaunchState.ABORTED)")
+    _fails(FormalJob("launch_exec_after_abort", "mutant",
+                     lambda: LaunchCrcHarness(units=True, record_contract=True, max_words=5,
+                                              word_mask=0x00030003, checks=("abort",), factory=broken),
+                     "bmc", 10), formal_dir)
+
+
 @soak
 def test_buffer_proof_fails_when_the_reader_starts_with_the_writer(formal_dir):
     """pmu/unit.py: a write run's *start* instead of its finish hands its buffer to the reader

@@ -19,7 +19,7 @@ from amaranth.sim import Simulator
 
 from hdl.counters import Counter
 from hdl.kernel_image import Kernel, Route
-from hdl.launch import Command, LaunchError, LaunchState, command_word
+from hdl.launch import Command, LaunchController, LaunchError, LaunchState, command_word
 from hdl.network.crc import CRC_INIT, crc32_words, crc_result_value, crc_update_value
 from hdl.pmu import AddressProgram, PmuConfig
 from hdl.pmu.config import CONFIG_MAGIC as PMU_MAGIC
@@ -270,3 +270,161 @@ def test_token_counter_clear_drops_pending_tokens():
     sim.add_testbench(bench)
     sim.run()
     assert seen == {"before": 1, "after": 0, "out": 2}, seen
+
+
+# ---------------------------------------------------------------------------- ABORT
+def _launch_image():
+    """Records for endpoints 0 and 2 of a three-address controller (address 1 has no endpoint)."""
+    return record(0, [0x11, 0x12]) + record(2, [0x21, 0x22, 0x23])
+
+
+def _abort_bench(present=(True, False, True)):
+    """A bare launch controller whose endpoints always take words and report ``configured``."""
+    dut = LaunchController(list(present))
+
+    async def endpoints(ctx):
+        for ep in dut.ep_cfg:
+            ctx.set(ep.ready, 1)
+        ctx.set(dut.ep_configured, (1 << len(present)) - 1)
+
+    return dut, endpoints
+
+
+def test_abort_stops_a_running_kernel_and_clears_every_endpoint():
+    """EXEC whose done tokens never come; only ABORT is taken while RUNNING. ABORT drops the
+    pending argument and start offers, holds ``ep_abort`` and ``ep_clear`` until no unit is busy,
+    then reports ABORTED with no error; EXEC is refused until a new LOAD, which runs normally."""
+    dut, endpoints = _abort_bench()
+    seen = {}
+
+    async def bench(ctx):
+        await endpoints(ctx)
+        for w in load(_launch_image()) + [command_word(Command.ARGS, 2), 0xA, 0xB,
+                                          command_word(Command.EXEC, 2)]:
+            await stream_put(ctx, dut.host, w)
+        await ctx.tick()
+        assert ctx.get(dut.state) == LaunchState.RUNNING
+        ctx.set(dut.arg[0].ready, 1)               # argument 0 is taken; argument 1 and start wait
+        await ctx.tick()
+        ctx.set(dut.arg[0].ready, 0)
+        ctx.set(dut.done.valid, 1)                 # one done token of the two
+        await ctx.tick()
+        ctx.set(dut.done.valid, 0)
+        seen["pending"] = (ctx.get(dut.arg[0].valid), ctx.get(dut.arg[1].valid), ctx.get(dut.start.valid))
+        # while RUNNING only ABORT is taken (the others wait for the end of the run)
+        ctx.set(dut.host.valid, 1)
+        refused_ready = {}
+        for cmd in (Command.LOAD, Command.ARGS, Command.EXEC):
+            ctx.set(dut.host.payload, command_word(cmd, 1))
+            refused_ready[cmd.name] = ctx.get(dut.host.ready)
+        seen["ready_while_running"] = refused_ready
+        ctx.set(dut.host.payload, command_word(Command.ABORT))
+        seen["abort_ready"] = ctx.get(dut.host.ready)
+        ctx.set(dut.busy, 1)                       # some unit is still busy after the abort
+        await ctx.tick()
+        ctx.set(dut.host.valid, 0)
+        cycles_at_abort = ctx.get(dut.cycles)
+        trace = []
+        for _ in range(6):
+            ctx.set(dut.done.valid, 1)             # late tokens are not counted
+            trace.append((ctx.get(dut.ep_abort), ctx.get(dut.ep_clear), ctx.get(dut.state),
+                          ctx.get(dut.arg[1].valid), ctx.get(dut.start.valid),
+                          sum(ctx.get(ep.valid) for ep in dut.ep_cfg)))
+            await ctx.tick()
+        ctx.set(dut.done.valid, 0)
+        seen["while_busy"] = trace
+        ctx.set(dut.busy, 0)
+        for _ in range(3):
+            await ctx.tick()
+        seen["after"] = {k: ctx.get(getattr(dut, k)) for k in ("state", "error", "error_unit", "tokens",
+                                                                "ep_abort", "ep_clear")}
+        seen["cycles_frozen"] = ctx.get(dut.cycles) == cycles_at_abort
+        await stream_put(ctx, dut.host, command_word(Command.EXEC, 1))
+        await ctx.tick()
+        seen["exec_after_abort"] = (ctx.get(dut.state), ctx.get(dut.error))
+        # a new kernel loads and runs without a reset
+        for w in load(_launch_image()) + [command_word(Command.EXEC, 1)]:
+            await stream_put(ctx, dut.host, w)
+        await ctx.tick()
+        seen["rerun_offers"] = (ctx.get(dut.start.valid), ctx.get(dut.arg[0].valid))
+        ctx.set(dut.start.ready, 1)
+        ctx.set(dut.done.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.done.valid, 0)
+        for _ in range(2):
+            await ctx.tick()
+        seen["rerun"] = (ctx.get(dut.state), ctx.get(dut.tokens))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run_until(2000e-8)              # bounded: a controller that never takes a word fails, not hangs
+    assert "rerun" in seen, f"the bench did not get through (a host word was never taken): {seen}"
+    assert seen["pending"] == (0, 1, 1), seen["pending"]
+    assert seen["ready_while_running"] == {"LOAD": 0, "ARGS": 0, "EXEC": 0}, seen["ready_while_running"]
+    assert seen["abort_ready"] == 1
+    # every cycle of the abort: endpoints cleared and units stopped, the old offers gone, no
+    # endpoint offered a word, the state still RUNNING (the abort is not finished while busy)
+    running = int(LaunchState.RUNNING)
+    assert seen["while_busy"] == [(1, 1, running, 0, 0, 0)] * 6, seen["while_busy"]
+    assert seen["after"] == {"state": LaunchState.ABORTED, "error": LaunchError.NONE, "error_unit": 0,
+                             "tokens": 1, "ep_abort": 0, "ep_clear": 0}, seen["after"]
+    assert seen["cycles_frozen"]
+    assert seen["exec_after_abort"] == (LaunchState.REFUSED, LaunchError.NOT_LOADED)
+    assert seen["rerun_offers"] == (1, 1), "the rerun's start and its (kept) argument 0 are offered"
+    assert seen["rerun"] == (LaunchState.DONE, 1)
+
+
+@pytest.mark.parametrize("before", ["empty", "loaded", "done", "refused"])
+def test_abort_between_commands_clears_for_two_cycles(before):
+    """ABORT in any state between commands: ``ep_abort`` and ``ep_clear`` for exactly two cycles
+    when no unit is busy, then ABORTED with no error (a refusal's error is cleared)."""
+    dut, endpoints = _abort_bench()
+    prologue = {"empty": [], "loaded": load(_launch_image()),
+                "done": load(_launch_image()) + [command_word(Command.EXEC, 1)],
+                "refused": [command_word(Command.EXEC, 0)]}[before]
+    seen = {}
+
+    async def bench(ctx):
+        await endpoints(ctx)
+        ctx.set(dut.start.ready, 1)
+        ctx.set(dut.done.valid, 1)                 # a kernel run by "done" ends at once
+        for w in prologue:
+            await stream_put(ctx, dut.host, w)
+        for _ in range(8):
+            await ctx.tick()
+        ctx.set(dut.done.valid, 0)
+        seen["before"] = ctx.get(dut.state)
+        await stream_put(ctx, dut.host, command_word(Command.ABORT))
+        pulses = []
+        for _ in range(5):
+            pulses.append((ctx.get(dut.ep_abort), ctx.get(dut.ep_clear)))
+            await ctx.tick()
+        seen["pulses"] = pulses
+        seen["after"] = (ctx.get(dut.state), ctx.get(dut.error))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run_until(1000e-8)
+    assert "after" in seen, f"the bench did not get through (a host word was never taken): {seen}"
+    want = {"empty": LaunchState.EMPTY, "loaded": LaunchState.LOADED, "done": LaunchState.DONE,
+            "refused": LaunchState.REFUSED}[before]
+    assert seen["before"] == want, seen
+    assert seen["pulses"] == [(1, 1), (1, 1), (0, 0), (0, 0), (0, 0)], seen["pulses"]
+    assert seen["after"] == (LaunchState.ABORTED, LaunchError.NONE), seen["after"]
+
+
+def test_abort_unroutes_a_loaded_tile():
+    """On the tile (switches only): after ABORT a loaded route carries nothing."""
+    out = run_tile(load(route_kernel().image()) + [command_word(Command.ABORT)])
+    assert out["status"] == {"state": LaunchState.ABORTED, "error": 0, "error_unit": 0}, out["status"]
+    assert out["arrived"] == 0, "a route survived the ABORT"
+
+
+def test_command_word_checks_its_arguments():
+    assert command_word(Command.ABORT) == 0xA4 << 24
+    with pytest.raises(TypeError, match="hdl.launch.Command"):
+        command_word(0xA4, 0)
+    with pytest.raises(ValueError, match="24 bits"):
+        command_word(Command.EXEC, 1 << 24)
