@@ -148,11 +148,13 @@ def _verilator_args() -> list[str]:
     return [] if os.environ.get(VERILATOR_CFLAGS_ENV) else ["-CFLAGS", "-O0"]
 
 
-def prepare_model(preset: str, simulator: str, build_dir, *, waves: bool = False) -> dict:
+def prepare_model(preset: str, simulator: str, build_dir, *, waves: bool = False,
+                  system: TileSystem | None = None) -> dict:
     """Make the kernel system's simulator model of ``preset`` current in ``build_dir`` (the
     Verilog in ``build_dir/verilog``, the model in ``build_dir/system_<simulator>/model``; see
     :func:`sim.runner.build_model`: atomic, under a lock, reused when current).
 
+    ``system`` is :func:`system_for` ``(preset)`` when the caller has built it already.
     Returns ``{"built": bool, "build_s": float, "dir": str, "verilog": Path}``.
     """
     import warnings
@@ -162,7 +164,7 @@ def prepare_model(preset: str, simulator: str, build_dir, *, waves: bool = False
     build_dir = Path(build_dir)
     with warnings.catch_warnings():                 # the system is built only to generate Verilog
         warnings.simplefilter("ignore")
-        top = _cached_verilog(system_for(preset), build_dir / "verilog")
+        top = _cached_verilog(system if system is not None else system_for(preset), build_dir / "verilog")
     sim_dir = build_dir / (f"system_{simulator}" + ("-waves" if waves else ""))
     model, build_s, built = build_model([top.resolve()], simulator=simulator, build_dir=sim_dir,
                                         build_args=_verilator_args() if simulator == "verilator" else (),
@@ -244,7 +246,7 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
                 done_before = cycles
                 progress(cycles, total_expected)
 
-    model = prepare_model(preset, simulator, build_dir, waves=waves)
+    model = prepare_model(preset, simulator, build_dir, waves=waves, system=system)
     watcher = threading.Thread(target=watch, daemon=True) if progress else None
     if watcher:
         watcher.start()

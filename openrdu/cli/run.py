@@ -75,8 +75,7 @@ def cmd_run(args) -> int:
     try:
         _check_kernel_options(args)
         out_path, plan_path = check_output_paths(args.out, args.floorplan, args.inputs)
-        if args.inputs is not None:
-            read_npz(args.inputs)
+        input_arrays = read_npz(args.inputs) if args.inputs is not None else None
     except UsageError as error:
         return _refuse(error)
     show = not args.json and sys.stdout.isatty()
@@ -102,7 +101,7 @@ def cmd_run(args) -> int:
                                         bias=True if args.bias else None,
                                         out_dtype=args.out_dtype or "bf16",
                                         eps=1e-6 if args.eps is None else args.eps, progress=progress_cb,
-                                        timeout_cycles=args.timeout_cycles)
+                                        timeout_cycles=args.timeout_cycles, input_arrays=input_arrays)
     except (MappingError, ShapeError, UsageError, ValueError, FileNotFoundError) as error:
         if bar:
             bar.stop()

@@ -86,14 +86,16 @@ def read_npz(path, what: str = "--inputs") -> dict:
     return arrays
 
 
-def load_inputs(path: str | None, compiled, seed: int) -> dict:
-    """Arrays from an npz (float32), or random ones of the kernel's shapes."""
+def load_inputs(path: str | None, compiled, seed: int, arrays: dict | None = None) -> dict:
+    """Arrays from an npz (float32; ``arrays`` when the file was already read), or random ones of
+    the kernel's shapes."""
     from compiler import ShapeError
     from sim.kernels import random_inputs
 
     if path is None:
         return random_inputs(compiled, seed=seed)
-    arrays = read_npz(path)
+    if arrays is None:
+        arrays = read_npz(path)
     missing = [n for n in compiled.graph.inputs if n not in arrays]
     if missing:
         raise ShapeError(f"{path} lacks the key(s) {', '.join(missing)}; {compiled.name} with shape "
@@ -210,8 +212,11 @@ def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator:
                fused: bool = True, inputs: str | None = None, seed: int = 0, waves: bool = False,
                gated: bool = False, causal: bool = False, bias: bool | None = None, out_dtype: str = "bf16",
                eps: float = 1e-6, progress=None, build_root: Path = BUILD_ROOT,
-               timeout_cycles: int | None = None):
+               timeout_cycles: int | None = None, input_arrays: dict | None = None):
     """Compile and run; returns ``(compiled, run, row)`` where ``row`` has :data:`JSON_FIELDS`.
+
+    ``input_arrays`` are the arrays of ``inputs`` when the caller has read the file already
+    (:func:`read_npz`); otherwise the file is read here, once.
 
     ``timeout_cycles`` is each launch's watchdog limit (:func:`sim.kernels.run_compiled`): a launch
     still running then is aborted and :class:`sim.runner.SimulationError` names what was stalled."""
@@ -220,14 +225,14 @@ def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator:
     from sim.kernels import run_compiled
 
     simulator = simulator or default_simulator()
-    if inputs is not None:
-        read_npz(inputs)                        # refuse a bad file before compiling
-    if bias is None and kernel == "gemm" and inputs is not None:
-        bias = "bias" in read_npz(inputs)
+    if inputs is not None and input_arrays is None:
+        input_arrays = read_npz(inputs)         # refuse a bad file before compiling
+    if bias is None and kernel == "gemm" and input_arrays is not None:
+        bias = "bias" in input_arrays
     start = time.perf_counter()
     compiled = compile_kernel(kernel, preset, shape, act=act, bias=bool(bias), gated=gated, causal=causal,
                               fused=fused, out_dtype=out_dtype, eps=eps)
-    arrays = load_inputs(inputs, compiled, seed)
+    arrays = load_inputs(inputs, compiled, seed, arrays=input_arrays)
     run = run_compiled(compiled, arrays, simulator=simulator, build_dir=build_root / compiled.preset,
                        waves=waves, progress=progress, timeout_cycles=timeout_cycles)
     wall = time.perf_counter() - start
