@@ -8,8 +8,9 @@ it (and ``payload``) hold until the transfer; ``valid`` never depends on
 
 from __future__ import annotations
 
-from amaranth import Module, ResetInserter, Shape, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth import Module, Mux, Shape, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .presets import WORD_BITS
@@ -85,24 +86,71 @@ class StreamFifo(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = Shape.cast(self._payload_shape).width
-        if self._depth == 2:
-            # SyncFIFOBuffered(depth=2) is a 1-entry FIFO plus an output register and
-            # sustains only one transfer every two cycles; the 2-entry register file of
-            # SyncFIFO sustains one per cycle.
-            storage = fifo.SyncFIFO(width=width, depth=2)
-        else:
-            storage = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
-        m.submodules.storage = ResetInserter({"sync": self.clear})(storage)
+        w_en, w_rdy, r_en, r_rdy = Signal(), Signal(), Signal(), Signal()
+        r_data = Signal(width)
         m.d.comb += [
-            storage.w_data.eq(self.i.payload),
-            storage.w_en.eq(self.i.valid),
-            self.i.ready.eq(storage.w_rdy),
-            self.o.payload.eq(storage.r_data),
-            self.o.valid.eq(storage.r_rdy),
-            storage.r_en.eq(self.o.ready),
-            self.level.eq(storage.level),
+            w_en.eq(self.i.valid),
+            self.i.ready.eq(w_rdy),
+            self.o.payload.eq(r_data),
+            self.o.valid.eq(r_rdy),
+            r_en.eq(self.o.ready),
         ]
+        do_write = w_en & w_rdy
+        # The clear resets pointers, counts and valid flags only, never the memory or its read
+        # port, so the storage still maps to block or distributed RAM.
+        if self._depth == 2:
+            # a 2-entry register file read combinationally (as Amaranth's SyncFIFO): one
+            # transfer per cycle; SyncFIFOBuffered(depth=2) would sustain one every two cycles
+            self._queue(m, width, 2, do_write, r_rdy & r_en, self.i.payload, r_data, "comb",
+                        w_rdy, r_rdy, self.level)
+            return m
+        # a (depth - 1)-entry memory with a synchronous read port, then the output register
+        # (as Amaranth's SyncFIFOBuffered): the payload comes from a register
+        inner_depth = self._depth - 1
+        inner_level = Signal(range(inner_depth + 1))
+        inner_r_rdy = Signal()
+        do_inner_read = inner_r_rdy & (~r_rdy | r_en)
+        self._queue(m, width, inner_depth, do_write, do_inner_read, self.i.payload, r_data, "sync",
+                    w_rdy, inner_r_rdy, inner_level)
+        with m.If(self.clear):
+            m.d.sync += r_rdy.eq(0)
+        with m.Elif(do_inner_read):
+            m.d.sync += r_rdy.eq(1)
+        with m.Elif(r_en):
+            m.d.sync += r_rdy.eq(0)
+        m.d.comb += self.level.eq(inner_level + r_rdy)
         return m
+
+    def _queue(self, m, width, depth, do_write, do_read, w_data, r_data, read_domain, w_rdy, r_rdy, level):
+        """A circular buffer of ``depth`` entries: ``level`` entries held, a read port in
+        ``read_domain`` at the oldest; the clear empties it in one cycle."""
+        storage = m.submodules.storage = Memory(shape=width, depth=depth, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain=read_domain)
+        produce, consume = Signal(range(depth)), Signal(range(depth))
+
+        def incr(pointer):
+            return Mux(pointer == depth - 1, 0, pointer + 1)
+
+        m.d.comb += [
+            w_rdy.eq(level != depth),
+            r_rdy.eq(level != 0),
+            w_port.addr.eq(produce), w_port.data.eq(w_data), w_port.en.eq(do_write),
+            r_port.addr.eq(consume), r_data.eq(r_port.data),
+        ]
+        if read_domain == "sync":
+            m.d.comb += r_port.en.eq(do_read)
+        with m.If(self.clear):
+            m.d.sync += [produce.eq(0), consume.eq(0), level.eq(0)]
+        with m.Else():
+            with m.If(do_write):
+                m.d.sync += produce.eq(incr(produce))
+            with m.If(do_read):
+                m.d.sync += consume.eq(incr(consume))
+            with m.If(do_write & ~do_read):
+                m.d.sync += level.eq(level + 1)
+            with m.If(do_read & ~do_write):
+                m.d.sync += level.eq(level - 1)
 
 
 class StreamRegister(wiring.Component):

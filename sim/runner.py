@@ -41,6 +41,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from . import toolchain
+from .build_progress import BuildWatcher, current_reporter
 from .metrics import METRICS_ENV
 
 __all__ = ["SimResult", "SimulationError", "write_verilog", "run_cocotb", "build_model", "file_lock",
@@ -221,6 +222,11 @@ def _remove_stale_partials(build_dir: Path) -> None:
             pass
 
 
+def _design_name(build_dir: Path) -> str:
+    """A build folder's name for progress lines: its last two parts (``small/system_verilator``)."""
+    return "/".join(build_dir.parts[-2:])
+
+
 def build_model(sources: Sequence[Path], *, simulator: str, build_dir: Path, toplevel: str = "top",
                 build_args: Sequence[str] = (), waves: bool = False, reuse: bool = False,
                 internal_signals: bool = False, log_file: Path | None = None) -> tuple[Path, float, bool]:
@@ -263,11 +269,16 @@ def build_model(sources: Sequence[Path], *, simulator: str, build_dir: Path, top
             if simulator == "verilator" and not internal_signals:
                 extra = _verilator_port_access(sources, toplevel, partial)
             start = time.perf_counter()
+            reporter = current_reporter()
+            watcher = (BuildWatcher(partial, simulator=simulator, design=_design_name(build_dir),
+                                    reporter=reporter, history_dir=build_dir)
+                       if reporter is not None else contextlib.nullcontext())
             try:
-                get_runner(simulator).build(
-                    sources=list(sources), hdl_toplevel=toplevel, build_dir=partial,
-                    build_args=args + extra, timescale=TIMESCALE, waves=waves, always=True,
-                    log_file=log)
+                with watcher:
+                    get_runner(simulator).build(
+                        sources=list(sources), hdl_toplevel=toplevel, build_dir=partial,
+                        build_args=args + extra, timescale=TIMESCALE, waves=waves, always=True,
+                        log_file=log)
             except (SystemExit, Exception) as e:  # cocotb's runner reports build failures as SystemExit
                 raise SimulationError(
                     f"{simulator} build of {toplevel} failed ({e}); last lines of {log}:\n{_log_tail(log)}"

@@ -35,7 +35,7 @@ import re
 import sys
 
 from . import bench, coe, demo, doctor, formal, run, smoke, synth, units, verilog
-from .common import version_text
+from .common import build_reporter, version_text
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``openrdu`` with ``argv`` (default: the process's arguments); returns the exit status."""
     argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from sim.build_progress import reporting
+
+    with reporting(build_reporter()):        # every model build says what it is doing
+        return args.func(args)
 
 
 if __name__ == "__main__":

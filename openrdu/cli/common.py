@@ -10,7 +10,7 @@ from hdl.presets import DEFAULT_PRESET, preset_names
 from ..flows import simulators
 
 __all__ = ["SIM_CHOICES", "version_text", "console_for", "simulators", "add_preset", "add_sim",
-           "run_one_command"]
+           "run_one_command", "build_reporter"]
 
 #: ``--sim`` of the commands that run on every simulator.
 SIM_CHOICES = ("icarus", "verilator", "all")
@@ -37,6 +37,27 @@ def console_for(json_mode: bool = False):
     # Human output goes to stderr when stdout carries JSON; logs and pipes get a wide table.
     console = Console(stderr=json_mode)
     return console if console.is_terminal else Console(stderr=json_mode, width=120)
+
+
+def build_reporter(stream=None, every_s: float | None = None):
+    """A reporter for :func:`sim.build_progress.reporting`: one line on ``stream`` (stderr) when a
+    model build changes stage, and one every ``every_s`` seconds in between (10 s on a terminal,
+    30 s in a log), so a long build is never silent."""
+    import time
+
+    stream = stream or sys.stderr
+    if every_s is None:
+        every_s = 10.0 if stream.isatty() else 30.0
+    last = {"stage": None, "at": 0.0}
+
+    def report(status) -> None:
+        now = time.monotonic()
+        key = (status.design, status.stage)
+        if key != last["stage"] or now - last["at"] >= every_s:
+            last.update(stage=key, at=now)
+            print(status.line(), file=stream, flush=True)
+
+    return report
 
 
 def add_preset(p, allow_all: bool = False) -> None:

@@ -331,9 +331,10 @@ def demo_ffn(console, *, preset: str = "small", shape=DEMO_FFN_SHAPE, act: str =
                   f"{simulator} "
                   f"(the first run builds the simulator model)")
     text = f"{simulator}: fused and unfused FFN"
-    with console.status(text) if console.is_terminal else _Null():
+    with console.status(text) if console.is_terminal else _Null() as status:
         runs = run_many([(fused, inputs), (unfused, inputs)], simulator=simulator,
-                        build_dir=build_root / preset, waves=waves)
+                        build_dir=build_root / preset, waves=waves,
+                        progress=_cycle_reporter(console, status, text))
     table = Table(title=f"fused vs unfused FFN on {preset} ({simulator})")
     for col in ("mode", "launches", "cycles", "PCU util.", "PMU util.", "HBM bytes", "bit exact",
                 "max |err| vs fp64", "bound", "sim cycles/s"):
@@ -352,9 +353,33 @@ def demo_ffn(console, *, preset: str = "small", shape=DEMO_FFN_SHAPE, act: str =
     return all(r.bit_exact and r.within_bound for r in runs) and same
 
 
+def _cycle_reporter(console, status, text: str, every_s: float = 30.0):
+    """A ``progress(cycles, expected)`` callback: updates the spinner's text on a terminal, and
+    prints a line every ``every_s`` seconds in a log, so a long run is never silent."""
+    from sim.build_progress import format_seconds
+
+    clock = {}      # the first report starts the clock (the model may be built before it)
+
+    def progress(done: int, expected: int) -> None:
+        now = time.monotonic()
+        start = clock.setdefault("start", now)
+        last = clock.setdefault("last", now)
+        elapsed = now - start
+        line = f"{text}: {done:,} of about {max(done, expected):,} cycles, {format_seconds(elapsed)} elapsed"
+        if done and expected > done:
+            line += f", about {format_seconds(elapsed / done * (expected - done))} left"
+        if status is not None and hasattr(status, "update"):
+            status.update(line)
+        elif now - last >= every_s:
+            clock["last"] = now
+            console.print(line)
+
+    return progress
+
+
 class _Null:
     def __enter__(self):
-        return self
+        return None
 
     def __exit__(self, *exc):
         return False
