@@ -3,10 +3,10 @@
 Each launch is evaluated as a dataflow graph: load AGCUs read vectors from a flat model of
 HBM at the addresses their counter nests give, PMUs and PCUs run their golden models
 (:func:`hdl.pmu.run_golden`, :func:`hdl.pcu.run_golden`) on the streams their routes carry,
-and store AGCUs write back. A load AGCU runs once per token it receives (from the host's
-start, or one per write run of the PMU whose ``wdone`` feeds it). This checks a mapping's
-programs, routes and layouts end to end in seconds, independently of the RTL; the
-simulators then check that the hardware does the same.
+and store AGCUs write back. A load AGCU runs once per token it receives
+(:func:`compiler.streams.start_tokens`: the host's start, or one per write run of the PMU
+whose ``wdone`` feeds it). This checks a mapping's programs, routes and layouts end to end in
+seconds, independently of the RTL; the simulators then check that the hardware does the same.
 """
 
 from __future__ import annotations
@@ -14,23 +14,22 @@ from __future__ import annotations
 import numpy as np
 
 from hdl.agcu import AgcuConfig
-from hdl.counters import counter_steps
 from hdl.pcu import PcuConfig
 from hdl.pcu import run_golden as pcu_golden
 from hdl.pmu import PmuConfig
 from hdl.pmu import run_golden as pmu_golden
 
 from .program import CompiledKernel, lines_to_vectors
+from .streams import agcu_addresses, start_tokens
 
 __all__ = ["emulate"]
 
 
-def _addresses(config: AgcuConfig) -> np.ndarray:
-    return np.array([config.offset + sum(values) for values, _ in counter_steps(config.counters)], np.int64)
+def emulate(compiled: CompiledKernel, words: dict, *, streams: dict | None = None) -> dict:
+    """Outputs of ``compiled`` for bf16 input ``words``, computed with the golden models.
 
-
-def emulate(compiled: CompiledKernel, words: dict) -> dict:
-    """Outputs of ``compiled`` for bf16 input ``words``, computed with the golden models."""
+    ``streams``, when given, receives ``(launch name, pin) → vectors`` for the vector output
+    (``vout``) of every unit the launch ran: what the unit sent."""
     lanes = next(iter(compiled.regions.values())).lanes
     vpl = 16 // lanes
     memory = np.zeros((compiled.hbm_lines * vpl + vpl, lanes), np.uint32)
@@ -38,7 +37,10 @@ def emulate(compiled: CompiledKernel, words: dict) -> dict:
         vec = lines_to_vectors(lines, len(lines) * vpl, lanes)
         memory[base * vpl: base * vpl + len(vec)] = vec
     for launch in compiled.launches:
-        _run_launch(launch, memory, vpl)
+        sent = _run_launch(launch, memory, vpl)
+        if streams is not None:
+            streams.update({(launch.name, pin): len(vectors) for pin, vectors in sent.items()
+                            if pin.endswith(".vout")})
     vectors = {}
     for name in compiled.outputs:
         r = compiled.regions[name]
@@ -46,7 +48,8 @@ def emulate(compiled: CompiledKernel, words: dict) -> dict:
     return compiled.collect(vectors)
 
 
-def _run_launch(launch, memory: np.ndarray, vpl: int) -> None:
+def _run_launch(launch, memory: np.ndarray, vpl: int) -> dict[str, np.ndarray]:
+    """Run one launch on ``memory``; return what each output pin of the units it ran sent."""
     kernel = launch.kernel
     params = kernel.params
     sources: dict[str, str] = {}     # sink pin -> source pin
@@ -55,18 +58,6 @@ def _run_launch(launch, memory: np.ndarray, vpl: int) -> None:
             sources[sink] = route.source
     outputs: dict[str, np.ndarray] = {}
     done: set[str] = set()
-
-    def tokens(site: str) -> int:
-        src = sources.get(f"{site}.start")
-        if src is None:
-            return 0
-        if src == "host.start":
-            return 1
-        unit, pin = src.split(".")
-        config = kernel.units[unit]
-        if isinstance(config, PmuConfig) and pin == "wdone":
-            return config.write.runs
-        raise NotImplementedError(f"emulation of start tokens from {src}")
 
     def stream(pin: str):
         src = sources.get(pin)
@@ -84,9 +75,9 @@ def _run_launch(launch, memory: np.ndarray, vpl: int) -> None:
         config = kernel.units[site]
         if isinstance(config, AgcuConfig):
             base = launch.segments[site][0].base * vpl
-            addresses = _addresses(config)
+            addresses = agcu_addresses(config)
             if config.direction == "load":
-                runs = tokens(site)
+                runs = start_tokens(kernel, site)
                 outputs[f"{site}.vout"] = np.concatenate([memory[base + addresses]] * runs) if runs else \
                     np.zeros((0, params.preset.lanes), np.uint32)
             else:
@@ -103,3 +94,4 @@ def _run_launch(launch, memory: np.ndarray, vpl: int) -> None:
     for site, config in kernel.units.items():
         if isinstance(config, AgcuConfig) and config.direction == "store":
             evaluate(site)
+    return outputs

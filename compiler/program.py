@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from hdl.agcu import Segment
 from hdl.kernel_image import Kernel
 
 from .ir import KernelGraph
+from .roofline import Roofline, roofline
 
 __all__ = ["Region", "Launch", "CompiledKernel", "HbmAllocator", "vectors_to_lines", "lines_to_vectors"]
 
@@ -133,6 +135,8 @@ class CompiledKernel:
         :func:`compiler.ir.reference`).
     collect : callable
         ``collect(vectors) -> dict`` of output words, from the output regions' vectors.
+    roofline : Roofline
+        Its roofline (a property, computed on first use; :mod:`compiler.roofline`).
     """
 
     name: str
@@ -153,6 +157,12 @@ class CompiledKernel:
     @property
     def hbm_lines(self) -> int:
         return max((r.base + r.lines for r in self.regions.values()), default=0)
+
+    @cached_property
+    def roofline(self) -> Roofline:
+        """Lower bounds on the kernel's cycles per resource and the binding one
+        (:func:`compiler.roofline.roofline` on the kernel memory system), computed on first use."""
+        return roofline(self)
 
     def preload(self, words: dict[str, np.ndarray | tuple]) -> list[tuple[int, np.ndarray]]:
         """``(base line, (n, 8) uint64 lines)`` for every input region, from input words."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .agcu.config import AgcuParams
-from .memctrl.timing import timing_preset
+from .memctrl.timing import LINE_BYTES, DramTiming, timing_preset
 from .pcu.config import PcuParams
 from .pmu.config import PmuParams
 from .presets import Preset, get_preset
 
-__all__ = ["TileParams", "TILE_PCU_OPS", "DEFAULT_MEMORY_ADDR_BITS"]
+__all__ = ["TileParams", "TILE_PCU_OPS", "DEFAULT_MEMORY_ADDR_BITS", "MemorySystem", "KERNEL_MEMORY"]
 
 #: Line-address width of the AGCUs' memory ports unless told otherwise: one HBM2 channel.
 DEFAULT_MEMORY_ADDR_BITS = timing_preset("HBM2-2000").line_address_bits
@@ -107,3 +107,60 @@ class TileParams:
         if site.kind == "agcu":
             return self.agcus
         return self.units == "all" and site.kind in ("pcu", "pmu")
+
+
+@dataclass(frozen=True)
+class MemorySystem:
+    """The HBM a tile's AGCUs share in a :class:`hdl.system.TileSystem`, and the fabric clock.
+
+    Parameters
+    ----------
+    hbm : str
+        DRAM timing preset of every channel (:func:`hdl.memctrl.timing_preset`).
+    channels : int
+        Channels of the tier; lines are interleaved across them.
+    fabric_ps : int
+        Period of the fabric clock (the tile's cycles) in picoseconds; the channels run at the
+        preset's ``tck_ns``.
+    """
+
+    hbm: str
+    channels: int
+    fabric_ps: int
+
+    @property
+    def timing(self) -> DramTiming:
+        return timing_preset(self.hbm)
+
+    @property
+    def hbm_cycles_per_fabric_cycle(self) -> float:
+        """Memory clock cycles (tCK) in one fabric cycle."""
+        return self.fabric_ps / (self.timing.tck_ns * 1000)
+
+    def bandwidth_limits(self) -> dict[str, float]:
+        """Bytes per fabric cycle each stage of the memory path can carry at most.
+
+        ``devices``
+            ``channels × bytes_per_cycle`` per tCK (the data buses at their peak,
+            :class:`hdl.memctrl.timing.DramTiming`), in fabric cycles.
+        ``tier_port``
+            The :class:`hdl.memctrl.MemoryTier` takes one line request per tCK on its one port.
+        ``fabric_port``
+            The AGCUs reach the tier through one :class:`hdl.system.MemoryArbiter` and one
+            :class:`hdl.memctrl.MemoryPortBridge`, one line request per fabric cycle.
+        """
+        ratio = self.hbm_cycles_per_fabric_cycle
+        return {"devices": self.channels * self.timing.bytes_per_cycle * ratio,
+                "tier_port": LINE_BYTES * ratio,
+                "fabric_port": float(LINE_BYTES)}
+
+    @property
+    def bytes_per_cycle(self) -> float:
+        """The modelled HBM bandwidth in bytes per fabric cycle: the least of
+        :meth:`bandwidth_limits` (HBM2-2000, 2 channels, 1 ns fabric: 64 bytes per cycle)."""
+        return min(self.bandwidth_limits().values())
+
+
+#: The memory system kernels run on (``sim.kernels`` builds its :class:`hdl.system.TileSystem`
+#: with it; the compiler's roofline reads its bandwidth).
+KERNEL_MEMORY = MemorySystem("HBM2-2000", channels=2, fabric_ps=1000)

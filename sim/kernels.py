@@ -29,6 +29,7 @@ from compiler import CompiledKernel, lines_to_vectors
 from compiler.ir import reference
 from compiler.kernels import bf16_words_to_float, to_bf16_words
 from hdl.launch import LaunchState
+from hdl.params import KERNEL_MEMORY
 from hdl.system import TileSystem
 
 from .memory import timing_spec
@@ -38,9 +39,10 @@ __all__ = ["KernelRun", "run_compiled", "run_many", "prepare_model", "system_for
            "HBM_CHANNELS", "FABRIC_PS", "random_inputs"]
 
 BENCH = "sim.testbenches.kernel_bench"
-HBM_PRESET = "HBM2-2000"
-HBM_CHANNELS = 2
-FABRIC_PS = 1000
+#: The kernel system's memory, from the one definition in :mod:`hdl.params` (``KERNEL_MEMORY``).
+HBM_PRESET = KERNEL_MEMORY.hbm
+HBM_CHANNELS = KERNEL_MEMORY.channels
+FABRIC_PS = KERNEL_MEMORY.fabric_ps
 LINE_BYTES = 64
 
 

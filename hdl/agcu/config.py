@@ -42,8 +42,8 @@ from ..memctrl.interface import LINE_WORDS, WORD_BITS
 from ..presets import WORD_BITS as LANE_BITS
 from ..presets import Preset, get_preset
 
-__all__ = ["CONFIG_MAGIC", "CONFIG_VERSION", "DIRECTIONS", "LINE_BYTES", "AgcuParams", "AgcuConfig",
-           "Segment", "ConfigError", "config_layout", "segment_layout"]
+__all__ = ["CONFIG_MAGIC", "CONFIG_VERSION", "DIRECTIONS", "LINE_BYTES", "VECTORS_PER_CYCLE", "AgcuParams",
+           "AgcuConfig", "Segment", "ConfigError", "config_layout", "segment_layout"]
 
 CONFIG_MAGIC = 0xA6C0
 CONFIG_VERSION = 1
@@ -53,6 +53,11 @@ DIRECTIONS = ("load", "store")
 LINE_BYTES = LINE_WORDS * WORD_BITS // 8
 #: Width of the ``offset`` field and of a ``base_from_scalar`` scalar.
 OFFSET_BITS = 32
+#: Most vectors an AGCU moves per cycle: its counter nest steps at most once per cycle, one vector
+#: per step on ``vin`` or ``vout``, and it issues at most one line request per cycle (its request
+#: register; :mod:`hdl.agcu.unit`). The memory must keep up for it to reach this rate: a load
+#: holds at most ``outstanding`` lines, so the memory's round trip can lower it further.
+VECTORS_PER_CYCLE = 1
 
 
 class ConfigError(ValueError):

@@ -168,6 +168,25 @@ class PcuParams:
         return max(ALU_OPS[o].latency for o in self.ops)
 
     @property
+    def tile_interval(self) -> int:
+        """Fewest cycles between the last steps of two systolic tiles: ``max(lanes, stages)``.
+
+        Each tile's sums move to shadow registers at its last step and leave as ``stages``
+        column vectors while the next tile computes (:mod:`hdl.pcu.unit`), so a tile with a K loop
+        shorter than this gets bubbles."""
+        return max(self.lanes, self.stages)
+
+    @property
+    def acc_read_interval(self) -> int:
+        """Fewest cycles between two steps of a program that reads the ``acc`` source:
+        ``stages × stage_latency + 2``.
+
+        Such a step fires only once the previous step's update is written
+        (:mod:`hdl.pcu.unit`: its counter of quiet cycles must exceed the pipeline depth
+        ``stages × stage_latency``, and it restarts from 0 the cycle after a step fired)."""
+        return self.stages * self.stage_latency + 2
+
+    @property
     def reduce_levels(self) -> int:
         return (self.lanes - 1).bit_length()
 

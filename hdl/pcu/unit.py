@@ -194,7 +194,7 @@ class PatternComputeUnit(wiring.Component):
         sources = vins + sins
 
         # systolic tiles must end max(lanes, stages) cycles apart (shadow and drain timing)
-        spacing = max(lanes, stages)
+        spacing = p.tile_interval
         since_last = Signal(range(spacing + 1), init=spacing)
         tile_ok = ~systolic | ~counters.last[0] | (since_last >= spacing - 1)
 
@@ -209,8 +209,9 @@ class PatternComputeUnit(wiring.Component):
         longest = (depth + 2 * p.reduce_levels + (TAIL_LATENCY if p.tail else 0) + lanes + stages + 2
                    + int(acc_on))
         quiet = Signal(range(longest + 1), init=longest)
-        # a program reading the acc source fires when the previous step's update is written
-        acc_ok = (~cfg.acc.read | (quiet > depth)) if acc_on else Const(1, 1)
+        # a program reading the acc source fires when the previous step's update is written:
+        # quiet > depth, so steps fire p.acc_read_interval (depth + 2) cycles apart
+        acc_ok = (~cfg.acc.read | (quiet >= p.acc_read_interval - 1)) if acc_on else Const(1, 1)
         fire = Signal()
         m.d.comb += fire.eq(advance & running & inputs_ok & tile_ok & acc_ok)
         m.d.comb += counters.step.eq(fire)

@@ -22,6 +22,7 @@ from ..flows.run import (
     draw_floorplan,
     json_safe,
     read_npz,
+    roofline_line,
     run_kernel,
     write_npz,
 )
@@ -144,6 +145,7 @@ def _print_row(row, run, compiled, args, out_path, plan_path):
         value = row[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
+    console.print(roofline_line(row))
     console.print(f"order: {compiled.order}")
     console.print(f"check: {row['check']}")
     if out_path is not None:

@@ -13,9 +13,11 @@ Sections of the results (every repeated figure is ``{"median", "min", "max", "sa
     testbench included): what a user waits for.
 ``kernels``
     Per kernel: cycles fused and unfused, the fusion speedup, PCU/PMU utilisation and HBM
-    bytes (fused), bit exactness. Cycles are properties of the RTL and must agree across
-    simulators and repeats (``cycles_agree``). A kernel the compiler does not map yet is
-    recorded with ``available: false`` and the compiler's reason.
+    bytes (fused), bit exactness, and fused and unfused the compiler's roofline
+    (:mod:`compiler.roofline`: ``roofline_cycles_*``, the binding resource ``bound_*`` and
+    ``roofline_fraction_*`` = roofline cycles / measured cycles). Cycles are properties of the
+    RTL and must agree across simulators and repeats (``cycles_agree``). A kernel the compiler
+    does not map yet is recorded with ``available: false`` and the compiler's reason.
 ``memory``
     ``mem-bench`` points (HBM2-2000 sequential and random reads, one channel) and the DDR→HBM
     copy bandwidth.
@@ -261,10 +263,21 @@ def measure_kernels(
             "bit_exact": all(r.bit_exact and r.within_bound for _, _, r in f_runs + u_runs),
             "cycles_agree": len(f_cycles) == 1 and len(u_cycles) == 1,
             "measured_on": sorted({s for s, _, _ in f_runs}),
+            **_roofline_figures(f_compiled, u_compiled, f0.cycles, u0.cycles),
         }
     for name, info in unavailable.items():
         kernels[name] = {"available": False, **info}
     return kernels, speed, builds
+
+
+def _roofline_figures(fused, unfused, fused_cycles: int, unfused_cycles: int) -> dict:
+    """The roofline of the fused and the unfused kernel against their measured cycles."""
+    out = {}
+    for mode, compiled, cycles in (("fused", fused, fused_cycles), ("unfused", unfused, unfused_cycles)):
+        roofline = compiled.roofline
+        out.update({f"roofline_cycles_{mode}": roofline.cycles, f"bound_{mode}": roofline.bound,
+                    f"roofline_fraction_{mode}": roofline.fraction(cycles)})
+    return out
 
 
 def measure_units(
@@ -709,6 +722,9 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
             "PCU util. fused",
             "PCU util. unfused",
             "HBM bytes fused/unfused",
+            "roofline fused/unfused",
+            "bound fused/unfused",
+            "roofline fraction fused/unfused",
             "bit exact",
             "status",
         ]
@@ -719,6 +735,9 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
                 [
                     name,
                     "x".join(map(str, k["shape"])),
+                    "-",
+                    "-",
+                    "-",
                     "-",
                     "-",
                     "-",
@@ -740,6 +759,7 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
                 f"{k['pcu_utilization']:.1%}",
                 f"{k['pcu_utilization_unfused']:.1%}",
                 f"{k['hbm_bytes_fused']:,} / {k['hbm_bytes_unfused']:,}",
+                *_roofline_cells(k),
                 "yes" if k["bit_exact"] else "NO",
                 "ok" if k["cycles_agree"] else "cycles differ between runs",
             ]
@@ -800,6 +820,15 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
             )
         tables["coe"] = rows
     return tables
+
+
+def _roofline_cells(kernel: dict) -> list[str]:
+    """The roofline, bound and roofline fraction cells of a kernel row (``-`` for results
+    written before the bench recorded the roofline)."""
+    def pair(key, pattern):
+        values = [kernel.get(f"{key}_{mode}") for mode in ("fused", "unfused")]
+        return " / ".join("-" if v is None else pattern.format(v) for v in values)
+    return [pair("roofline_cycles", "{:,}"), pair("bound", "{}"), pair("roofline_fraction", "{:.2f}")]
 
 
 TITLES = {
@@ -883,7 +912,9 @@ def write_report(results: dict, path, *, sweeps: list[dict] | None = None) -> Pa
         if key == "kernels":
             lines += [
                 "Speedup = unfused cycles / fused cycles. PCU utilisation = MAC-array/SIMD steps of all "
-                "PCUs over (cycles x PCUs of the tile). Cycles are the RTL's, identical on every "
+                "PCUs over (cycles x PCUs of the tile). Roofline: the compiler's lower bound on the "
+                "cycles and the resource that binds ([kernels.md](kernels.md), Roofline); roofline "
+                "fraction = roofline / measured cycles. Cycles are the RTL's, identical on every "
                 "simulator that ran them (checked: `cycles_agree`); kernel figures measured on "
                 + (", ".join(results.get("kernel_sims") or results.get("simulators", [])) or "-") + ".",
                 "",

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 __all__ = ["JSON_FIELDS", "BUILD_ROOT", "UsageError", "load_inputs", "read_npz", "check_output_paths",
-           "write_npz", "json_safe", "check_summary", "run_kernel", "draw_floorplan", "default_simulator",
-           "demo_ffn", "DEMO_FFN_SHAPE"]
+           "write_npz", "json_safe", "check_summary", "run_kernel", "roofline_fields", "roofline_line",
+           "draw_floorplan", "default_simulator", "demo_ffn", "DEMO_FFN_SHAPE"]
 
 JSON_FIELDS = ("kernel", "preset", "sim", "shape", "fused", "cycles", "launches", "pcu_utilization",
                "pmu_utilization", "hbm_bytes", "bit_exact", "max_abs_err_vs_fp64", "err_bound_fp64", "wall_s",
-               "sim_cycles_per_s", "within_bound", "check")
+               "sim_cycles_per_s", "within_bound", "check", "roofline_cycles", "bound", "roofline_fraction")
 #: Where kernel simulations build and run (``$OPENRDU_BUILD/kernels``, default ``build/kernels``):
 #: one simulator build per preset, reused by every kernel.
 BUILD_ROOT = Path(os.environ.get("OPENRDU_BUILD", "build")) / "kernels"
@@ -244,10 +244,24 @@ def run_kernel(kernel: str, *, preset: str, shape, act: str = "none", simulator:
            "max_abs_err_vs_fp64": run.max_abs_err_vs_fp64, "err_bound_fp64": run.err_bound_fp64,
            "wall_s": round(wall, 2), "sim_cycles_per_s": round(run.sim_cycles_per_s, 1)}
     row.update({"within_bound": run.within_bound, "check": check_summary(run),
+                **roofline_fields(compiled.roofline, run.cycles),
                 "timing_violations": run.violations,
                 "build_s": round(run.build_s, 1), "order": compiled.order, "plan": compiled.plan,
-                "waves": run.waves})
+                "roofline": compiled.roofline.as_dict(), "waves": run.waves})
     return compiled, run, row
+
+
+def roofline_fields(roofline, cycles: int) -> dict:
+    """``roofline_cycles``, ``bound`` and ``roofline_fraction`` (= roofline_cycles / cycles, 4
+    places) of a kernel measured at ``cycles`` (:class:`compiler.roofline.Roofline`)."""
+    return {"roofline_cycles": roofline.cycles, "bound": roofline.bound,
+            "roofline_fraction": roofline.fraction(cycles)}
+
+
+def roofline_line(row: dict) -> str:
+    """One line for the console: the roofline, what binds and how close the run came."""
+    return (f"roofline: {row['roofline_cycles']:,} cycles, bound by {row['bound']}; measured "
+            f"{row['cycles']:,} cycles, roofline fraction {row['roofline_fraction']:.4f}")
 
 
 def draw_floorplan(compiled, path) -> Path:

@@ -41,6 +41,32 @@ def _cli(*args, timeout=3600):
 
 
 # ---------------------------------------------------------------------------------------------
+# the kernel table (no simulator)
+
+
+def test_the_kernel_table_shows_the_roofline_and_tolerates_older_results():
+    """A kernel row carries the roofline, bound and roofline fraction, fused / unfused; results
+    written before the bench recorded them show dashes there."""
+    from openrdu.flows.bench import table_rows
+
+    kernel = {"available": True, "shape": [9, 13, 7], "cycles_fused": 429, "cycles_unfused": 600,
+              "speedup": 600 / 429, "pcu_utilization": 0.1, "pcu_utilization_unfused": 0.08,
+              "hbm_bytes_fused": 2240, "hbm_bytes_unfused": 3000, "bit_exact": True, "cycles_agree": True}
+    roofline = {"roofline_cycles_fused": 84, "roofline_cycles_unfused": 1200, "bound_fused": "agcu",
+                "bound_unfused": "hbm", "roofline_fraction_fused": 0.1958, "roofline_fraction_unfused": 0.5}
+    header, row = table_rows({"kernels": {"gemm": {**kernel, **roofline}}})["kernels"]
+    cells = dict(zip(header, row, strict=True))
+    assert cells["roofline fused/unfused"] == "84 / 1,200"
+    assert cells["bound fused/unfused"] == "agcu / hbm"
+    assert cells["roofline fraction fused/unfused"] == "0.20 / 0.50"
+    header, row = table_rows({"kernels": {"gemm": kernel}})["kernels"]
+    assert dict(zip(header, row, strict=True))["roofline fused/unfused"] == "- / -"
+    unavailable = {"available": False, "shape": [8, 4], "reason": "PCUs: needs 8"}
+    header, row = table_rows({"kernels": {"attention": unavailable}})["kernels"]
+    assert len(row) == len(header) and row[-1] == "unavailable: PCUs: needs 8"
+
+
+# ---------------------------------------------------------------------------------------------
 # spec and CSV handling (no simulator)
 
 
@@ -153,6 +179,9 @@ def _bench(tmp_path, *, repeats: int, kernel_sims: list[str] | None, speed_kerne
         assert k["speedup"] == pytest.approx(k["cycles_unfused"] / k["cycles_fused"])
         assert 0 < k["pcu_utilization"] <= 1 and 0 < k["pcu_utilization_unfused"] <= 1
         assert k["launches_unfused"] > k["launches_fused"]
+        for mode in ("fused", "unfused"):           # the compiler's roofline lies below the RTL
+            assert 0 < k[f"roofline_cycles_{mode}"] <= k[f"cycles_{mode}"], (name, mode)
+            assert 0 < k[f"roofline_fraction_{mode}"] <= 1 and k[f"bound_{mode}"], (name, mode)
     assert kernels["gemm"]["available"] and kernels["ffn"]["available"]
     if speed_kernels:
         assert speed["speed_kernels"] == speed_kernels

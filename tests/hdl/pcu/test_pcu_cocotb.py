@@ -168,6 +168,9 @@ def test_accumulator_and_held_vector_inputs(simulator, sim_build_dir, waves):
     # the acc source fires one step at a time: at least a pipeline depth apart
     paced = metrics["acc_source_previous_max_exp"]
     assert paced["cycles"] >= paced["steps"] * (4 * params.stage_latency + 1)
+    # PcuParams.acc_read_interval apart from the first step to the last: the roofline's pace
+    assert params.acc_read_interval == 4 * params.stage_latency + 2
+    assert paced["span"]["steps"] >= (paced["steps"] - 1) * params.acc_read_interval + 1
 
 
 # ---------------------------------------------------------------------------------- systolic
@@ -200,6 +203,10 @@ def test_systolic_gemm_tiles(simulator, sim_build_dir, waves, preset):
     # back-to-back tiles at full rate: the steps take one cycle each plus one pipeline fill
     full = metrics["k37_full_rate"]
     assert full["cycles"] <= full["steps"] + params.lanes + 2 * params.stages + 8
+    # one-step tiles at full rate end exactly PcuParams.tile_interval cycles apart, as the
+    # compiler's roofline counts (compiler.roofline.pcu_cycles)
+    short = metrics["k1_x6"]
+    assert short["span"]["steps"] == short["steps"] + 5 * (params.tile_interval - 1)
 
 
 def test_corrupted_configuration_is_refused(simulator, sim_build_dir, waves):
