@@ -59,6 +59,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hdl.params import KERNEL_MEMORY
+
 from .backend import Served, bytes_to_words, words_to_bytes
 from .experts import LINE_BYTES
 from .golden import argmax_words, ffn_forward, to_bf16_words
@@ -72,8 +74,8 @@ __all__ = ["RtlBackend", "run_router_rtl", "kernel_arguments", "check_arguments"
 PRESET = "tiny"
 #: Router features that fit the tiny preset's PMUs (K = 128 needs 1032 words of 1024).
 ROUTER_FEATURES = 124
-#: Fabric clock period of the kernel and copy benches (ps): cycles = elapsed ps / this.
-FABRIC_PS = 1000
+#: Fabric clock period (ps), the one the kernel system runs at (:data:`hdl.params.KERNEL_MEMORY`).
+FABRIC_PS = KERNEL_MEMORY.fabric_ps
 
 
 def _default_build_root() -> Path:

@@ -14,6 +14,7 @@ from hdl.agcu import AgcuConfig, AgcuParams, Segment
 from hdl.counters import Counter
 from hdl.dma import DdrToHbmCopy
 from hdl.memctrl.timing import LINE_BYTES, timing_preset
+from hdl.params import KERNEL_MEMORY
 
 from .memory import timing_spec
 from .runner import SimResult, new_run_dir, run_cocotb
@@ -21,8 +22,8 @@ from .runner import SimResult, new_run_dir, run_cocotb
 __all__ = ["copy_run", "run_copy", "copy_bench", "FABRIC_PS"]
 
 BENCH = "sim.testbenches.copy_bench"
-#: Fabric clock period (1 GHz, as Plasticine).
-FABRIC_PS = 1000
+#: Fabric clock period (ps), the one the kernel system runs at (:data:`hdl.params.KERNEL_MEMORY`).
+FABRIC_PS = KERNEL_MEMORY.fabric_ps
 
 
 def _program(params: AgcuParams, direction: str, lines: int) -> AgcuConfig:

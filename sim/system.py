@@ -16,6 +16,7 @@ import numpy as np
 from hdl.agcu import AgcuConfig, Segment
 from hdl.counters import Counter
 from hdl.kernel_image import Kernel, Route
+from hdl.params import KERNEL_MEMORY
 from hdl.pcu import PcuConfig, ScalarInput, Stage
 from hdl.pcu import run_golden as pcu_golden
 from hdl.system import TileSystem
@@ -27,7 +28,8 @@ __all__ = ["run_system", "segment_payload", "axpb_kernel", "lines_of_vectors", "
            "FABRIC_PS"]
 
 BENCH = "sim.testbenches.system_bench"
-FABRIC_PS = 1000
+#: Fabric clock period (ps), the one the kernel system runs at (:data:`hdl.params.KERNEL_MEMORY`).
+FABRIC_PS = KERNEL_MEMORY.fabric_ps
 
 
 def segment_payload(system: TileSystem, agcu: str, segment: Segment) -> int:
