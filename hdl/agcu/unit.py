@@ -318,8 +318,10 @@ class AddressGenerationUnit(wiring.Component):
         lines = StreamFifo(_LINE_BITS, p.outstanding)
         desc_layout = data.StructLayout({"first": slot_width, "last": slot_width})
         descs = StreamFifo(desc_layout, p.outstanding)
-        m.submodules.lines = ResetInserter({"sync": self.abort_run})(lines)
-        m.submodules.descriptors = ResetInserter({"sync": self.abort_run})(descs)
+        # emptied by their clear (pointers only, so the line buffer still maps to RAM)
+        m.submodules.lines = lines
+        m.submodules.descriptors = descs
+        m.d.comb += [lines.clear.eq(self.abort_run), descs.clear.eq(self.abort_run)]
         resp = self.mem.resp
         dropping = Signal()      # responses to an aborted run's requests
         m.d.comb += dropping.eq(self.abort_run | (state == _DRAIN))
