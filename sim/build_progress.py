@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BuildStatus", "BuildWatcher", "reporting", "current_reporter", "format_seconds"]
+__all__ = ["BuildStatus", "BuildWatcher", "reporting", "current_reporter", "watching", "format_seconds"]
 
 #: How often the watcher looks at the build folder (seconds).
 POLL_S = 1.0
@@ -178,3 +178,13 @@ class BuildWatcher:
             except OSError:
                 pass
         return False
+
+
+def watching(folder: Path, *, simulator: str, design: str, history_dir: Path):
+    """A :class:`BuildWatcher` of ``folder`` reporting to the installed reporter, or, with none
+    installed, a context that does nothing (use it around a build)."""
+    reporter = current_reporter()
+    if reporter is None:
+        return contextlib.nullcontext()
+    return BuildWatcher(folder, simulator=simulator, design=design, reporter=reporter,
+                        history_dir=history_dir)

@@ -14,7 +14,6 @@ to read their parameters, so that a command's output carries no warnings.)
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -130,7 +129,7 @@ def _cached_verilog(system, verilog_dir: Path) -> Path:
     (generating the Verilog of a large tile takes minutes; both simulators use the same file).
     Written atomically under a lock, with the stamp written last, so an interrupted generation is
     never taken for a current one."""
-    from .build_progress import BuildWatcher, current_reporter
+    from .build_progress import watching
     from .runner import file_lock, write_verilog
 
     verilog_dir = Path(verilog_dir)
@@ -140,11 +139,8 @@ def _cached_verilog(system, verilog_dir: Path) -> Path:
         if top.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
             return top
         stamp_file.unlink(missing_ok=True)
-        reporter = current_reporter()
-        watcher = (BuildWatcher(verilog_dir, simulator="amaranth", design="/".join(verilog_dir.parts[-2:]),
-                                reporter=reporter, history_dir=verilog_dir)
-                   if reporter is not None else contextlib.nullcontext())
-        with watcher:
+        with watching(verilog_dir, simulator="amaranth", design="/".join(verilog_dir.parts[-2:]),
+                      history_dir=verilog_dir):
             write_verilog(system, top, "top")
         stamp_file.write_text(stamp)
     return top

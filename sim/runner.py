@@ -41,7 +41,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from . import toolchain
-from .build_progress import BuildWatcher, current_reporter
+from .build_progress import watching
 from .metrics import METRICS_ENV
 
 __all__ = ["SimResult", "SimulationError", "write_verilog", "run_cocotb", "build_model", "file_lock",
@@ -269,12 +269,9 @@ def build_model(sources: Sequence[Path], *, simulator: str, build_dir: Path, top
             if simulator == "verilator" and not internal_signals:
                 extra = _verilator_port_access(sources, toplevel, partial)
             start = time.perf_counter()
-            reporter = current_reporter()
-            watcher = (BuildWatcher(partial, simulator=simulator, design=_design_name(build_dir),
-                                    reporter=reporter, history_dir=build_dir)
-                       if reporter is not None else contextlib.nullcontext())
             try:
-                with watcher:
+                with watching(partial, simulator=simulator, design=_design_name(build_dir),
+                              history_dir=build_dir):
                     get_runner(simulator).build(
                         sources=list(sources), hdl_toplevel=toplevel, build_dir=partial,
                         build_args=args + extra, timescale=TIMESCALE, waves=waves, always=True,

@@ -26,6 +26,15 @@ TINY = AgcuParams("tiny", addr_bits=23, outstanding=8)
 LINE_MASK = (1 << 512) - 1
 
 
+def _answer(mem: dict, line: int, write: int, mask: int, data: int) -> dict:
+    """The memory's response payload to one request; a write stores the words ``mask`` selects."""
+    if write:
+        keep = sum(0xFFFFFFFFFFFFFFFF << (64 * w) for w in range(8) if not (mask >> w) & 1)
+        mem[line] = (mem.get(line, 0) & keep) | (data & ~keep & LINE_MASK)
+        return {"data": 0, "write": 1, "corrected": 0, "uncorrectable": 0}
+    return {"data": mem.get(line, 0), "write": 0, "corrected": 0, "uncorrectable": 0}
+
+
 def value_of(view) -> int:
     return view.as_value().value if hasattr(view, "as_value") else int(view)
 
@@ -68,12 +77,7 @@ def simulate(params, config, segments, memory, *, vin=(), sin=(), starts=1, seed
             if rv and rr:
                 line, write, mask, data = int(rp.addr), int(rp.write), int(rp.mask), value_of(rp.data)
                 out["requests"].append((line, bool(write), mask))
-                if write:
-                    keep = sum(0xFFFFFFFFFFFFFFFF << (64 * w) for w in range(8) if not (mask >> w) & 1)
-                    mem[line] = (mem.get(line, 0) & keep) | (data & ~keep & LINE_MASK)
-                    payload = {"data": 0, "write": 1, "corrected": 0, "uncorrectable": 0}
-                else:
-                    payload = {"data": mem.get(line, 0), "write": 0, "corrected": 0, "uncorrectable": 0}
+                payload = _answer(mem, line, write, mask, data)
                 last_due = max(last_due, cycle + rng.randint(*latency))
                 queue.append((last_due, payload))
                 out["max_inflight"] = max(out["max_inflight"], len(queue))
@@ -397,12 +401,7 @@ def abort_and_rerun(params, config, segments, memory, *, vin=(), abort_when=3, h
             if rv and rr:
                 line, write, mask, data = int(rp.addr), int(rp.write), int(rp.mask), value_of(rp.data)
                 out["requests"].append((state["phase"], (line, bool(write), mask)))
-                if write:
-                    keep = sum(0xFFFFFFFFFFFFFFFF << (64 * w) for w in range(8) if not (mask >> w) & 1)
-                    mem[line] = (mem.get(line, 0) & keep) | (data & ~keep & LINE_MASK)
-                    payload = {"data": 0, "write": 1, "corrected": 0, "uncorrectable": 0}
-                else:
-                    payload = {"data": mem.get(line, 0), "write": 0, "corrected": 0, "uncorrectable": 0}
+                payload = _answer(mem, line, write, mask, data)
                 last_due = max(last_due, cycle + rng.randint(6, 14))   # slow: requests pile up
                 queue.append((last_due, payload))
             state["queue"] = len(queue)
