@@ -33,7 +33,7 @@ from amaranth import Array, Cat, Const, Mux, Value
 from . import fp32
 from . import golden as g
 from .programs import GoldenEval, RtlEval, TimingEval
-from .tail import RECIP_SEEDS, RSQRT_SEEDS, TAIL_OPCODES, tail_program
+from .tail import EXP2_TABLE, EXP_TABLE_BITS, RECIP_SEEDS, RSQRT_SEEDS, TAIL_OPCODES, tail_program
 
 __all__ = ["Op", "OPS", "ALU_OPS", "TAIL_OPS", "UnknownOpError", "get_op", "golden", "TYPES"]
 
@@ -127,6 +127,10 @@ def _rsq_seed_golden(m):
     words = g.as_words(m)
     upper = (((words >> 23) & 0xFF) == 128).astype(np.uint32)
     return _seed_golden(RSQRT_SEEDS, (upper << 6) | ((words >> 17) & 0x3F))
+
+
+def _exp2_frac_golden(k):
+    return _seed_golden(EXP2_TABLE, g.as_words(k) & ((1 << EXP_TABLE_BITS) - 1))
 
 
 def _recip_fix_golden(x, r):
@@ -287,6 +291,9 @@ _ALU_LIST = [
          "IEEE special cases of 1/a around a core result b"),
     _alu("rsqrt_fix", 36, [_F, _F], _F, 1, _rsqrt_fix_golden, _rsqrt_fix_build,
          "IEEE special cases of 1/sqrt(a) around a core result b"),
+    _alu("exp2_frac", 37, [_I], _F, 1, _exp2_frac_golden,
+         _seed_build(EXP2_TABLE, lambda k: k[0:EXP_TABLE_BITS]),
+         f"table 2**(j/{1 << EXP_TABLE_BITS}), j = a mod {1 << EXP_TABLE_BITS}"),
 ]
 
 ALU_OPS: Mapping[str, Op] = MappingProxyType({op.name: op for op in _ALU_LIST})

@@ -27,7 +27,7 @@ from amaranth import Const, Value
 
 from .datapath import Datapath
 
-__all__ = ["GoldenEval", "TimingEval", "RtlEval"]
+__all__ = ["GoldenEval", "TimingEval", "RtlEval", "RECOMPUTED_OPS"]
 
 
 def _f32_word(value: float) -> int:
@@ -82,12 +82,22 @@ class TimingEval(_Eval):
         return max(args, default=0) + op.latency
 
 
-class _Timed:
-    __slots__ = ("value", "time")
+#: Ops cheap enough to build twice: where every operand of one is a pipeline input, a constant or
+#: another such op, :class:`RtlEval` computes it again where it is read instead of delaying its
+#: result (a 32-bit word) through the pipeline; the inputs are delayed anyway.
+RECOMPUTED_OPS = frozenset({"ieq", "ilt", "ior", "iand", "ixor", "flt", "fle", "feq", "fmax", "fmin",
+                            "fabs", "fneg", "sel"})
 
-    def __init__(self, value: Value, time: int | None):
+
+class _Timed:
+    __slots__ = ("value", "time", "recompute", "built")
+
+    def __init__(self, value: Value | None, time: int | None, recompute=None):
         self.value = value
         self.time = time  # None: a constant, available at any time
+        # (op, operands) of a value built where it is read (see RECOMPUTED_OPS); None otherwise
+        self.recompute = recompute
+        self.built: dict[int, Value] = {}
 
 
 class RtlEval(_Eval):
@@ -95,16 +105,23 @@ class RtlEval(_Eval):
 
     Use :meth:`input` to wrap input values and :meth:`output` to get a result
     delayed to a given cycle (default: its own ready time).
+
+    Operations are scheduled as soon as possible, and a value read later is delayed by a chain
+    of registers shared by its readers. Cheap operations of inputs and constants only
+    (:data:`RECOMPUTED_OPS`: op-code compares, selects, signs) are the exception: they are built
+    again at each cycle they are read, from the inputs' delay lines, so that a flag read at the
+    end of a long pipeline costs the logic of a compare rather than a long register chain.
     """
 
-    def __init__(self, table: Mapping, dp: Datapath):
+    def __init__(self, table: Mapping, dp: Datapath, recompute=RECOMPUTED_OPS):
         super().__init__(table)
         self._dp = dp
+        self._recompute = frozenset(recompute)
         self._delayed: dict[int, list[Value]] = {}
         self._keep: list[_Timed] = []
 
     def input(self, value) -> _Timed:
-        return _Timed(Value.cast(value), 0)
+        return _Timed(Value.cast(value), 0, recompute=())
 
     def f(self, value: float):
         return _Timed(Const(_f32_word(value), 32), None)
@@ -118,6 +135,12 @@ class RtlEval(_Eval):
             return timed.value
         if time < timed.time:
             raise ValueError(f"value ready at cycle {timed.time} read at cycle {time}")
+        if timed.recompute:
+            if time not in timed.built:
+                op, args = timed.recompute
+                start = time - op.latency
+                timed.built[time] = op.build(self._dp, [self.at(a, start) for a in args], op.latency)
+            return timed.built[time]
         chain = self._delayed.setdefault(id(timed), [timed.value])
         if len(chain) == 1:
             self._keep.append(timed)  # keep id() unique while the chain lives
@@ -129,6 +152,8 @@ class RtlEval(_Eval):
         if len(args) != len(op.operands):
             raise TypeError(f"{op.name} takes {len(op.operands)} operands, got {len(args)}")
         start = max((a.time for a in args if a.time is not None), default=0)
+        if op.name in self._recompute and all(a.time is None or a.recompute is not None for a in args):
+            return _Timed(None, start + op.latency, recompute=(op, args))
         operands = [self.at(a, start) for a in args]
         return _Timed(op.build(self._dp, operands, op.latency), start + op.latency)
 

@@ -1,16 +1,17 @@
 """The tail unit's approximations: exp, reciprocal, rsqrt, sigmoid, SiLU and GeLU (tanh form).
 
 All seven share one datapath, written once as the micro-program
-:func:`tail_program` (see :mod:`hdl.numerics.programs`); the op code selects
-which inputs the shared sections see:
+:func:`tail_program` (see :mod:`hdl.numerics.programs`): one exponential
+section and one Newton–Raphson section, which every op that needs them shares;
+the op code selects which inputs the sections see:
 
 ``exp(x)``
-    Clamp x to [-104, 89] (NaN passes), ``n = rint(x·log2 e)``, Cody–Waite
-    reduction ``r = x − n·LN2_HI − n·LN2_LO`` (LN2_HI has 16 significant bits,
-    so ``n·LN2_HI`` is exact), a degree-6 polynomial ``p(r) ≈ e**r`` on
-    ``|r| ≤ ln2/2`` (least-squares fit in relative error, coefficients rounded
-    to float32, model error 0.31 ulp), evaluated by Horner's rule with float32
-    multiplies and adds, then ``p · 2**n``.
+    Clamp x to [-104, 89] (NaN passes), ``k = rint(x·32/ln2)``, Cody–Waite
+    reduction ``r = x − k·EXP_STEP_HI − k·EXP_STEP_LO`` (the two parts of
+    ln2/32; EXP_STEP_HI has 11 significant bits, so ``k·EXP_STEP_HI`` is exact),
+    ``|r| ≤ ln2/64``; then ``e**r − 1 ≈ p = r + r²(½ + r/6)`` (Taylor, the
+    first omitted term below 2**-30), ``T = 2**((k mod 32)/32)`` from a
+    32-entry table (:data:`EXP2_TABLE`), and ``(T + T·p) · 2**(k div 32)``.
 ``recip(x)``
     ``x = m·2**k`` with m in [1, 2); a 128-entry table (the top 7 fraction bits
     of m) gives ``1/m`` to 8 bits; two Newton–Raphson steps
@@ -19,7 +20,8 @@ which inputs the shared sections see:
     ``x = m'·2**(2h)`` with m' in [1, 4); a 128-entry table (the exponent
     parity and the top 6 fraction bits) gives ``1/√m'``; two Newton–Raphson
     steps ``y ← y + y·(½ − ½m'·y²)``; scale by ``2**-h``. Negative x → NaN,
-    ±0 → ±Inf, +Inf → +0.
+    ±0 → ±Inf, +Inf → +0. The same multipliers and adders as recip's steps
+    (:func:`recip_rsqrt_section`): ``y²`` replaces ``y`` and ½ replaces 1.
 ``sigmoid(z)``
     ``e = exp(−|z|)`` (never overflows), ``r = recip(1 + e)``;
     ``sigmoid = r`` for z ≥ 0 and ``e·r`` for z < 0.
@@ -41,8 +43,9 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "TAIL_OPCODES", "EXP_POLY", "LN2_HI", "LN2_LO", "LOG2E", "GELU_A", "GELU_B",
-    "RECIP_SEEDS", "RSQRT_SEEDS", "tail_program", "ERROR_BOUNDS", "UNDERFLOW_LIMITS",
+    "TAIL_OPCODES", "EXP_TABLE_BITS", "EXP_SCALE", "EXP_STEP_HI", "EXP_STEP_LO", "EXP_C2", "EXP_C3",
+    "EXP2_TABLE", "GELU_A", "GELU_B", "RECIP_SEEDS", "RSQRT_SEEDS", "tail_program", "ERROR_BOUNDS",
+    "UNDERFLOW_LIMITS",
 ]
 
 #: Tail op codes (the tail unit's own field; 0 passes the input through unchanged).
@@ -53,12 +56,12 @@ def _f32(word: int) -> float:
     return float(np.uint32(word).view(np.float32))
 
 
-#: e**r ≈ sum(EXP_POLY[k] * r**k) on |r| <= ln2/2 (float32 words written as hex so they are exact).
-EXP_POLY = tuple(_f32(w) for w in (0x3F800000, 0x3F800000, 0x3EFFFFFD, 0x3E2AAA05,
-                                   0x3D2AAC73, 0x3C0936AF, 0x3AB54370))
-LOG2E = _f32(0x3FB8AA3B)     # float32(1/ln 2)
-LN2_HI = _f32(0x3F317200)    # 45426/65536: 16 significant bits
-LN2_LO = _f32(0x35BFBE8E)    # float32(ln 2 - LN2_HI)
+EXP_TABLE_BITS = 5                        # the table holds 2**(j/32), j in [0, 32)
+EXP_SCALE = _f32(0x4238AA3B)               # float32(32/ln 2)
+EXP_STEP_HI = _f32(0x3CB18000)             # ln2/32 to 11 significant bits: k·EXP_STEP_HI is exact
+EXP_STEP_LO = _f32(0xB6DE8083)             # float32(ln2/32 - EXP_STEP_HI)
+EXP_C2 = 0.5                               # e**r - 1 ≈ r + C2·r² + C3·r³ (Taylor; |r| <= ln2/64
+EXP_C3 = _f32(0x3E2AAAAB)                  # makes the r⁴/24 term < 2**-30)
 EXP_CLAMP = (-104.0, 89.0)   # exp underflows to 0 below -103.3 and overflows above 88.73
 GELU_A = float(np.float32(2 * np.sqrt(2 / np.pi)))
 GELU_B = float(np.float32(2 * 0.044715 * np.sqrt(2 / np.pi)))
@@ -69,6 +72,8 @@ def _seed_table(values: np.ndarray) -> tuple[int, ...]:
     return tuple(int(w) for w in values.astype(np.float32).view(np.uint32))
 
 
+#: 2**(j/32) rounded to float32, j in [0, 32): the table of exp's reconstruction.
+EXP2_TABLE = _seed_table(np.exp2(np.arange(1 << EXP_TABLE_BITS) / (1 << EXP_TABLE_BITS)))
 #: 1/m at the midpoint of each of 128 intervals of m in [1, 2) (index: top 7 fraction bits).
 RECIP_SEEDS = _seed_table(1.0 / (1.0 + (np.arange(128) + 0.5) / 128))
 #: 1/sqrt(m') at the midpoints of 64 intervals of [1, 2) (index bit 6 = 0) and of [2, 4) (bit 6 = 1).
@@ -80,36 +85,32 @@ def exp_section(E, x):
     """e**x (see the module docstring)."""
     lo, hi = EXP_CLAMP
     xc = E.fmin(E.fmax(x, E.f(lo)), E.f(hi))
-    n = E.f2i(E.fmul(xc, E.f(LOG2E)))
-    nf = E.i2f(n)
-    r = E.fsub(E.fsub(xc, E.fmul(nf, E.f(LN2_HI))), E.fmul(nf, E.f(LN2_LO)))
-    p = E.f(EXP_POLY[-1])
-    for c in reversed(EXP_POLY[:-1]):
-        p = E.fadd(E.fmul(p, r), E.f(c))
-    return E.fscale(p, n)
+    k = E.f2i(E.fmul(xc, E.f(EXP_SCALE)))
+    kf = E.i2f(k)
+    r = E.fsub(E.fsub(xc, E.fmul(kf, E.f(EXP_STEP_HI))), E.fmul(kf, E.f(EXP_STEP_LO)))
+    # e**r - 1 = r + r²(C2 + C3·r) on |r| <= ln2/64
+    p = E.fadd(r, E.fmul(E.fmul(r, r), E.fadd(E.fmul(E.f(EXP_C3), r), E.f(EXP_C2))))
+    t = E.exp2_frac(k)
+    return E.fscale(E.fadd(t, E.fmul(t, p)), E.isra(k, E.i(EXP_TABLE_BITS)))
 
 
-def recip_section(E, x):
-    """1/x (see the module docstring)."""
-    m = E.getmant(x)
-    y = E.rcp_seed(m)
-    for _ in range(2):
-        y = E.fadd(y, E.fmul(y, E.fsub(E.f(1.0), E.fmul(m, y))))
-    return E.recip_fix(x, E.fscale(y, E.isub(E.i(0), E.getexp(x))))
-
-
-def rsqrt_section(E, x):
-    """1/sqrt(x) (see the module docstring)."""
+def recip_rsqrt_section(E, x, rsqrt):
+    """1/x, or 1/sqrt(x) where ``rsqrt`` is nonzero: one Newton–Raphson datapath for both (see the
+    module docstring). Each op is the same primitive, on the same values, as in a separate
+    reciprocal or reciprocal square root, so sharing changes no result."""
     k = E.getexp(x)
-    odd = E.iand(k, E.i(1))
-    m2 = E.fscale(E.getmant(x), odd)
-    half_m2 = E.fmul(m2, E.f(0.5))
-    y = E.rsq_seed(m2)
+    odd = E.sel(rsqrt, E.iand(k, E.i(1)), E.i(0))
+    m = E.fscale(E.getmant(x), odd)                 # [1, 2) for recip, [1, 4) for rsqrt
+    a = E.sel(rsqrt, E.fscale(m, E.i(-1)), m)         # ½m, exact
+    c = E.sel(rsqrt, E.f(0.5), E.f(1.0))
+    y = E.sel(rsqrt, E.rsq_seed(m), E.rcp_seed(m))
     for _ in range(2):
-        t = E.fmul(half_m2, E.fmul(y, y))
-        y = E.fadd(y, E.fmul(y, E.fsub(E.f(0.5), t)))
-    h = E.isra(E.isub(k, odd), E.i(1))
-    return E.rsqrt_fix(x, E.fscale(y, E.isub(E.i(0), h)))
+        # recip: y + y(1 - m·y);  rsqrt: y + y(½ - ½m·y²)
+        t = E.fmul(a, E.sel(rsqrt, E.fmul(y, y), y))
+        y = E.fadd(y, E.fmul(y, E.fsub(c, t)))
+    h = E.sel(rsqrt, E.isra(E.isub(k, odd), E.i(1)), k)
+    y = E.fscale(y, E.isub(E.i(0), h))
+    return E.sel(rsqrt, E.rsqrt_fix(x, y), E.recip_fix(x, y))
 
 
 def tail_program(E, x, op):
@@ -123,24 +124,24 @@ def tail_program(E, x, op):
     z = E.sel(is_op("gelu"), z_gelu, x)
     # one exp: of x itself, or of -|z| for the sigmoid family
     e = exp_section(E, E.sel(is_op("exp"), x, E.fneg(E.fabs(z))))
-    # one reciprocal: of x itself, or of 1 + e
-    r = recip_section(E, E.sel(is_op("recip"), x, E.fadd(E.f(1.0), e)))
-    s = E.sel(E.flt(z, E.f(0.0)), E.fmul(e, r), r)
+    # one Newton–Raphson datapath: 1/sqrt(x), 1/x, or 1/(1 + e) for the sigmoid family
+    rsqrt = is_op("rsqrt")
+    r = recip_rsqrt_section(E, E.sel(E.ior(rsqrt, is_op("recip")), x, E.fadd(E.f(1.0), e)), rsqrt)
+    # z < 0 exactly when x < 0 (z = x, or x(A + Bx²) with A + Bx² > 0 never underflowing)
+    s = E.sel(E.flt(x, E.f(0.0)), E.fmul(e, r), r)
     family = E.sel(is_op("sigmoid"), s, E.fmul(xc, s))
-    q = rsqrt_section(E, x)
     # none and relu share the short path, so relu adds no latency
     direct = E.sel(is_op("relu"), E.fmax(x, E.f(0.0)), x)
     return E.sel(is_op("exp"), e,
-           E.sel(is_op("recip"), r,
-           E.sel(is_op("rsqrt"), q,
-           E.sel(E.ior(is_op("none"), is_op("relu")), direct, family))))
+           E.sel(E.ior(rsqrt, is_op("recip")), r,
+           E.sel(E.ior(is_op("none"), is_op("relu")), direct, family)))
 
 
 #: Stated accuracy per tail op: maximum error in float32 ulps of the float64 reference, over all
 #: finite bf16 inputs whose reference result magnitude is at least the op's underflow limit
 #: (below it the result may flush to zero; see UNDERFLOW_LIMITS). Checked by the test suite.
 ERROR_BOUNDS: dict[str, float] = {
-    "exp": 1.1,      # measured 1.078 (x = -3.109375)
+    "exp": 1.0,      # measured 0.973 (x = 0.0559082)
     "recip": 1.0,    # measured 0.947
     "rsqrt": 1.0,    # measured 0.898
     "sigmoid": 2.3,  # measured 2.214 (x = -0.013671875)

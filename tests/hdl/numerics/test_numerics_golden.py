@@ -113,8 +113,8 @@ def test_tail_op_within_stated_error_over_all_bf16(name):
 
 
 def test_error_measurement_catches_a_worse_approximation(monkeypatch):
-    """Dropping the last polynomial term must break exp's stated bound (the check can fail)."""
-    monkeypatch.setattr(tail, "EXP_POLY", tail.EXP_POLY[:-1])
+    """Dropping the cubic term must break exp's stated bound (the check can fail)."""
+    monkeypatch.setattr(tail, "EXP_C3", 0.0)
     assert accuracy.measure("exp").max_ulp > tail.ERROR_BOUNDS["exp"]
 
 
@@ -138,6 +138,13 @@ def test_op_table_is_consistent():
 
 
 def test_exp_reduction_constants():
-    assert math.isclose(tail.LN2_HI + tail.LN2_LO, math.log(2), rel_tol=1e-12)
-    # LN2_HI has at most 16 significant bits, so n·LN2_HI is exact for |n| < 256
-    assert (int(np.float32(tail.LN2_HI).view(np.uint32)) & 0xFF) == 0
+    steps = 1 << tail.EXP_TABLE_BITS
+    # the low part is ln2/32 - EXP_STEP_HI rounded to float32: within half its ulp (2**-42)
+    assert abs(tail.EXP_STEP_HI + tail.EXP_STEP_LO - math.log(2) / steps) <= 2.0**-42
+    assert tail.EXP_SCALE == float(np.float32(steps / math.log(2)))
+    # EXP_STEP_HI has at most 11 significant bits, so k·EXP_STEP_HI is exact for |k| < 2**13,
+    # which holds for every k = rint(x·EXP_SCALE) of the clamped argument
+    assert (int(np.float32(tail.EXP_STEP_HI).view(np.uint32)) & 0x1FFF) == 0
+    assert max(abs(c) for c in tail.EXP_CLAMP) * tail.EXP_SCALE < 2**13
+    table = np.array(tail.EXP2_TABLE, np.uint32).view(np.float32)
+    assert np.array_equal(table, np.exp2(np.arange(steps) / steps).astype(np.float32))
