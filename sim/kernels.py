@@ -153,6 +153,11 @@ def _verilator_args() -> list[str]:
     return [] if os.environ.get(VERILATOR_CFLAGS_ENV) else ["-CFLAGS", "-O0"]
 
 
+def _verilator_make_vars() -> dict[str, str]:
+    """Variables of the Verilator model's ``make`` (``OPT_FAST`` for the per-cycle code)."""
+    return {}
+
+
 def prepare_model(preset: str, simulator: str, build_dir, *, waves: bool = False,
                   system: TileSystem | None = None) -> dict:
     """Make the kernel system's simulator model of ``preset`` current in ``build_dir`` (the
@@ -173,7 +178,7 @@ def prepare_model(preset: str, simulator: str, build_dir, *, waves: bool = False
     sim_dir = build_dir / (f"system_{simulator}" + ("-waves" if waves else ""))
     model, build_s, built = build_model([top.resolve()], simulator=simulator, build_dir=sim_dir,
                                         build_args=_verilator_args() if simulator == "verilator" else (),
-                                        waves=waves, reuse=True)
+                                        make_vars=_verilator_make_vars(), waves=waves, reuse=True)
     return {"built": built, "build_s": build_s, "dir": str(sim_dir), "verilog": top}
 
 

@@ -222,6 +222,26 @@ def _remove_stale_partials(build_dir: Path) -> None:
             pass
 
 
+@contextlib.contextmanager
+def _make_variables(variables: Mapping[str, str]):
+    """Pass ``variables`` to the ``make`` that cocotb's runner starts (through ``MAKEFLAGS``, where
+    make reads them as command-line definitions, e.g. Verilator's ``OPT_FAST``)."""
+    if not variables:
+        yield
+        return
+    old = os.environ.get("MAKEFLAGS")
+    defs = " ".join(f"{k}={v}" for k, v in variables.items())
+    has_definitions = old is not None and f" {old} ".find(" -- ") >= 0
+    os.environ["MAKEFLAGS"] = f"{old} {defs}" if has_definitions else f"{old or ''} -- {defs}".lstrip()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
 def _design_name(build_dir: Path) -> str:
     """A build folder's name for progress lines: its last two parts (``small/system_verilator``)."""
     return "/".join(build_dir.parts[-2:])
@@ -229,7 +249,8 @@ def _design_name(build_dir: Path) -> str:
 
 def build_model(sources: Sequence[Path], *, simulator: str, build_dir: Path, toplevel: str = "top",
                 build_args: Sequence[str] = (), waves: bool = False, reuse: bool = False,
-                internal_signals: bool = False, log_file: Path | None = None) -> tuple[Path, float, bool]:
+                internal_signals: bool = False, log_file: Path | None = None,
+                make_vars: Mapping[str, str] | None = None) -> tuple[Path, float, bool]:
     """Build the simulator model of ``sources`` into ``<build_dir>/model``, atomically.
 
     Under a lock on ``<build_dir>/model.lock``: with ``reuse``, a model whose ``build.ok`` key
@@ -253,8 +274,12 @@ def build_model(sources: Sequence[Path], *, simulator: str, build_dir: Path, top
         cflags = os.environ.get(VERILATOR_CFLAGS_ENV)
         if cflags:
             args += ["-CFLAGS", cflags]
-    key = _build_key(sources, simulator, toplevel, args + (["+public"] if internal_signals else []), waves,
-                     status.version or "")
+    make_vars = dict(make_vars or {}) if simulator == "verilator" else {}
+    if os.environ.get(VERILATOR_CFLAGS_ENV):
+        make_vars = {}          # the user's C++ flags decide (they come after OPT_FAST in the rules)
+    key = _build_key(sources, simulator, toplevel,
+                     args + (["+public"] if internal_signals else [])
+                     + [f"make:{k}={v}" for k, v in sorted(make_vars.items())], waves, status.version or "")
     with file_lock(build_dir / f"{MODEL_DIR}.lock"):
         ok = model_dir / BUILD_OK
         current = ok.exists() and ok.read_text() == key
@@ -271,7 +296,7 @@ def build_model(sources: Sequence[Path], *, simulator: str, build_dir: Path, top
             start = time.perf_counter()
             try:
                 with watching(partial, simulator=simulator, design=_design_name(build_dir),
-                              history_dir=build_dir):
+                              history_dir=build_dir), _make_variables(make_vars):
                     get_runner(simulator).build(
                         sources=list(sources), hdl_toplevel=toplevel, build_dir=partial,
                         build_args=args + extra, timescale=TIMESCALE, waves=waves, always=True,

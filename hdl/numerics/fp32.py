@@ -112,12 +112,16 @@ def _finish(dp: Datapath, extra: int, value: Value) -> Value:
     return dp.delay(value, extra)
 
 
-def fadd(dp: Datapath, a, b, *, latency: int = 2, subtract: bool = False) -> Value:
-    """``a + b`` (or ``a - b``), RNE, FTZ. Three cut points: align | add | normalise | round."""
+def fadd(dp: Datapath, a, b, *, latency: int = 2, subtract: bool | Value = False) -> Value:
+    """``a + b`` (or ``a - b``), RNE, FTZ. Three cut points: align | add | normalise | round.
+
+    ``subtract`` is a bool, or a one-bit value (read with the operands) that picks ``a - b`` at
+    run time: one adder serves both ops."""
     (c_align, c_add, c_norm), extra = dp.plan(latency, 3)
     ua, ub = Unpacked(dp, a), Unpacked(dp, b)
     sa = ua.sign
-    sb = ~ub.sign if subtract else ub.sign
+    sb = (~ub.sign if subtract else ub.sign) if isinstance(subtract, bool) else \
+        ub.sign ^ Value.cast(subtract)
     nan = ua.nan | ub.nan | (ua.inf & ub.inf & (sa != sb))
     inf = ua.inf | ub.inf
     inf_sign = Mux(ua.inf, sa, sb)

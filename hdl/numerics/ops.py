@@ -35,7 +35,8 @@ from . import golden as g
 from .programs import GoldenEval, RtlEval, TimingEval
 from .tail import EXP2_TABLE, EXP_TABLE_BITS, RECIP_SEEDS, RSQRT_SEEDS, TAIL_OPCODES, tail_program
 
-__all__ = ["Op", "OPS", "ALU_OPS", "TAIL_OPS", "UnknownOpError", "get_op", "golden", "TYPES"]
+__all__ = ["Op", "OPS", "ALU_OPS", "TAIL_OPS", "UnknownOpError", "get_op", "golden", "TYPES", "SHARED_BUILDS",
+           "build_ops"]
 
 TYPES = ("f32", "bf16", "i32")
 _MASK = 0xFFFFFFFF
@@ -353,6 +354,36 @@ def golden(name: str, *operands) -> np.ndarray:
         raise TypeError(f"{op.name} takes {op.arity} operands ({', '.join(op.operands)}), "
                         f"got {len(operands)}")
     return np.asarray(op.golden(*[g.as_words(x) for x in operands]), dtype=np.uint32)
+
+
+#: Ops one piece of hardware serves: the first op's builder takes a one-bit ``which`` (high for the
+#: second op). fsub is fadd with b's sign flipped (IEEE: a − b = a + (−b), zeros and NaNs included).
+SHARED_BUILDS = {
+    ("fadd", "fsub"): lambda dp, args, latency, which: fp32.fadd(dp, *args, latency=latency,
+                                                                  subtract=which),
+}
+
+
+def build_ops(dp, names, operands, opcode: Value, latency: int) -> dict[int, Value]:
+    """Every op of ``names`` on ``operands`` (the op's first ``arity`` of them), each delayed to
+    ``latency``: ``{opcode: result}``. Pairs of :data:`SHARED_BUILDS` both in ``names`` are one
+    unit, told which op by ``opcode`` (read with the operands)."""
+    names = list(dict.fromkeys(names))
+    built: dict[int, Value] = {}
+    for (first, second), build in SHARED_BUILDS.items():
+        if first in names and second in names:
+            a, b = ALU_OPS[first], ALU_OPS[second]
+            if a.latency != b.latency or a.arity != b.arity:
+                raise AssertionError(f"shared ops {first} and {second} differ in latency or arity")
+            which = Value.cast(opcode) == b.opcode
+            value = dp.delay(build(dp, operands[:a.arity], a.latency, which), latency - a.latency)
+            built[a.opcode] = built[b.opcode] = value
+            names.remove(first)
+            names.remove(second)
+    for name in names:
+        op = ALU_OPS[name]
+        built[op.opcode] = dp.delay(op.build(dp, operands[:op.arity], op.latency), latency - op.latency)
+    return built
 
 
 def build_tail(dp, x: Value, op: Value) -> Value:

@@ -26,7 +26,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .datapath import Datapath
-from .ops import ALU_OPS, TAIL_LATENCY, TAIL_OPS, build_tail, get_op
+from .ops import ALU_OPS, TAIL_LATENCY, TAIL_OPS, build_ops, build_tail, get_op
 
 __all__ = ["OpUnit", "ArithmeticUnit", "TailUnit", "MacAccumulator",
            "operand_layout", "ALU_OPCODE_BITS", "TAIL_OPCODE_BITS"]
@@ -137,9 +137,7 @@ class ArithmeticUnit(_Pipelined):
     def compute(self, dp, payload):
         operands = [payload.a, payload.b, payload.c]
         op_late = dp.delay(payload.op, self.latency)
-        results = {op.opcode: dp.delay(op.build(dp, operands[:op.arity], op.latency),
-                                       self.latency - op.latency)
-                   for op in ALU_OPS.values()}
+        results = build_ops(dp, ALU_OPS, operands, payload.op, self.latency)
         result = Signal(32)
         with dp.m.Switch(op_late):
             for opcode, value in results.items():

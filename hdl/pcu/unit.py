@@ -47,7 +47,7 @@ from amaranth.lib.wiring import In, Out
 from ..config_port import ConfigLoader
 from ..counters import CounterChain, chain_never_ends
 from ..numerics.datapath import Datapath
-from ..numerics.ops import ALU_OPS, TAIL_LATENCY, build_tail
+from ..numerics.ops import ALU_OPS, TAIL_LATENCY, build_ops, build_tail
 from ..presets import Preset
 from ..stream import StreamFifo, vector_layout
 from .config import (
@@ -328,11 +328,7 @@ class PatternComputeUnit(wiring.Component):
                             lm.d.comb += operand.eq(0)
                     operands.append(operand)
                 # every op of the set is built; the configured one is selected (all padded to lat)
-                built = {}
-                for name in p.ops:
-                    op = ALU_OPS[name]
-                    built[op.opcode] = ldp.delay(op.build(ldp, operands[:op.arity], op.latency),
-                                                 lat - op.latency)
+                built = build_ops(ldp, p.ops, operands, scfg.op, lat)
                 result = Signal(32, name=f"s{s}_l{lane}_result")
                 with lm.Switch(scfg.op):
                     for opcode, value in built.items():

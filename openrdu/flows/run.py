@@ -377,11 +377,13 @@ def _cycle_reporter(console, status, text: str, every_s: float = 30.0):
     def progress(done: int, expected: int) -> None:
         now = time.monotonic()
         start = clock.setdefault("start", now)
+        first = clock.setdefault("first", done)
         last = clock.setdefault("last", now)
         elapsed = now - start
         line = f"{text}: {done:,} of about {max(done, expected):,} cycles, {format_seconds(elapsed)} elapsed"
-        if done and expected > done:
-            line += f", about {format_seconds(elapsed / done * (expected - done))} left"
+        # the rate since the first report (not since 0: the clock starts there), once it means something
+        if elapsed >= 2.0 and done > first and expected > done:
+            line += f", about {format_seconds(elapsed / (done - first) * (expected - done))} left"
         if status is not None and hasattr(status, "update"):
             status.update(line)
         elif now - last >= every_s:

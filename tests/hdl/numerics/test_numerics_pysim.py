@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hdl.numerics.ops import ALU_OPS, UnknownOpError, golden
-from hdl.numerics.units import MacAccumulator, OpUnit
+from hdl.numerics.units import ArithmeticUnit, MacAccumulator, OpUnit
 from sim.pysim import run_pysim, stream_get, stream_put
 
 from .numerics_vectors import (
@@ -62,6 +62,20 @@ def test_alu_op_matches_golden_with_backpressure(name):
     got = _stream_through(OpUnit(name), payloads, seed=len(name))
     want = golden(name, *columns)
     assert np.array_equal(got, want), mismatch_report(name, columns, got, want)
+
+
+def test_shared_adder_switches_between_fadd_and_fsub_item_by_item():
+    """fadd and fsub are one adder in an ALU lane; interleaved op codes must each give their op."""
+    rng = np.random.default_rng(11)
+    a, b = cross(np.unique(SPECIAL_F32), 2)
+    a = np.concatenate([a, random_operands(["f32"], 300, rng)[0]])
+    b = np.concatenate([b, random_operands(["f32"], 300, rng)[0]])
+    names = rng.choice(["fadd", "fsub"], len(a))
+    payloads = [{"op": ALU_OPS[n].opcode, "a": int(x), "b": int(y), "c": 0}
+                for n, x, y in zip(names, a, b, strict=True)]
+    got = _stream_through(ArithmeticUnit(), payloads, seed=4)
+    want = np.where(names == "fadd", golden("fadd", a, b), golden("fsub", a, b))
+    assert np.array_equal(got, want), mismatch_report("fadd/fsub", [a, b], got, want)
 
 
 @pytest.mark.parametrize("latency", [0, 1, 3, 5])
