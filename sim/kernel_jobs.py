@@ -38,7 +38,7 @@ def run_isolated(cases, *, simulator: str, build_root, run_dir, timeout_cycles: 
     everything the run writes in ``run_dir`` (removed afterwards unless ``keep``). Returns the
     :class:`sim.kernels.KernelRun` list; their ``sim_s`` are shares (by cycles) of the
     simulator's wall time."""
-    from .kernels import run_many
+    from .kernels import model_folder, run_many
 
     presets = {c.preset for c, _ in cases}
     if len(presets) != 1:
@@ -48,5 +48,5 @@ def run_isolated(cases, *, simulator: str, build_root, run_dir, timeout_cycles: 
     runs = run_many(cases, simulator=simulator, build_dir=Path(build_root) / preset, run_dir=run_dir,
                     timeout_cycles=timeout_cycles, keep=keep)
     for run in runs:
-        run.build_dir = str((Path(build_root) / preset / f"system_{simulator}").resolve())
+        run.build_dir = str((Path(build_root) / preset / model_folder(simulator)).resolve())
     return runs

@@ -146,16 +146,42 @@ def _cached_verilog(system, verilog_dir: Path) -> Path:
     return top
 
 
+#: Optimisation of the Verilator model of the kernel system: ``O0`` (the default) compiles its
+#: C++ unoptimised, the shortest build; ``O1``/``O2`` compile the per-cycle code (Verilator's
+#: ``OPT_FAST`` files) at that level, a longer build for faster simulation. Each level has its own
+#: model folder (``system_verilator``, ``system_verilator-O2``), so they coexist.
+VERILATOR_OPT_ENV = "OPENRDU_VERILATOR_OPT"
+VERILATOR_OPTS = ("O0", "O1", "O2")
+
+
+def verilator_opt() -> str:
+    """The optimisation level :data:`VERILATOR_OPT_ENV` asks for (default ``O0``)."""
+    value = os.environ.get(VERILATOR_OPT_ENV, "O0")
+    if value not in VERILATOR_OPTS:
+        raise ValueError(f"{VERILATOR_OPT_ENV}={value!r} is not an optimisation level; "
+                         f"use one of {', '.join(VERILATOR_OPTS)}")
+    return value
+
+
 def _verilator_args() -> list[str]:
-    # the kernel system is large (a tail pipeline per lane) and its testbench spends most of the
-    # time in Python memory models, so an unoptimised C++ build is the better trade unless
-    # OPENRDU_VERILATOR_CFLAGS says otherwise
-    return [] if os.environ.get(VERILATOR_CFLAGS_ENV) else ["-CFLAGS", "-O0"]
+    # OPENRDU_VERILATOR_CFLAGS (the user's flags for every file) wins over the level
+    if os.environ.get(VERILATOR_CFLAGS_ENV) or verilator_opt() != "O0":
+        return []
+    return ["-CFLAGS", "-O0"]
 
 
 def _verilator_make_vars() -> dict[str, str]:
-    """Variables of the Verilator model's ``make`` (``OPT_FAST`` for the per-cycle code)."""
-    return {}
+    """Variables of the Verilator model's ``make``: ``OPT_FAST`` for the per-cycle code."""
+    level = verilator_opt()
+    return {} if level == "O0" else {"OPT_FAST": f"-{level}"}
+
+
+def model_folder(simulator: str, waves: bool = False) -> str:
+    """The kernel system's model folder of ``simulator`` in a preset's build directory."""
+    name = f"system_{simulator}"
+    if simulator == "verilator" and verilator_opt() != "O0":
+        name += f"-{verilator_opt()}"
+    return name + ("-waves" if waves else "")
 
 
 def prepare_model(preset: str, simulator: str, build_dir, *, waves: bool = False,
@@ -175,7 +201,7 @@ def prepare_model(preset: str, simulator: str, build_dir, *, waves: bool = False
     with warnings.catch_warnings():                 # the system is built only to generate Verilog
         warnings.simplefilter("ignore")
         top = _cached_verilog(system if system is not None else system_for(preset), build_dir / "verilog")
-    sim_dir = build_dir / (f"system_{simulator}" + ("-waves" if waves else ""))
+    sim_dir = build_dir / model_folder(simulator, waves)
     model, build_s, built = build_model([top.resolve()], simulator=simulator, build_dir=sim_dir,
                                         build_args=_verilator_args() if simulator == "verilator" else (),
                                         make_vars=_verilator_make_vars(), waves=waves, reuse=True)
@@ -221,7 +247,7 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
     preset = presets.pop()
     build_dir = Path(build_dir)
     system = system_for(preset)
-    sim_dir = build_dir / f"system_{simulator}"
+    sim_dir = build_dir / model_folder(simulator)
     if run_dir is None:
         run_dir = new_run_dir(sim_dir)
     else:

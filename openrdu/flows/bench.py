@@ -136,7 +136,8 @@ def machine_info() -> dict:
             # sim.kernels builds the kernel system at -O0 unless the variable says otherwise; the
             # unit (stream FIFO) builds use Verilator's default -Os
             "verilator_cflags": os.environ.get("OPENRDU_VERILATOR_CFLAGS", "")
-            or "kernel system -O0, units -Os (defaults)",
+            or f"kernel system {os.environ.get('OPENRDU_VERILATOR_OPT', 'O0')}, units -Os"
+            + ("" if os.environ.get("OPENRDU_VERILATOR_OPT") else " (defaults)"),
         },
         "git": {"commit": commit, "dirty_rtl": dirty},
     }
