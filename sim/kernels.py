@@ -291,7 +291,8 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
         result = run_cocotb(model["verilog"].resolve(), BENCH, simulator=simulator, build_dir=sim_dir,
                             waves=waves, reuse_build=True,
                             verilator_args=_verilator_args() if simulator == "verilator" else (),
-                            test_dir=run_dir, env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
+                            make_vars=_verilator_make_vars(), test_dir=run_dir,
+                            env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
     finally:
         stop.set()
         if watcher:

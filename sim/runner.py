@@ -357,6 +357,7 @@ def run_cocotb(
     internal_signals: bool = False,
     reuse_build: bool = False,
     verilator_args: Sequence[str] = (),
+    make_vars: Mapping[str, str] | None = None,
     test_dir: str | os.PathLike | None = None,
 ) -> SimResult:
     """Build ``design`` and run the cocotb ``test_module`` against it.
@@ -392,6 +393,9 @@ def run_cocotb(
     verilator_args : sequence of str
         Extra Verilator build arguments (e.g. ``--hierarchical`` for designs with
         ``hier_block`` modules).
+    make_vars : mapping of str to str, optional
+        Variables of the Verilator model's ``make`` (see :func:`build_model`); part of the
+        build's key, so they must match those the model was built with for it to be reused.
     reuse_build : bool
         Keep the existing model when it was built from the same sources and arguments (several
         runs against one design, e.g. benchmark patterns or kernels); the Verilog file is then
@@ -445,7 +449,7 @@ def run_cocotb(
     model_dir, build_s, _ = build_model(
         sources, simulator=simulator, build_dir=build_dir, toplevel=toplevel,
         build_args=verilator_args if simulator == "verilator" else (), waves=waves, reuse=reuse_build,
-        internal_signals=internal_signals)
+        internal_signals=internal_signals, make_vars=make_vars)
 
     runner = get_runner(simulator)
     test_env = {METRICS_ENV: str(metrics_file), **(env or {})}

@@ -48,3 +48,30 @@ def test_make_variables_reach_make_as_command_line_definitions(monkeypatch, tmp_
     assert out.split()[0] == "-O2"
     import os
     assert os.environ.get("MAKEFLAGS") == outer       # restored
+
+
+def test_a_run_reuses_the_optimised_model_prepare_model_built(monkeypatch, tmp_path):
+    """run_many builds (or reuses) the model twice: in prepare_model and in run_cocotb. Both must
+    ask for the same make variables, or the second call's key differs and the O2 model is rebuilt
+    (without OPT_FAST) at every run."""
+    from compiler import compile_kernel
+
+    monkeypatch.setenv("OPENRDU_VERILATOR_OPT", "O2")
+    monkeypatch.delenv("OPENRDU_VERILATOR_CFLAGS", raising=False)
+    calls = []
+
+    def fake_build_model(sources, **kwargs):
+        calls.append(kwargs.get("make_vars"))
+        raise RuntimeError("stop after the build step")
+
+    monkeypatch.setattr(kernels, "_cached_verilog", lambda system, d: tmp_path / "top.v")
+    monkeypatch.setattr("sim.runner.build_model", fake_build_model)
+    compiled = compile_kernel("gemm", "tiny", (9, 13, 7))
+    with pytest.raises(RuntimeError, match="stop after"):
+        kernels.prepare_model("tiny", "verilator", tmp_path)
+    monkeypatch.setattr(kernels, "prepare_model", lambda *a, **k: {"verilog": tmp_path / "top.v"})
+    (tmp_path / "top.v").write_text("module top; endmodule\n")
+    with pytest.raises(RuntimeError, match="stop after"):
+        kernels.run_many([(compiled, kernels.random_inputs(compiled))], simulator="verilator",
+                         build_dir=tmp_path)
+    assert calls == [{"OPT_FAST": "-O2"}, {"OPT_FAST": "-O2"}]
