@@ -87,6 +87,7 @@ def _version(pkg: str) -> str:
 def machine_info() -> dict:
     """The machine and the tools a run was made with."""
     from sim import toolchain
+    from sim.kernels import VERILATOR_OPT_ENV, verilator_opt
 
     cpu = platform.processor()
     try:
@@ -136,8 +137,8 @@ def machine_info() -> dict:
             # sim.kernels builds the kernel system at -O0 unless the variable says otherwise; the
             # unit (stream FIFO) builds use Verilator's default -Os
             "verilator_cflags": os.environ.get("OPENRDU_VERILATOR_CFLAGS", "")
-            or f"kernel system {os.environ.get('OPENRDU_VERILATOR_OPT', 'O0')}, units -Os"
-            + ("" if os.environ.get("OPENRDU_VERILATOR_OPT") else " (defaults)"),
+            or f"kernel system {verilator_opt()}, units -Os"
+            + ("" if os.environ.get(VERILATOR_OPT_ENV) else " (defaults)"),
         },
         "git": {"commit": commit, "dirty_rtl": dirty},
     }
