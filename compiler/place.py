@@ -5,8 +5,9 @@ site kind (``pcu``, ``pmu``, ``agcu``). :func:`place` assigns roles to free site
 in the order given, each to the site nearest (Manhattan distance between switches, weighted)
 to the roles it talks to that are already placed. :func:`build_kernel` turns role-level
 routes into a :class:`hdl.kernel_image.Kernel`; the fabric router
-(:func:`hdl.network.find_route`) finds the paths and a route the links cannot carry becomes
-a :class:`MappingError` naming the link.
+(:func:`hdl.network.route_nets`, all routes together with negotiated congestion) finds the
+paths, and routes the links cannot carry become a :class:`MappingError` naming the
+over-subscribed links.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ words of a LOAD (records with CRCs, :mod:`hdl.launch`) and
 
 Routes are checked against the routing graph: pins must exist and face the right
 way, a path must follow graph edges, and no switch output (one track of a link,
-or a unit pin) may carry two routes. Routes without a path are found by
-:func:`hdl.network.find_route` around the ones already placed.
+or a unit pin) may carry two routes. Sinks without a path are routed all together by
+:func:`hdl.network.router.route_nets` (negotiated congestion) around the explicit paths.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from .agcu import AgcuConfig
 from .launch import Command, command_word
 from .network.crc import crc32_words
-from .network.graph import ARGUMENTS, DIRECTIONS, OPPOSITE, FabricGraph, RouteError, find_route
+from .network.graph import ARGUMENTS, DIRECTIONS, OPPOSITE, FabricGraph, RouteError
+from .network.router import Net, route_nets
 from .network.switch import encode_switch
 from .params import TileParams
 from .pcu import PcuConfig
@@ -134,12 +135,9 @@ class Kernel:
                 taken[sink] = route.source
         self.trees: list[list[tuple]] = []
         used: dict[tuple, int] = {}
-        # explicit paths first, so automatic routes go around them
-        order = sorted(range(len(self.routes)), key=lambda i: not self.routes[i].via)
-        trees = {}
-        for i in order:
-            tree = self._place(self.routes[i], used)
-            for node in {n for edge in tree for n in edge if n[0] == "sw"}:
+
+        def claim(i: int, tree: list[tuple]) -> None:
+            for node in sorted({n for edge in tree for n in edge if n[0] == "sw"}, key=repr):
                 if node in used and used[node] != i:
                     other = self.routes[used[node]]
                     pin = "." in node[5]
@@ -148,15 +146,30 @@ class Kernel:
                     raise RouteError(f"{where} is over-subscribed: capacity {capacity}, wanted by the "
                                      f"routes from {other.source} and {self.routes[i].source}")
                 used[node] = i
-            trees[i] = tree
+
+        # explicit paths first, then every automatic sink of every route together
+        # (negotiated congestion, hdl.network.router), around the explicit paths
+        trees: dict[int, list[tuple]] = {}
+        for i, route in enumerate(self.routes):
+            if route.via:
+                trees[i] = self._place_via(route, used)
+                claim(i, trees[i])
+            else:
+                trees[i] = []
+        auto = [i for i, route in enumerate(self.routes) if any(s not in route.via for s in route.sinks)]
+        nets = [Net(self.routes[i].source, [s for s in self.routes[i].sinks if s not in self.routes[i].via],
+                    tree={n for edge in trees[i] for n in edge}) for i in auto]
+        for i, edges in zip(auto, route_nets(fg, nets, blocked=set(used)), strict=True):
+            trees[i] = trees[i] + edges
+            claim(i, edges)
         self.trees = [trees[i] for i in range(len(self.routes))]
 
     # ------------------------------------------------------------------ routing
-    def _place(self, route: Route, used: Mapping[tuple, int]) -> list[tuple]:
+    def _place_via(self, route: Route, used: Mapping[tuple, int]) -> list[tuple]:
+        """The edges of ``route``'s explicit paths (its ``via``), on free tracks."""
         fg = self.fg
         src = fg.pin_node(route.source, "out")
         fabric = fg.graph.nodes[src]["fabric"]
-        auto = [s for s in route.sinks if s not in route.via]
         edges: list[tuple] = []
         pred: dict[tuple, tuple] = {}
 
@@ -207,9 +220,6 @@ class Kernel:
             out = ("sw", *path[-1], fabric, "out", sink)
             add(node, out)
             add(out, dst)
-        if auto:
-            for a, b in find_route(fg, route.source, auto, used=set(used), tree=set(pred)):
-                add(a, b)
         return edges
 
     # ------------------------------------------------------------------ words

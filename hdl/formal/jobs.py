@@ -6,7 +6,7 @@ from .agcu import AgcuSegmentHarness, formal_agcu_params
 from .job import FormalJob
 from .launch import LaunchCrcHarness
 from .memctrl import DfiTimingHarness, formal_timing, refresh_timing
-from .network import SwitchCreditHarness, SwitchOrderHarness
+from .network import SwitchCreditHarness, SwitchOrderHarness, formal_fabric
 from .pmu_buffers import PmuBufferHarness, formal_pmu_params
 from .streams import FifoOrderHarness, fifo_rules_harness, register_harness
 from .units import ConfigLoaderHarness, UnitStreamRulesHarness, small_pcu, tiny_pmu
@@ -130,6 +130,9 @@ JOBS: list[FormalJob] = [
               lambda: SwitchCreditHarness(), "bmc", 10),
     FormalJob("switch_credits_deep", "as switch_credits, bounded to 16 cycles", lambda: SwitchCreditHarness(),
               "bmc", 16, slow=True),
+    FormalJob("switch_credits_2tracks", "as switch_credits with two tracks per vector link (the `small` "
+              "fabric's): each track keeps its own credits",
+              lambda: SwitchCreditHarness(formal_fabric(vector_tracks=2)), "bmc", 10),
     FormalJob("switch_covers", "the switch properties are not vacuous: a link's receiver fills to its last "
               "free entry, and one input is multicast to a link and a unit pin at once",
               lambda: SwitchCreditHarness(), "cover", 10),
@@ -139,6 +142,9 @@ JOBS: list[FormalJob] = [
               "switch (0, 0), 2-entry FIFOs)", lambda: SwitchOrderHarness(), "bmc", 9),
     FormalJob("switch_order_deep", "as switch_order, bounded to 10 cycles", lambda: SwitchOrderHarness(),
               "bmc", 10, slow=True),
+    FormalJob("switch_order_2tracks", "as switch_order with two tracks per vector link: routes on the two "
+              "tracks of one link keep their own order",
+              lambda: SwitchOrderHarness(formal_fabric(2, vector_tracks=2)), "bmc", 9),
     FormalJob("switch_order_covers", "the order properties are not vacuous: the second payload of one input "
               "is multicast to a link and a unit pin", lambda: SwitchOrderHarness(), "cover", 14),
     FormalJob("agcu_segments", "an AGCU (1 counter) never offers the memory port a request outside the "

@@ -31,10 +31,11 @@ from .streams import free, reset_at_start, stream_rules
 __all__ = ["SwitchCreditHarness", "SwitchOrderHarness", "formal_fabric"]
 
 
-def formal_fabric(switch_fifo_depth: int | None = None) -> FabricGraph:
+def formal_fabric(switch_fifo_depth: int | None = None, vector_tracks: int = 1) -> FabricGraph:
     """A 2 × 2 fabric with 1-lane vectors (payload width does not matter to credits); FIFO depth of the
-    preset (4) unless given."""
-    preset = get_preset("tiny").replace(name="formal", lanes=1, pmu_banks=1)
+    preset (4) unless given; ``vector_tracks`` tracks per vector link (each with its own FIFO and
+    credit counter)."""
+    preset = get_preset("tiny").replace(name="formal", lanes=1, pmu_banks=1, vector_tracks=vector_tracks)
     if switch_fifo_depth is not None:
         preset = preset.replace(switch_fifo_depth=switch_fifo_depth)
     return FabricGraph(preset)
