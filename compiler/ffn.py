@@ -59,6 +59,15 @@ ORDER = ("H[i,j] = bf16(act(fp32 MAC chain from +0 over k = 0..D-1))); Y[i,j] = 
          "over k = 0..Hp-1 of H[i,k]*W2[k,j]) with H, W2 zero-padded to Hp = whole n-tiles")
 
 
+#: Vectors per fabric cycle a fused FFN's streamed weights (W1, W2 straight from their AGCUs to the
+#: pipelines) reach on the kernel memory system, measured on `small` (Verilator): one stream alone
+#: (the demo FFN 32x64x256 on four pipelines, one m-group: 10,963 cycles for two 4,096-vector
+#: streams one after the other) and the two side by side (FFN 64x128x512 on four pipelines, two
+#: m-groups: 86,761 cycles, three slots of 32,768 vectors). A load AGCU keeps at most 16 lines in
+#: flight and the AGCUs share one HBM port, so neither reaches one vector per cycle.
+STREAMED_WEIGHTS_RATE = {"alone": 0.75, "side_by_side": 1.13}
+
+
 @dataclass(frozen=True)
 class FfnPlan:
     t: int
@@ -115,13 +124,26 @@ class FfnPlan:
         return GemmPlan(m, self.hp, self.d, False, "none", True, self.lanes, self.stages, 1, self.tb2, "mn")
 
     def estimate(self, vectors_per_cycle: float = 1.6) -> int:
+        """Cycles the plan should take: ``groups + 1`` slots (the first m-group's GEMM 1, then
+        GEMM 2 of one group beside GEMM 1 of the next, then the last GEMM 2), each as long as a
+        phase's MAC steps or its weight traffic, whichever is longer.
+
+        With weights through PMUs the traffic is the packed blocks at ``vectors_per_cycle``.
+        Streamed weights cross the HBM and the AGCUs at the rates :data:`STREAMED_WEIGHTS_RATE`
+        gives: with one m-group the W1 and W2 streams run one after the other, each alone; with
+        more they run side by side and share the memory."""
         phase = max(self.nt1 * self.d, self.nt2 * self.hp)
         if self.wbuf:
             w1, w2 = self.gemm_plan(1), self.gemm_plan(2)
-            traffic = w1.b_traffic // w1.mt + w2.b_traffic // w2.mt
+            traffic = (w1.b_traffic // w1.mt + w2.b_traffic // w2.mt) / vectors_per_cycle
         else:
-            traffic = (2 if self.gated else 1) * self.nt1 * self.d + self.nt2 * self.hp
-        return int((self.groups + 1) * max(phase, traffic / vectors_per_cycle))
+            w1_stream = (2 if self.gated else 1) * self.nt1 * self.d
+            w2_stream = self.nt2 * self.hp
+            if self.groups == 1:
+                traffic = max(w1_stream, w2_stream) / STREAMED_WEIGHTS_RATE["alone"]
+            else:
+                traffic = (w1_stream + w2_stream) / STREAMED_WEIGHTS_RATE["side_by_side"]
+        return int((self.groups + 1) * max(phase, traffic))
 
     @property
     def dp(self):

@@ -188,8 +188,9 @@ PRESETS: dict[str, Preset] = {
                fifo_depth=4),
         Preset("quad", grid_cols=2, grid_rows=4, lanes=4, stages=4, pmu_banks=4, pmu_bank_kib=1,
                fifo_depth=4),
+        # two vector tracks per link: with one, the fused FFN routes only half its pipelines
         Preset("small", grid_cols=4, grid_rows=4, lanes=8, stages=4, pmu_banks=8, pmu_bank_kib=4,
-               fifo_depth=8),
+               fifo_depth=8, vector_tracks=2),
         Preset("plasticine", grid_cols=16, grid_rows=8, lanes=16, stages=6, pmu_banks=16,
                pmu_bank_kib=16, fifo_depth=16),
     )

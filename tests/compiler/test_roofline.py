@@ -15,7 +15,7 @@ from compiler.emulate import emulate
 from compiler.kernels import to_bf16_words
 from compiler.program import Launch
 from compiler.registry import KERNELS
-from compiler.roofline import INFORMATION, RESOURCES, launch_roofline
+from compiler.roofline import INFORMATION, RESOURCES, launch_roofline, roofline
 from compiler.streams import route_vectors
 from hdl.agcu import AgcuConfig, Segment
 from hdl.counters import Counter, nest_steps
@@ -255,3 +255,15 @@ def test_a_pmu_sends_only_the_reads_inside_its_range():
                            buffer_words=16 * LANES, range_lo=lo, range_hi=hi)
         sent = pmu_golden(config, params, vin=np.zeros((3 * 16, LANES), np.uint32))["vout"]
         assert pmu_output_vectors(config) == len(sent) == 3 * per_run
+
+
+def test_small_feeds_every_pcu_of_the_fused_ffn_and_six_of_a_gemm():
+    """On `small` (two vector tracks, the congestion-aware router) the demo's fused FFN maps one
+    pipeline per PCU pair on all 8 PCUs, and its roofline is no longer the link a second pipeline
+    shared; a GEMM routes on 6 PCUs (the AGCU limit: two loads and one store per PCU of 8)."""
+    ffn = compile_kernel("ffn", "small", (32, 64, 256), act="gelu")
+    assert len(ffn.launches[0].pcu_steps) == 8
+    bound = roofline(ffn)
+    assert bound.bound != "links" and bound.bounds["links"] <= bound.bounds["agcu"]
+    gemm = compile_kernel("gemm", "small", (256, 256, 256), act="gelu", bias=True)
+    assert len(gemm.launches[0].pcu_steps) == 6
