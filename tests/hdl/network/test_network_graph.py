@@ -78,12 +78,18 @@ def test_find_route_is_shortest_and_multicast_shares_its_trunk():
 
 
 def test_route_errors_name_the_problem():
-    with pytest.raises(RouteError, match="over-subscribed: capacity 1"):
-        Kernel("small", routes=[
-            Route("agcu_w0.vout", ["agcu_e0.vin"], via={"agcu_e0.vin": [(0, 0), (1, 0), (2, 0), (3, 0)]}),
-            Route("agcu_w1.vout", ["agcu_e1.vin"],
-                  via={"agcu_e1.vin": [(0, 1), (0, 0), (1, 0), (1, 1), (2, 1), (3, 1)]}),
-        ])
+    # one more explicit path over the vector link (0, 0) -> (1, 0) than it has tracks
+    tracks = FabricGraph("small").links("vector")[((0, 0), (1, 0))]
+    over_link = [
+        Route("agcu_w0.vout", ["agcu_e0.vin"], via={"agcu_e0.vin": [(0, 0), (1, 0), (2, 0), (3, 0)]}),
+        Route("agcu_w1.vout", ["agcu_e1.vin"],
+              via={"agcu_e1.vin": [(0, 1), (0, 0), (1, 0), (1, 1), (2, 1), (3, 1)]}),
+        Route("pcu_0_0.vout", ["pmu_3_0.vin"], via={"pmu_3_0.vin": [(0, 0), (1, 0), (2, 0), (3, 0)]}),
+    ]
+    assert tracks < len(over_link)
+    Kernel("small", routes=over_link[:tracks])
+    with pytest.raises(RouteError, match=f"over-subscribed: capacity {tracks}"):
+        Kernel("small", routes=over_link[:tracks + 1])
     # the same two paths on different fabrics share the links without conflict
     Kernel("small", routes=[
         Route("agcu_w0.vout", ["agcu_e0.vin"], via={"agcu_e0.vin": [(0, 0), (1, 0), (2, 0), (3, 0)]}),
