@@ -2,7 +2,7 @@
 
 From the preset and the plan — every launch's unit programs and routes (counted by
 :mod:`compiler.streams`), the HBM layout, and the memory system kernels run on
-(:data:`hdl.params.KERNEL_MEMORY`) — :func:`roofline` states for each launch how many fabric
+(:func:`hdl.params.kernel_memory` of the preset) — :func:`roofline` states for each launch how many fabric
 cycles each resource needs at least. With ``L`` lanes, ``S`` stages and a 64-byte line:
 
 ``compute_all``
@@ -24,8 +24,8 @@ cycles each resource needs at least. With ``L`` lanes, ``S`` stages and a 64-byt
     ``64 · (R + W) / BW``: ``R`` (``W``) distinct lines the launch's load (store) AGCUs touch —
     its input, output and, unfused, intermediate regions as they are laid out in HBM, each
     line once however often the plan re-reads it — over the modelled bandwidth ``BW`` in bytes
-    per fabric cycle (:attr:`hdl.params.MemorySystem.bytes_per_cycle`: 64 for two HBM2-2000
-    channels and a 1 ns fabric).
+    per fabric cycle (:attr:`hdl.params.MemorySystem.bytes_per_cycle`: 32 per HBM2-2000 channel
+    with a 1 ns fabric; ``small`` has 8 channels, 256 bytes per cycle).
 ``agcu``
     ``max_a v_a / r``: the vectors ``v_a`` AGCU ``a`` moves (steps per run × runs) over its rate
     ``r`` = :data:`hdl.agcu.config.VECTORS_PER_CYCLE` (one vector per cycle; a line request
@@ -53,7 +53,7 @@ import numpy as np
 
 from hdl.agcu.config import LINE_BYTES, VECTORS_PER_CYCLE
 from hdl.counters import nest_steps
-from hdl.params import KERNEL_MEMORY, MemorySystem
+from hdl.params import MemorySystem, kernel_memory
 from hdl.pcu import PcuConfig
 
 from .place import site_counts
@@ -196,8 +196,10 @@ def _links(kernel) -> tuple[dict, dict]:
     return {"links": bound}, details
 
 
-def launch_roofline(launch, memory: MemorySystem = KERNEL_MEMORY) -> Roofline:
-    """The roofline of one :class:`compiler.program.Launch` (module docstring)."""
+def launch_roofline(launch, memory: MemorySystem | None = None) -> Roofline:
+    """The roofline of one :class:`compiler.program.Launch` (module docstring) on ``memory``
+    (default: the preset's, :func:`hdl.params.kernel_memory`)."""
+    memory = memory or kernel_memory(launch.kernel.fg.preset)
     compute, compute_details = _compute(launch)
     traffic, traffic_details = _memory(launch, memory)
     links, link_details = _links(launch.kernel)
@@ -218,7 +220,7 @@ def _summed_details(parts: list[Roofline]) -> dict:
     return {**total, "pcus": first["pcus"], "hbm_bytes_per_cycle": first["hbm_bytes_per_cycle"]}
 
 
-def roofline(compiled, memory: MemorySystem = KERNEL_MEMORY) -> Roofline:
+def roofline(compiled, memory: MemorySystem | None = None) -> Roofline:
     """The roofline of a :class:`compiler.program.CompiledKernel` on ``memory`` (module
     docstring): one launch's, or for several the sum over the launches."""
     parts = [(launch.name, launch_roofline(launch, memory)) for launch in compiled.launches]

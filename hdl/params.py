@@ -17,7 +17,8 @@ from .pcu.config import PcuParams
 from .pmu.config import PmuParams
 from .presets import Preset, get_preset
 
-__all__ = ["TileParams", "TILE_PCU_OPS", "DEFAULT_MEMORY_ADDR_BITS", "MemorySystem", "KERNEL_MEMORY"]
+__all__ = ["TileParams", "TILE_PCU_OPS", "DEFAULT_MEMORY_ADDR_BITS", "MemorySystem", "KERNEL_MEMORY",
+           "kernel_memory"]
 
 #: Line-address width of the AGCUs' memory ports unless told otherwise: one HBM2 channel.
 DEFAULT_MEMORY_ADDR_BITS = timing_preset("HBM2-2000").line_address_bits
@@ -143,24 +144,30 @@ class MemorySystem:
         ``devices``
             ``channels × bytes_per_cycle`` per tCK (the data buses at their peak,
             :class:`hdl.memctrl.timing.DramTiming`), in fabric cycles.
-        ``tier_port``
-            The :class:`hdl.memctrl.MemoryTier` takes one line request per tCK on its one port.
-        ``fabric_port``
-            The AGCUs reach the tier through one :class:`hdl.system.MemoryArbiter` and one
-            :class:`hdl.memctrl.MemoryPortBridge`, one line request per fabric cycle.
+        ``channel_ports``
+            The AGCUs reach the channels through a :class:`hdl.memctrl.crossbar.MemoryCrossbar`
+            with one port per channel; each channel's bridge takes one line request per fabric
+            cycle and its controller one per tCK.
         """
         ratio = self.hbm_cycles_per_fabric_cycle
         return {"devices": self.channels * self.timing.bytes_per_cycle * ratio,
-                "tier_port": LINE_BYTES * ratio,
-                "fabric_port": float(LINE_BYTES)}
+                "channel_ports": self.channels * LINE_BYTES * min(1.0, ratio)}
 
     @property
     def bytes_per_cycle(self) -> float:
         """The modelled HBM bandwidth in bytes per fabric cycle: the least of
-        :meth:`bandwidth_limits` (HBM2-2000, 2 channels, 1 ns fabric: 64 bytes per cycle)."""
+        :meth:`bandwidth_limits` (HBM2-2000, 1 ns fabric: 32 bytes per cycle per channel)."""
         return min(self.bandwidth_limits().values())
 
 
-#: The memory system kernels run on (``sim.kernels`` builds its :class:`hdl.system.TileSystem`
-#: with it; the compiler's roofline reads its bandwidth).
+#: The memory kernels run on: its HBM timing and fabric clock; the channel count here is the
+#: presets' default, a preset's own is ``Preset.hbm_channels`` (:func:`kernel_memory`).
 KERNEL_MEMORY = MemorySystem("HBM2-2000", channels=2, fabric_ps=1000)
+
+
+def kernel_memory(preset: Preset | str) -> MemorySystem:
+    """The memory system of ``preset``'s kernel system: :data:`KERNEL_MEMORY` with the preset's
+    ``hbm_channels`` (``sim.kernels`` builds its :class:`hdl.system.TileSystem` from it; the
+    compiler's roofline reads its bandwidth)."""
+    return MemorySystem(KERNEL_MEMORY.hbm, channels=get_preset(preset).hbm_channels,
+                        fabric_ps=KERNEL_MEMORY.fabric_ps)

@@ -4,14 +4,17 @@ Every later component (PCU, PMU, switches, tile), the compiler, the CLI and the
 tests read their parameters from a :class:`Preset` obtained here, so that a
 preset name means the same fabric everywhere.
 
-=============  =========  =============  ===========  ==============
-preset         grid       PCU            PMU          notes
-=============  =========  =============  ===========  ==============
-``tiny``       2 × 2      4 lanes × 4    4 × 1 KiB    unit tests, Icarus
-``quad``       2 × 4      4 lanes × 4    4 × 1 KiB    ``tiny`` with 4 PCUs (gated FFN)
-``small``      4 × 4      8 lanes × 4    8 × 4 KiB    default; kernels
-``plasticine`` 16 × 8     16 lanes × 6   16 × 16 KiB  Plasticine (ISCA 2017)
-=============  =========  =============  ===========  ==============
+=============  =========  =============  ===========  ======  ====  ==============
+preset         grid       PCU            PMU          tracks  HBM   notes
+=============  =========  =============  ===========  ======  ====  ==============
+``tiny``       2 × 2      4 lanes × 4    4 × 1 KiB    1       2     unit tests, Icarus
+``quad``       2 × 4      4 lanes × 4    4 × 1 KiB    1       2     ``tiny`` with 4 PCUs (gated FFN)
+``small``      4 × 4      8 lanes × 4    8 × 4 KiB    2       8     default; kernels
+``plasticine`` 16 × 8     16 lanes × 6   16 × 16 KiB  1       2     Plasticine (ISCA 2017)
+=============  =========  =============  ===========  ======  ====  ==============
+
+*tracks*: vector tracks per link direction; *HBM*: HBM2 channels of the kernel system
+(``hbm_channels``; an HBM2 stack has 8).
 
 The grid is a checkerboard of units: half of the ``grid_cols × grid_rows``
 sites are PCUs and half are PMUs (Plasticine: 16 × 8 sites, 64 PCUs, 64 PMUs).
@@ -70,6 +73,10 @@ class Preset:
         Put a pipeline register on every switch-to-switch hop (data forward, credits back).
     clock_mhz : float
         Nominal clock used to turn cycles into time, in (0, 10000].
+    hbm_channels : int
+        HBM channels the tile's AGCUs reach through a crossbar in a kernel system
+        (:class:`hdl.system.TileSystem`; lines interleaved across them), a power of two in
+        [1, 32]. An HBM2 stack has 8 channels of 32 GB/s.
     """
 
     name: str
@@ -88,6 +95,7 @@ class Preset:
     switch_fifo_depth: int = 4
     hop_register: bool = True
     clock_mhz: float = 1000.0
+    hbm_channels: int = 2
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -122,6 +130,7 @@ class Preset:
         for tracks in ("vector_tracks", "scalar_tracks", "control_tracks"):
             check_int(tracks, 1, 8)
         check_int("switch_fifo_depth", 2, 64)
+        check_int("hbm_channels", 1, 32, power_of_two=True)
         if not isinstance(self.hop_register, bool):
             raise TypeError(f"Preset {self.name!r}: hop_register must be a bool")
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)):
@@ -188,9 +197,10 @@ PRESETS: dict[str, Preset] = {
                fifo_depth=4),
         Preset("quad", grid_cols=2, grid_rows=4, lanes=4, stages=4, pmu_banks=4, pmu_bank_kib=1,
                fifo_depth=4),
-        # two vector tracks per link: with one, the fused FFN routes only half its pipelines
+        # two vector tracks per link: with one, the fused FFN routes only half its pipelines;
+        # a whole HBM2 stack (8 channels): each of the 8 AGCUs can stream one vector per cycle
         Preset("small", grid_cols=4, grid_rows=4, lanes=8, stages=4, pmu_banks=8, pmu_bank_kib=4,
-               fifo_depth=8, vector_tracks=2),
+               fifo_depth=8, vector_tracks=2, hbm_channels=8),
         Preset("plasticine", grid_cols=16, grid_rows=8, lanes=16, stages=6, pmu_banks=16,
                pmu_bank_kib=16, fifo_depth=16),
     )

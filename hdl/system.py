@@ -6,10 +6,14 @@
     host ─▶ Tile (fabric clock): PCUs, PMUs, switches, launch controller, one AGCU per edge site
                 │ <agcu>_mem (one memory port per AGCU)
                 ▼
-          MemoryArbiter (round robin, responses routed back in order)
-                │ MemoryPortBridge (asynchronous FIFOs)
+          MemoryCrossbar: line a to channel a mod C, a round-robin arbiter per channel,
+                │         a reorder buffer per AGCU (responses in each AGCU's request order)
+                │ one port per channel
                 ▼
-          MemoryTier (hbm clock): ``channels`` HBM controllers ─ hbm_dfi<c> ─▶ device models
+          C × (MemoryPortBridge ─▶ MemoryController, hbm clock) ─ hbm_dfi<c> ─▶ device models
+
+``C`` is the preset's ``hbm_channels`` (an HBM2 stack: 8). Every AGCU reaches every channel,
+and up to ``C`` AGCUs are served in the same cycle.
 
 The host writes each AGCU's segment table through ``seg`` (privileged; a kernel image
 cannot), loads a kernel with :mod:`hdl.launch` commands on ``host`` and passes tensor
@@ -22,100 +26,16 @@ built only to read its parameters (agcu names, layouts) is not a mistake.
 
 import dataclasses
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Module
 from amaranth.hdl import DomainRenamer
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .memctrl import DfiSignature, MemoryPortBridge, MemoryTier, timing_preset
-from .memctrl.interface import MemoryPortSignature
+from .memctrl import DfiSignature, MemoryController, MemoryPortBridge, timing_preset
+from .memctrl.crossbar import MemoryCrossbar
 from .tile import Tile, TileParams
 
-__all__ = ["MemoryArbiter", "TileSystem"]
-
-
-class MemoryArbiter(wiring.Component):
-    """``ports`` requesters sharing one memory port, round robin, responses in order.
-
-    The arbiter records which port each request came from and routes the in-order
-    responses back. Its output may change its offer while not accepted (it feeds a FIFO,
-    which does not rely on the stream rules).
-
-    Parameters
-    ----------
-    ports : int
-        Number of requesters (1..16).
-    addr_bits : int
-        Line-address width.
-    in_flight : int
-        Requests that may be outstanding (size of the order FIFO).
-
-    Attributes
-    ----------
-    requesters : list of In(MemoryPortSignature(addr_bits))
-        Port *k* of the requesters (``port0`` … in the signature).
-    memory : Out(MemoryPortSignature(addr_bits))
-        The shared port.
-    """
-
-    def __init__(self, ports: int, addr_bits: int, *, in_flight: int = 64):
-        if isinstance(ports, bool) or not isinstance(ports, int) or not 1 <= ports <= 16:
-            raise ValueError(f"ports must be an int in [1, 16], got {ports!r}")
-        self.ports = ports
-        self.addr_bits = addr_bits
-        self.in_flight = in_flight
-        members = {f"port{k}": In(MemoryPortSignature(addr_bits)) for k in range(ports)}
-        members["memory"] = Out(MemoryPortSignature(addr_bits))
-        super().__init__(members)
-
-    @property
-    def requesters(self):
-        return [getattr(self, f"port{k}") for k in range(self.ports)]
-
-    def elaborate(self, platform):
-        m = Module()
-        n = self.ports
-        bits = max(1, (n - 1).bit_length())
-        reqs = self.requesters
-        order = m.submodules.order = fifo.SyncFIFO(width=bits, depth=self.in_flight)
-        valid = Signal(n)
-        m.d.comb += valid.eq(Cat(*[r.req.valid for r in reqs]))
-        last = Signal(bits)
-        # round robin: the first valid port after the last granted one, else the first valid one
-        after = Signal(n)
-        m.d.comb += after.eq(valid & Cat(Const(0, 1), *[last < k for k in range(1, n)]))
-        pick_after = Const(0, bits)
-        pick_any = Const(0, bits)
-        for k in reversed(range(n)):
-            pick_after = Mux(after[k], k, pick_after)
-            pick_any = Mux(valid[k], k, pick_any)
-        grant = Signal(bits)
-        m.d.comb += grant.eq(Mux(after != 0, pick_after, pick_any))
-        any_valid = Signal()
-        m.d.comb += any_valid.eq(valid != 0)
-        payload_bits = len(self.memory.req.payload.as_value())
-        chosen = Const(0, payload_bits)
-        for k, r in enumerate(reqs):
-            chosen = chosen | (r.req.payload.as_value() & (grant == k).replicate(payload_bits))
-        out = self.memory.req
-        m.d.comb += [out.valid.eq(any_valid & order.w_rdy), out.payload.eq(chosen)]
-        taken = Signal()
-        m.d.comb += taken.eq(out.valid & out.ready)
-        for k, r in enumerate(reqs):
-            m.d.comb += r.req.ready.eq(taken & (grant == k))
-        m.d.comb += [order.w_en.eq(taken), order.w_data.eq(grant)]
-        with m.If(taken):
-            m.d.sync += last.eq(grant)
-        # responses, in request order, to the port that asked
-        resp = self.memory.resp
-        for k, r in enumerate(reqs):
-            mine = Signal(name=f"resp_to{k}")
-            m.d.comb += [mine.eq(order.r_rdy & (order.r_data == k)),
-                         r.resp.valid.eq(resp.valid & mine), r.resp.payload.eq(resp.payload)]
-        m.d.comb += [resp.ready.eq(order.r_rdy & Cat(*[r.resp.ready & (order.r_data == k)
-                                                      for k, r in enumerate(reqs)]).any()),
-                     order.r_en.eq(resp.valid & resp.ready)]
-        return m
+__all__ = ["TileSystem"]
 
 
 class TileSystem(wiring.Component):
@@ -127,8 +47,10 @@ class TileSystem(wiring.Component):
         The tile (``agcus`` and ``memory_addr_bits`` are set here).
     hbm : str or DramTiming
         HBM timing preset.
-    channels : int
-        HBM channels of the tier (lines interleaved across them).
+    channels : int, optional
+        HBM channels (lines interleaved across them); default: the preset's ``hbm_channels``.
+    queue_depth : int
+        Request slots of each channel controller.
 
     Attributes
     ----------
@@ -149,11 +71,17 @@ class TileSystem(wiring.Component):
         The HBM channels' buses, in the ``hbm`` clock domain.
     """
 
-    def __init__(self, params="tiny", *, hbm="HBM2-2000", channels: int = 1, ecc: bool = False):
+    def __init__(self, params="tiny", *, hbm="HBM2-2000", channels: int | None = None, ecc: bool = False,
+                 queue_depth: int = 32):
         base = params if isinstance(params, TileParams) else TileParams(params)
         self.hbm = timing_preset(hbm)
+        channels = base.preset.hbm_channels if channels is None else channels
+        if isinstance(channels, bool) or not isinstance(channels, int) \
+                or not 1 <= channels <= 32 or channels & (channels - 1):
+            raise ValueError(f"channels must be a power of two in [1, 32], got {channels!r}")
         self.channels = channels
         self.ecc = ecc
+        self.queue_depth = queue_depth
         tier_bits = self.hbm.line_address_bits + (channels - 1).bit_length()
         # every other build option carries over as given
         self.params = dataclasses.replace(base, agcus=True, memory_addr_bits=tier_bits)
@@ -193,15 +121,18 @@ class TileSystem(wiring.Component):
                          self.faults[k].eq(getattr(tile, f"{name}_fault"))]
         m.d.comb += self.seg.ready.eq(Cat(*[getattr(tile, f"{n}_seg").ready & (self.seg.payload.agcu == k)
                                             for k, n in enumerate(self.agcu_names)]).any())
-        bits = self.params.memory_addr_bits
-        arb = m.submodules.arbiter = MemoryArbiter(len(self.agcu_names), bits)
+        line_bits = self.hbm.line_address_bits
+        # an AGCU holds at most `outstanding` lines in flight: its reorder buffer never fills
+        xbar = m.submodules.crossbar = MemoryCrossbar(
+            len(self.agcu_names), self.channels, line_bits,
+            reorder_depth=1 << (self.params.agcu.outstanding - 1).bit_length(), tag_depth=64)
         for k, name in enumerate(self.agcu_names):
-            wiring.connect(m, getattr(tile, f"{name}_mem"), arb.requesters[k])
-        bridge = m.submodules.bridge = MemoryPortBridge(bits, "hbm")
-        wiring.connect(m, arb.memory, bridge.fabric)
-        tier = MemoryTier(self.hbm, channels=self.channels, ecc=self.ecc)
-        tier = m.submodules.hbm = DomainRenamer("hbm")(tier)
-        wiring.connect(m, bridge.memory, tier.port)
+            wiring.connect(m, getattr(tile, f"{name}_mem"), xbar.requesters[k])
         for c in range(self.channels):
-            wiring.connect(m, wiring.flipped(getattr(self, f"hbm_dfi{c}")), getattr(tier, f"dfi{c}"))
+            bridge = m.submodules[f"bridge{c}"] = MemoryPortBridge(line_bits, "hbm")
+            wiring.connect(m, xbar.channel_ports[c], bridge.fabric)
+            ctrl = MemoryController(self.hbm, ecc=self.ecc, queue_depth=self.queue_depth)
+            ctrl = m.submodules[f"hbm{c}"] = DomainRenamer("hbm")(ctrl)
+            wiring.connect(m, bridge.memory, ctrl.port)
+            wiring.connect(m, wiring.flipped(getattr(self, f"hbm_dfi{c}")), ctrl.dfi)
         return m

@@ -28,19 +28,19 @@ from compiler import CompiledKernel, lines_to_vectors
 from compiler.ir import reference
 from compiler.kernels import bf16_words_to_float, to_bf16_words
 from hdl.launch import LaunchState
-from hdl.params import KERNEL_MEMORY
+from hdl.params import KERNEL_MEMORY, kernel_memory
 from hdl.system import TileSystem
 
 from .memory import timing_spec
 from .runner import VERILATOR_CFLAGS_ENV, run_cocotb
 
 __all__ = ["KernelRun", "run_compiled", "run_many", "prepare_model", "system_for", "HBM_PRESET",
-           "HBM_CHANNELS", "FABRIC_PS", "random_inputs"]
+           "FABRIC_PS", "random_inputs"]
 
 BENCH = "sim.testbenches.kernel_bench"
-#: The kernel system's memory, from the one definition in :mod:`hdl.params` (``KERNEL_MEMORY``).
+#: The kernel system's memory, from the one definition in :mod:`hdl.params` (``KERNEL_MEMORY``;
+#: the channel count is the preset's, :func:`hdl.params.kernel_memory`).
 HBM_PRESET = KERNEL_MEMORY.hbm
-HBM_CHANNELS = KERNEL_MEMORY.channels
 FABRIC_PS = KERNEL_MEMORY.fabric_ps
 LINE_BYTES = 64
 
@@ -48,7 +48,7 @@ LINE_BYTES = 64
 def system_for(preset: str) -> TileSystem:
     from compiler.kernels import kernel_tile_params
 
-    return TileSystem(kernel_tile_params(preset), hbm=HBM_PRESET, channels=HBM_CHANNELS)
+    return TileSystem(kernel_tile_params(preset), hbm=HBM_PRESET, channels=kernel_memory(preset).channels)
 
 
 def random_inputs(compiled: CompiledKernel, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:

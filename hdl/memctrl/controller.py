@@ -81,7 +81,7 @@ def _and_or(pairs, width):
     """One-hot multiplexer as an expression: OR of ``value`` where ``select`` is high."""
     out = Const(0, width)
     for select, value in pairs:
-        out = out | (value & select.replicate(width))
+        out = out | Mux(select, value, 0)  # not value & select.replicate(): one wire per bit in Verilog
     return out
 
 

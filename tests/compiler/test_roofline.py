@@ -20,7 +20,7 @@ from compiler.streams import route_vectors
 from hdl.agcu import AgcuConfig, Segment
 from hdl.counters import Counter, nest_steps
 from hdl.kernel_image import Kernel, Route
-from hdl.params import KERNEL_MEMORY, MemorySystem, TileParams
+from hdl.params import KERNEL_MEMORY, MemorySystem, TileParams, kernel_memory
 from hdl.pcu import PcuConfig, Stage, VectorInput
 from hdl.presets import get_preset
 
@@ -33,16 +33,21 @@ def lines(vectors: int) -> int:
     return math.ceil(vectors * VECTOR_BYTES / LINE)
 
 
-def test_the_kernel_memory_system_moves_64_bytes_per_fabric_cycle():
-    """Two HBM2-2000 channels (32 bytes per 1 ns tCK each) at a 1 ns fabric clock: 64 bytes per
-    cycle, which is also one 64-byte line per cycle through the tier's and the arbiter's port."""
-    assert (KERNEL_MEMORY.hbm, KERNEL_MEMORY.channels, KERNEL_MEMORY.fabric_ps) == ("HBM2-2000", 2, 1000)
-    assert KERNEL_MEMORY.bandwidth_limits() == {"devices": 64.0, "tier_port": 64.0, "fabric_port": 64.0}
-    assert KERNEL_MEMORY.bytes_per_cycle == 64.0
-    assert MemorySystem("HBM2-2000", 1, 1000).bytes_per_cycle == 32.0           # the devices bind
-    assert MemorySystem("HBM2-2000", 4, 1000).bytes_per_cycle == 64.0           # the ports bind
-    assert MemorySystem("HBM2-2000", 2, 2000).bytes_per_cycle == 64.0           # a slower fabric
+def test_the_kernel_memory_system_moves_32_bytes_per_fabric_cycle_per_channel():
+    """HBM2-2000 channels (32 bytes per 1 ns tCK each) at a 1 ns fabric clock: 32 bytes per cycle
+    and channel; each channel's crossbar port takes one 64-byte line per cycle, so the devices bind.
+    A preset's channel count is its own (``small``: a whole HBM2 stack, 8 channels)."""
+    assert (KERNEL_MEMORY.hbm, KERNEL_MEMORY.fabric_ps) == ("HBM2-2000", 1000)
+    assert kernel_memory("tiny").channels == get_preset("tiny").hbm_channels == 2
+    small = kernel_memory("small")
+    assert small.channels == 8
+    assert small.bandwidth_limits() == {"devices": 256.0, "channel_ports": 512.0}
+    assert small.bytes_per_cycle == 256.0
+    assert MemorySystem("HBM2-2000", 1, 1000).bytes_per_cycle == 32.0
+    assert MemorySystem("HBM2-2000", 2, 2000).bytes_per_cycle == 128.0          # a slower fabric
     assert MemorySystem("HBM2-2000", 2, 500).bytes_per_cycle == 32.0            # a faster fabric
+    # a fabric four times slower than tCK: each channel port (one line per fabric cycle) binds
+    assert MemorySystem("HBM2-2000", 2, 4000).bandwidth_limits() == {"devices": 256.0, "channel_ports": 128.0}
 
 
 def _gemm_by_hand(m: int, k: int, n: int, plan: dict) -> dict:

@@ -57,6 +57,8 @@ def test_presets_are_frozen():
     ("fifo_depth", 1, "[2, 1024]"),
     ("counters", 4, "[1, 3]"),
     ("counter_width", 2, "[4, 32]"),
+    ("hbm_channels", 6, "power of two in [1, 32]"),
+    ("hbm_channels", 64, "power of two in [1, 32]"),
 ])
 def test_bad_values_name_field_and_range(field, value, allowed):
     with pytest.raises(ValueError) as info:
