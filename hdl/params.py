@@ -23,6 +23,12 @@ __all__ = ["TileParams", "TILE_PCU_OPS", "DEFAULT_MEMORY_ADDR_BITS", "MemorySyst
 #: Line-address width of the AGCUs' memory ports unless told otherwise: one HBM2 channel.
 DEFAULT_MEMORY_ADDR_BITS = timing_preset("HBM2-2000").line_address_bits
 
+#: Lines each AGCU of a tile may have in flight. The round trip from an AGCU through the crossbar,
+#: a clock bridge and an HBM2-2000 controller and back is about 40 fabric cycles (``small``: 16
+#: lines streamed 0.79 vectors of half a line per cycle), so 32 lines keep a load at one vector
+#: per cycle.
+TILE_AGCU_OUTSTANDING = 32
+
 #: ALU ops of a tile's PCUs unless told otherwise: enough for element-wise kernels while
 #: keeping a ``small`` tile's Verilog near half a million lines.
 TILE_PCU_OPS = ("mov", "fadd", "fmul")
@@ -101,7 +107,7 @@ class TileParams:
 
     @property
     def agcu(self) -> AgcuParams:
-        return AgcuParams(self.preset, addr_bits=self.memory_addr_bits)
+        return AgcuParams(self.preset, addr_bits=self.memory_addr_bits, outstanding=TILE_AGCU_OUTSTANDING)
 
     def populated(self, site) -> bool:
         """Whether a unit is built at ``site`` (a :class:`hdl.network.Site`)."""
