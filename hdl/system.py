@@ -27,12 +27,11 @@ built only to read its parameters (agcu names, layouts) is not a mistake.
 import dataclasses
 
 from amaranth import Cat, Module
-from amaranth.hdl import DomainRenamer
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .memctrl import DfiSignature, MemoryController, MemoryPortBridge, timing_preset
-from .memctrl.crossbar import MemoryCrossbar
+from .memctrl import DfiSignature, timing_preset
+from .memctrl.stack import HbmStack
 from .tile import Tile, TileParams
 
 __all__ = ["TileSystem"]
@@ -121,18 +120,13 @@ class TileSystem(wiring.Component):
                          self.faults[k].eq(getattr(tile, f"{name}_fault"))]
         m.d.comb += self.seg.ready.eq(Cat(*[getattr(tile, f"{n}_seg").ready & (self.seg.payload.agcu == k)
                                             for k, n in enumerate(self.agcu_names)]).any())
-        line_bits = self.hbm.line_address_bits
         # an AGCU holds at most `outstanding` lines in flight: its reorder buffer never fills
-        xbar = m.submodules.crossbar = MemoryCrossbar(
-            len(self.agcu_names), self.channels, line_bits,
-            reorder_depth=1 << (self.params.agcu.outstanding - 1).bit_length(), tag_depth=64)
+        stack = m.submodules.hbm = HbmStack(
+            self.hbm, channels=self.channels, ports=len(self.agcu_names), ecc=self.ecc,
+            queue_depth=self.queue_depth, reorder_depth=1 << (self.params.agcu.outstanding - 1).bit_length(),
+            memory_domain="hbm")
         for k, name in enumerate(self.agcu_names):
-            wiring.connect(m, getattr(tile, f"{name}_mem"), xbar.requesters[k])
+            wiring.connect(m, getattr(tile, f"{name}_mem"), stack.requesters[k])
         for c in range(self.channels):
-            bridge = m.submodules[f"bridge{c}"] = MemoryPortBridge(line_bits, "hbm")
-            wiring.connect(m, xbar.channel_ports[c], bridge.fabric)
-            ctrl = MemoryController(self.hbm, ecc=self.ecc, queue_depth=self.queue_depth)
-            ctrl = m.submodules[f"hbm{c}"] = DomainRenamer("hbm")(ctrl)
-            wiring.connect(m, bridge.memory, ctrl.port)
-            wiring.connect(m, wiring.flipped(getattr(self, f"hbm_dfi{c}")), ctrl.dfi)
+            wiring.connect(m, wiring.flipped(getattr(self, f"hbm_dfi{c}")), getattr(stack, f"dfi{c}"))
         return m

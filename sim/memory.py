@@ -16,13 +16,14 @@ from pathlib import Path
 
 from hdl.memctrl.controller import MemoryController
 from hdl.memctrl.interface import LINE_WORDS, WORD_BITS
+from hdl.memctrl.stack import HbmStack
 from hdl.memctrl.tier import MemoryTier
 from hdl.memctrl.timing import LINE_BYTES, DramTiming, timing_names, timing_preset
 
 from .runner import SimResult, new_run_dir, run_cocotb
 
 __all__ = ["PATTERNS", "run_memory_job", "run_traffic", "traffic_phase", "traffic_requests",
-           "expected_responses",
+           "stack_requests", "expected_responses", "STACK_REORDER_DEPTH",
            "traffic_figures",
            "check_responses", "mem_bench", "timing_spec"]
 
@@ -100,6 +101,26 @@ def traffic_requests(timing: DramTiming, pattern: str, lines: int, *, write_frac
     return out
 
 
+def stack_requests(timing: DramTiming, channels: int, ports: int, pattern: str, lines: int, *,
+                   write_fraction: float = 0.0, stride_bytes: int = 4096, seed: int = 0) -> list[list]:
+    """One request list per port of an :class:`hdl.memctrl.stack.HbmStack`: ``lines`` requests in all,
+    ``pattern`` within the port's own region (region *k* of ``ports`` equal regions of the stack's
+    line space, so the ports never touch each other's lines and each port's data can be checked
+    on its own). Consecutive lines of a region lie in consecutive channels."""
+    if ports < 1 or lines < ports:
+        raise ValueError(f"need at least one request per port: {lines} requests for {ports} ports")
+    capacity = 1 << timing.line_address_bits
+    region = capacity * channels // ports
+    out = []
+    for k in range(ports):
+        count = lines // ports + (1 if k < lines % ports else 0)
+        reqs = traffic_requests(timing, pattern, count, write_fraction=write_fraction,
+                                stride_bytes=stride_bytes, seed=seed * 1009 + k,
+                                span_lines=min(region, capacity))
+        out.append([(k * region + a, w, m, d) for a, w, m, d in reqs])
+    return out
+
+
 def expected_responses(requests, initial: dict[int, list[int]] | None = None) -> list[tuple[int, int]]:
     """(write, data) the controller must answer, from a dictionary of lines (zeros when unwritten)."""
     memory = {k: list(v) for k, v in (initial or {}).items()}
@@ -143,7 +164,7 @@ def traffic_figures(timing: DramTiming, sent: list[int], received: list[int], de
                     channels: int = 1) -> dict:
     """Bandwidth and latency of one traffic run (cycles are tCK; ``channels`` channels in parallel)."""
     lines = len(received)
-    cycles = max(1, received[-1] - sent[0] + 1)
+    cycles = max(1, max(received) - min(sent) + 1)
     seconds_ns = cycles * timing.tck_ns
     achieved = lines * LINE_BYTES / seconds_ns
     peak = timing.peak_gbps * channels
@@ -159,28 +180,38 @@ def traffic_figures(timing: DramTiming, sent: list[int], received: list[int], de
     }
 
 
+#: Lines each port of a benched :class:`hdl.memctrl.stack.HbmStack` may have in flight (as a tile's AGCU,
+#: :data:`hdl.params.TILE_AGCU_OUTSTANDING`).
+STACK_REORDER_DEPTH = 32
+
+
 def default_build_dir(timing: DramTiming, simulator: str, ecc: bool, queue_depth: int,
-                      channels: int = 1) -> Path:
+                      channels: int = 1, ports: int = 0) -> Path:
     spec = timing_spec(timing)
     tag = timing.name + ("-reduced" + str(abs(hash(json.dumps(spec, sort_keys=True))) % 10**6)
                          if spec["overrides"] else "")
     tag += f"-x{channels}" if channels > 1 else ""
+    tag += f"-stack{ports}" if ports else ""
     return Path("build/sim/memctrl") / f"{tag}-q{queue_depth}{'-ecc' if ecc else ''}" / simulator
 
 
 def run_memory_job(timing: DramTiming | str, job: dict, *, simulator: str, ecc: bool = False,
                    queue_depth: int = 32, channels: int = 1, build_dir=None, waves: bool = False,
-                   testcase=None, seed: int | None = None) -> SimResult:
-    """Build (or reuse) the controller (``channels`` > 1: a :class:`MemoryTier`) for ``timing``
-    and run ``job`` (see :mod:`sim.testbenches.memctrl_bench`)."""
+                   testcase=None, seed: int | None = None, ports: int = 0) -> SimResult:
+    """Build (or reuse) the controller (``channels`` > 1: a :class:`MemoryTier`; ``ports`` > 0: an
+    :class:`HbmStack` of ``channels`` channels and ``ports`` ports) for ``timing`` and run ``job``
+    (see :mod:`sim.testbenches.memctrl_bench`)."""
     timing = timing_preset(timing)
-    build_dir = Path(build_dir or default_build_dir(timing, simulator, ecc, queue_depth, channels))
+    build_dir = Path(build_dir or default_build_dir(timing, simulator, ecc, queue_depth, channels, ports))
     build_dir.mkdir(parents=True, exist_ok=True)
-    full = {"timing": timing_spec(timing), "ecc": ecc, "channels": channels, **job}
+    full = {"timing": timing_spec(timing), "ecc": ecc, "channels": channels, "ports": ports, **job}
     run_dir = new_run_dir(build_dir)
     job_file = run_dir / "job.json"
     job_file.write_text(json.dumps(full))
-    if channels > 1:
+    if ports:
+        controller = HbmStack(timing, channels=channels, ports=ports, ecc=ecc, queue_depth=queue_depth,
+                              reorder_depth=STACK_REORDER_DEPTH)
+    elif channels > 1:
         controller = MemoryTier(timing, channels=channels, ecc=ecc, queue_depth=queue_depth)
     else:
         controller = MemoryController(timing, ecc=ecc, queue_depth=queue_depth)
@@ -215,8 +246,12 @@ def run_traffic(timing, requests, *, simulator, ecc=False, queue_depth=32, chann
 
 def mem_bench(tier: str, preset: str, pattern: str, nbytes: int, simulator: str, *,
               write_fraction: float = 0.0, stride_bytes: int = 4096, queue_depth: int = 32,
-              seed: int = 1, waves: bool = False) -> dict:
+              seed: int = 1, waves: bool = False, channels: int = 1, ports: int = 0) -> dict:
     """One ``openrdu mem-bench`` point: the RTL controller of ``preset`` under ``pattern`` traffic.
+
+    With ``ports`` > 0: an :class:`HbmStack` of ``channels`` channels, every port streaming its own
+    region at once (:func:`stack_requests`); the figures are the whole stack's (peak: ``channels``
+    channels), latencies over all ports' requests.
 
     Raises
     ------
@@ -234,15 +269,33 @@ def mem_bench(tier: str, preset: str, pattern: str, nbytes: int, simulator: str,
     if nbytes < LINE_BYTES:
         raise ValueError(f"--bytes must be at least one {LINE_BYTES}-byte line, got {nbytes}")
     lines = nbytes // LINE_BYTES
-    requests = traffic_requests(timing, pattern, lines, write_fraction=write_fraction,
-                                stride_bytes=stride_bytes, seed=seed)
-    result, metrics = run_traffic(timing, requests, simulator=simulator, queue_depth=queue_depth, seed=seed,
-                                  waves=waves)
-    if not result.passed:
-        raise RuntimeError(result.summary())
-    problems = check_responses(requests, metrics["responses"])
-    figures = traffic_figures(timing, metrics["sent"], metrics["received"], metrics["device"])
+    if ports:
+        per_port = stack_requests(timing, channels, ports, pattern, lines, write_fraction=write_fraction,
+                                  stride_bytes=stride_bytes, seed=seed)
+        timeout = 200 * max(len(r) for r in per_port) + 20 * timing.REFI
+        job = {"traffic": [{"name": "run", "port_requests": [_encode_requests(r) for r in per_port],
+                            "valid_p": 1.0, "ready_p": 1.0, "seed": seed, "timeout": timeout}]}
+        result = run_memory_job(timing, job, simulator=simulator, queue_depth=queue_depth,
+                                channels=channels, ports=ports, waves=waves, testcase="traffic", seed=seed)
+        if not result.passed:
+            raise RuntimeError(result.summary())
+        metrics = result.metrics.get("traffic:run", {})
+        problems = [f"port {k}: {p}" for k, reqs in enumerate(per_port)
+                    for p in check_responses(reqs, metrics["responses"][k])]
+        sent = [c for port in metrics["sent"] for c in port]
+        received = [c for port in metrics["received"] for c in port]
+        figures = traffic_figures(timing, sent, received, metrics["device"], channels=channels)
+    else:
+        requests = traffic_requests(timing, pattern, lines, write_fraction=write_fraction,
+                                    stride_bytes=stride_bytes, seed=seed)
+        result, metrics = run_traffic(timing, requests, simulator=simulator, queue_depth=queue_depth,
+                                      seed=seed, waves=waves)
+        if not result.passed:
+            raise RuntimeError(result.summary())
+        problems = check_responses(requests, metrics["responses"])
+        figures = traffic_figures(timing, metrics["sent"], metrics["received"], metrics["device"])
     return {"tier": tier, "preset": timing.name, "pattern": pattern, "sim": simulator,
+            "channels": channels if ports else 1, "ports": ports or 1,
             "write_fraction": write_fraction, "stride_bytes": stride_bytes if pattern == "strided" else None,
             "queue_depth": queue_depth, **figures, "data_ok": not problems,
             "timing_violations": 0, "assumed_timings": list(timing.assumed),

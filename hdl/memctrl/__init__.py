@@ -4,6 +4,9 @@
 * :mod:`.interface` — the DFI-like bus, the user port, the address mapping.
 * :mod:`.controller` — :class:`MemoryController`, one channel (FR-FCFS, open page, refresh).
 * :mod:`.tier` — :class:`MemoryTier` (channels interleaved) and :class:`MemoryPortBridge`.
+* :mod:`.crossbar` — :class:`MemoryCrossbar`, many requesters to interleaved channels, each
+  requester's responses in its order.
+* :mod:`.stack` — :class:`HbmStack`, the channel controllers of a stack behind a crossbar.
 * :mod:`.ecc` — SECDED (72, 64) encoder/decoder and its golden model.
 """
 

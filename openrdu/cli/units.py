@@ -122,6 +122,17 @@ def cmd_mem_bench(args) -> int:
     if args.stride % LINE_BYTES:
         return _refuse(f"--stride {args.stride}: must be a positive multiple of {LINE_BYTES} bytes "
                        f"(one line)")
+    stack = args.ports > 1 or args.channels > 1
+    if args.channels < 1 or args.channels > 32 or args.channels & (args.channels - 1):
+        return _refuse(f"--channels {args.channels}: must be a power of two from 1 to 32")
+    if not 1 <= args.ports <= 64:
+        return _refuse(f"--ports {args.ports}: must be from 1 to 64")
+    if stack and (args.tier != "hbm" or args.copy):
+        return _refuse(f"--ports {args.ports} --channels {args.channels}: a stack is benched with --tier hbm "
+                       f"and without --copy")
+    if stack and args.bytes < LINE_BYTES * args.ports:
+        return _refuse(f"--bytes {args.bytes}: a stack bench needs at least one {LINE_BYTES}-byte line "
+                       f"per port ({LINE_BYTES * args.ports} bytes for --ports {args.ports})")
     console = console_for(args.json)
     if args.copy:
         from sim.dma import copy_bench
@@ -157,7 +168,7 @@ def cmd_mem_bench(args) -> int:
                 lambda sim, preset=preset, pattern=pattern: mem_bench(
                     args.tier, preset, pattern, args.bytes, sim, write_fraction=args.write_fraction,
                     stride_bytes=args.stride, queue_depth=args.queue_depth, seed=args.seed,
-                    waves=args.waves))
+                    waves=args.waves, channels=args.channels, ports=args.ports if stack else 0))
     if args.json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
     else:
@@ -221,6 +232,12 @@ def register(sub) -> None:
     p.add_argument("--stride", type=positive_int, default=4096, help="bytes between strided accesses")
     p.add_argument("--queue-depth", type=int, default=32, choices=(4, 8, 16, 32, 64),
                    help="controller request slots (default 32)")
+    p.add_argument("--channels", type=positive_int, default=1,
+                   help="HBM channels of a stack (a power of two up to 32; an HBM2 stack has 8); with "
+                        "--channels or --ports above 1 the bench is a whole stack: the channels behind "
+                        "the crossbar the AGCUs use, every port streaming its own region at once")
+    p.add_argument("--ports", type=positive_int, default=1,
+                   help="requesters (AGCUs) streaming into the stack at once, 1 to 64 (default 1)")
     p.add_argument("--copy", action="store_true",
                    help="instead: DDR4-3200 -> HBM2-2000 copy through two AGCUs (the CoE host's number)")
     p.add_argument("--fabric", default=DEFAULT_PRESET, choices=preset_names(), metavar="PRESET",

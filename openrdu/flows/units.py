@@ -150,13 +150,14 @@ def net_table(rows: list[dict]):
 def mem_table(rows: list[dict]):
     from rich.table import Table
 
-    table = Table(title="Memory controllers under traffic (RTL controller + timing-checked DRAM model, "
-                        "one channel)")
-    for column in ("sim", "preset", "pattern", "MiB", "GB/s", "peak", "eff.", "row hits", "avg ns", "p99 ns",
-                   "REFs", "data"):
+    table = Table(title="Memory controllers under traffic (RTL controllers + timing-checked DRAM models; "
+                        "a stack: ports streaming at once through the crossbar)")
+    for column in ("sim", "preset", "channels x ports", "pattern", "MiB", "GB/s", "peak", "eff.", "row hits",
+                   "avg ns", "p99 ns", "REFs", "data"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(r["sim"], r["preset"], r["pattern"], f"{r['bytes'] / 2**20:.2f}",
+        table.add_row(r["sim"], r["preset"], f"{r.get('channels', 1)} x {r.get('ports', 1)}", r["pattern"],
+                      f"{r['bytes'] / 2**20:.2f}",
                       f"{r['achieved_GBps']:.2f}", f"{r['peak_GBps']:.1f}", f"{100 * r['efficiency']:.1f} %",
                       f"{100 * r['row_hit_rate']:.1f} %",
                       f"{r['avg_latency_ns']:.1f}", f"{r['p99_latency_ns']:.1f}", str(r["refreshes"]),

@@ -17,7 +17,10 @@ Tests (each runs only when its key is present):
               over channels). The device models raise on any timing violation.
 
 With ``channels`` > 1 the design is a :class:`hdl.memctrl.MemoryTier` with one
-device model per ``dfi<c>`` bus.
+device model per ``dfi<c>`` bus. With ``ports`` (> 0) it is an
+:class:`hdl.memctrl.stack.HbmStack` with ports ``port0`` … and a phase gives
+``"port_requests"`` (one request list per port) instead of ``"requests"``: every port offers
+and takes at once, and the record holds per-port lists.
 ``latency``   one read to a closed bank, then one read to the same row, on an idle
               channel; records front-end latencies and the device's ACT → data latency.
 ``ecc``       writes lines, flips stored bits in the device, reads them back; records
@@ -64,6 +67,8 @@ class Channel:
         self.timing = _timing(job)
         self.ecc = bool(job.get("ecc"))
         self.channels = int(job.get("channels", 1))
+        self.ports = int(job.get("ports", 0))
+        self.port_names = [f"port{k}" for k in range(self.ports)] if self.ports else ["port"]
         channel_bits = (self.channels - 1).bit_length()
         self.req_fields = _offsets(request_layout(self.timing.line_address_bits + channel_bits))
         self.resp_fields = _offsets(response_layout())
@@ -82,9 +87,11 @@ class Channel:
         for device in self.devices:
             device._task.cancel()
         dut.rst.value = 1
-        dut.port__req__valid.value = 0
-        dut.port__resp__ready.value = 0
-        prefixes = ["dfi"] if self.channels == 1 else [f"dfi{c}" for c in range(self.channels)]
+        for name in self.port_names:
+            getattr(dut, f"{name}__req__valid").value = 0
+            getattr(dut, f"{name}__resp__ready").value = 0
+        prefixes = (["dfi"] if self.channels == 1 and not self.ports
+                    else [f"dfi{c}" for c in range(self.channels)])
         # "device_overrides" gives the device model other timings than the controller's
         # (a negative test: the model must then report the violation)
         device_timing = self.timing.reduced(**self.job.get("device_overrides", {}))
@@ -120,49 +127,60 @@ class Channel:
     def unpack(self, value):
         return {name: (value >> off) & ((1 << width) - 1) for name, (off, width) in self.resp_fields.items()}
 
-    async def send(self, payloads, valid_p, rng, stamps):
+    async def send(self, payloads, valid_p, rng, stamps, port="port"):
         dut = self.dut
+        valid_h, ready_h = getattr(dut, f"{port}__req__valid"), getattr(dut, f"{port}__req__ready")
+        payload_h = getattr(dut, f"{port}__req__payload")
         index, offering = 0, False
         while index < len(payloads):
             if not offering and (valid_p >= 1.0 or rng.random() < valid_p):
                 offering = True
-                dut.port__req__payload.value = payloads[index]
-            dut.port__req__valid.value = int(offering)
+                payload_h.value = payloads[index]
+            valid_h.value = int(offering)
             await FallingEdge(dut.clk)
-            if offering and dut.port__req__ready.value == 1:
+            if offering and ready_h.value == 1:
                 stamps.append(self.cycle)
                 index += 1
                 offering = False
             await RisingEdge(dut.clk)
-        dut.port__req__valid.value = 0
+        valid_h.value = 0
 
-    async def receive(self, count, ready_p, rng, stamps, payloads, timeout):
+    async def receive(self, count, ready_p, rng, stamps, payloads, timeout, port="port"):
         dut = self.dut
+        valid_h, ready_h = getattr(dut, f"{port}__resp__valid"), getattr(dut, f"{port}__resp__ready")
+        payload_h = getattr(dut, f"{port}__resp__payload")
         waited = 0
         while len(payloads) < count:
             ready = ready_p >= 1.0 or rng.random() < ready_p
-            dut.port__resp__ready.value = int(ready)
+            ready_h.value = int(ready)
             await FallingEdge(dut.clk)
-            if ready and dut.port__resp__valid.value == 1:
+            if ready and valid_h.value == 1:
                 stamps.append(self.cycle)
-                payloads.append(dut.port__resp__payload.value.to_unsigned())
+                payloads.append(payload_h.value.to_unsigned())
             await RisingEdge(dut.clk)
             waited += 1
             if waited > timeout:
-                raise TimeoutError(f"{len(payloads)} of {count} responses after {waited} cycles")
-        dut.port__resp__ready.value = 0
+                raise TimeoutError(f"{port}: {len(payloads)} of {count} responses after {waited} cycles")
+        ready_h.value = 0
 
-    async def transact(self, requests, *, valid_p=1.0, ready_p=1.0, seed=0, timeout=200_000):
-        """Run ``requests`` ([(addr, write, mask, data)]).
+    async def transact(self, requests, *, valid_p=1.0, ready_p=1.0, seed=0, timeout=200_000, port="port"):
+        """Run ``requests`` ([(addr, write, mask, data)]) on ``port``.
 
         Returns (accept cycles, response cycles, decoded responses)."""
         rng = random.Random(seed)
         payloads = [self.pack(*r) for r in requests]
         sent, got, responses = [], [], []
-        sender = cocotb.start_soon(self.send(payloads, valid_p, rng, sent))
-        await self.receive(len(payloads), ready_p, random.Random(seed + 1), got, responses, timeout)
+        sender = cocotb.start_soon(self.send(payloads, valid_p, rng, sent, port))
+        await self.receive(len(payloads), ready_p, random.Random(seed + 1), got, responses, timeout, port)
         await sender
         return sent, got, [self.unpack(v) for v in responses]
+
+    async def transact_all(self, per_port, **kwargs):
+        """Run one request list on every port at once; returns one (sent, got, responses) per port."""
+        seed = kwargs.pop("seed", 0)
+        tasks = [cocotb.start_soon(self.transact(reqs, seed=seed + 7 * k, port=name, **kwargs))
+                 for k, (name, reqs) in enumerate(zip(self.port_names, per_port, strict=True))]
+        return [await task for task in tasks]
 
 
 def _decode_requests(spec):
@@ -177,17 +195,23 @@ async def traffic(dut):
     ch = Channel(dut, job)
     for spec in job["traffic"]:
         await ch.start()
-        requests = _decode_requests(spec["requests"])
-        sent, got, responses = await ch.transact(requests, valid_p=spec.get("valid_p", 1.0),
-                                                 ready_p=spec.get("ready_p", 1.0), seed=spec.get("seed", 0),
-                                                 timeout=spec.get("timeout", 200_000))
+        options = {"valid_p": spec.get("valid_p", 1.0), "ready_p": spec.get("ready_p", 1.0),
+                   "seed": spec.get("seed", 0), "timeout": spec.get("timeout", 200_000)}
+        if "port_requests" in spec:
+            per_port = [_decode_requests(r) for r in spec["port_requests"]]
+            results = await ch.transact_all(per_port, **options)
+        else:
+            results = [await ch.transact(_decode_requests(spec["requests"]), **options)]
         await ClockCycles(dut.clk, 4)
         for device in ch.devices:
             device.check_refresh()
         refreshes = int(dut.refreshes.value.to_unsigned()) if hasattr(dut, "refreshes") else None
-        record(f"traffic:{spec.get('name', 'traffic')}", sent=sent, received=got,
-               responses=[[r["write"], f"{r['data']:x}", r["corrected"], r["uncorrectable"]]
-                          for r in responses],
+        lists = {"sent": [r[0] for r in results], "received": [r[1] for r in results],
+                 "responses": [[[x["write"], f"{x['data']:x}", x["corrected"], x["uncorrectable"]]
+                                for x in r[2]] for r in results]}
+        if "port_requests" not in spec:
+            lists = {key: value[0] for key, value in lists.items()}
+        record(f"traffic:{spec.get('name', 'traffic')}", **lists,
                device=ch.stats(), refreshes=refreshes, busy_after=int(dut.busy.value))
 
 

@@ -144,7 +144,8 @@ def random_requests(rng, ports, addr_bits, count, window=24):
     return out
 
 
-@pytest.mark.parametrize("ports,channels,depth,seed", [(3, 4, 4, 1), (2, 2, 2, 2), (4, 8, 8, 3), (1, 1, 4, 4)])
+@pytest.mark.parametrize("ports,channels,depth,seed",
+                         [(3, 4, 4, 1), (2, 2, 2, 2), (4, 8, 8, 3), (1, 1, 4, 4)])
 def test_each_port_gets_its_own_responses_in_order_with_the_right_data(ports, channels, depth, seed):
     dut = MemoryCrossbar(ports, channels, 8, reorder_depth=depth, tag_depth=8)
     rng = random.Random(seed)
