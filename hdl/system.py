@@ -6,7 +6,8 @@
     host ─▶ Tile (fabric clock): PCUs, PMUs, switches, launch controller, one AGCU per edge site
                 │ <agcu>_mem (one memory port per AGCU)
                 ▼
-          MemoryCrossbar: line a to channel a mod C, a round-robin arbiter per channel,
+          MemoryCrossbar: blocks of 256 lines per channel, upper bits folded into the
+                │         channel number, a round-robin arbiter per channel,
                 │         a reorder buffer per AGCU (responses in each AGCU's request order)
                 │ one port per channel
                 ▼
@@ -31,7 +32,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .memctrl import DfiSignature, timing_preset
-from .memctrl.stack import HbmStack
+from .memctrl.stack import STACK_HASHED, STACK_INTERLEAVE_LINES, HbmStack
 from .tile import Tile, TileParams
 
 __all__ = ["TileSystem"]
@@ -81,6 +82,8 @@ class TileSystem(wiring.Component):
         self.channels = channels
         self.ecc = ecc
         self.queue_depth = queue_depth
+        # the stack's address map: the testbenches place data with hdl.memctrl.crossbar.channel_map
+        self.interleave_lines, self.hashed = STACK_INTERLEAVE_LINES, STACK_HASHED
         tier_bits = self.hbm.line_address_bits + (channels - 1).bit_length()
         # every other build option carries over as given
         self.params = dataclasses.replace(base, agcus=True, memory_addr_bits=tier_bits)
@@ -124,7 +127,7 @@ class TileSystem(wiring.Component):
         stack = m.submodules.hbm = HbmStack(
             self.hbm, channels=self.channels, ports=len(self.agcu_names), ecc=self.ecc,
             queue_depth=self.queue_depth, reorder_depth=1 << (self.params.agcu.outstanding - 1).bit_length(),
-            memory_domain="hbm")
+            memory_domain="hbm", interleave_lines=self.interleave_lines, hashed=self.hashed)
         for k, name in enumerate(self.agcu_names):
             wiring.connect(m, getattr(tile, f"{name}_mem"), stack.requesters[k])
         for c in range(self.channels):

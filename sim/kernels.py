@@ -261,6 +261,7 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
         entries.append(entry)
         contexts.append(ctx)
     job = {"hbm": timing_spec(system.hbm), "channels": system.channels, "fabric_ps": FABRIC_PS,
+           "interleave_lines": system.interleave_lines, "hashed": system.hashed,
            "watch": watch_names(system), "kernels": entries}
     job_file = run_dir / "job.json"
     job_file.write_text(json.dumps(job))

@@ -106,7 +106,8 @@ def stack_requests(timing: DramTiming, channels: int, ports: int, pattern: str, 
     """One request list per port of an :class:`hdl.memctrl.stack.HbmStack`: ``lines`` requests in all,
     ``pattern`` within the port's own region (region *k* of ``ports`` equal regions of the stack's
     line space, so the ports never touch each other's lines and each port's data can be checked
-    on its own). Consecutive lines of a region lie in consecutive channels."""
+    on its own). Regions start a power of two apart when ``ports`` is one: then the stack's
+    hashed address map is what keeps the streams from starting in the same channel."""
     if ports < 1 or lines < ports:
         raise ValueError(f"need at least one request per port: {lines} requests for {ports} ports")
     capacity = 1 << timing.line_address_bits

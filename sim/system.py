@@ -101,6 +101,7 @@ def run_system(system: TileSystem, runs: list[dict], *, simulator: str, build_di
     from .watchdog import watch_names
 
     job = {"hbm": timing_spec(system.hbm), "channels": system.channels, "ecc": system.ecc,
+           "interleave_lines": system.interleave_lines, "hashed": system.hashed,
            "fabric_ps": FABRIC_PS, "watch": watch_names(system), "runs": runs}
     run_dir = new_run_dir(build_dir)
     job_file = run_dir / "job.json"

@@ -2,17 +2,30 @@
 
 :class:`MemoryCrossbar`::
 
-    port0 ─┐                         ┌─▶ channel0 (one controller each, lines interleaved)
-    port1 ─┼─▶ route by addr[:cb] ─▶ ├─▶ channel1
+    port0 ─┐                         ┌─▶ channel0 (one controller each)
+    port1 ─┼─▶ route by address ───▶ ├─▶ channel1
      …     │   round robin per       │    …
     portN ─┘   channel, tag FIFOs    └─▶ channelC
       ▲                                   │ responses, in order per channel
       └──── reorder buffer per port ◀─────┘ (written by tag, read in request order)
 
-Line address ``a`` of a port goes to channel ``a mod C`` as channel line ``a // C`` (the
-interleaving of :class:`hdl.memctrl.MemoryTier`). Every channel has its own round-robin
-arbiter, so up to ``C`` requests from different ports are taken per cycle, and a port
-waits only for the channel its line lives in.
+Address map
+-----------
+Lines are interleaved over the ``C`` channels in blocks of ``G`` = ``interleave_lines``
+consecutive lines. A line address splits, from the least significant bit, into ``offset``
+(log2 G bits), ``select`` (log2 C bits) and ``upper`` (the rest)::
+
+    channel       = select XOR fold(upper)        (with hash; else select)
+    channel line  = upper · G + offset
+
+``fold`` XORs ``upper``'s log2 C-bit groups together, so streams that start a power of two
+apart (the same ``select`` at the same time) land in different channels instead of queueing at
+one. The map is a bijection (``upper`` is part of the channel line); :func:`channel_of` and
+:func:`line_of` are its reference in Python (the testbenches place data with them).
+``G = 1`` without hash is the plain line interleave of :class:`hdl.memctrl.MemoryTier`.
+
+Every channel has its own round-robin arbiter, so up to ``C`` requests from different ports
+are taken per cycle, and a port waits only for the channel its line lives in.
 
 Order and deadlock freedom
 --------------------------
@@ -28,6 +41,7 @@ while channel 1's head answers port B, who waits on channel 0, would deadlock).
 One cycle is added to every response (the write into the reorder buffer).
 """
 
+import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
@@ -35,7 +49,45 @@ from amaranth.lib.wiring import In, Out
 
 from .interface import MemoryPortSignature, response_layout
 
-__all__ = ["MemoryCrossbar"]
+__all__ = ["MemoryCrossbar", "channel_of", "line_of", "channel_map"]
+
+
+def _fold(upper, channels: int):
+    """XOR of ``upper``'s log2(channels)-bit groups (ints or numpy arrays)."""
+    bits = (channels - 1).bit_length()
+    if bits == 0:
+        return upper * 0
+    out = upper * 0
+    upper = upper + 0
+    for _ in range(64 // bits + 1):
+        out = out ^ (upper & (channels - 1))
+        upper = upper >> bits
+    return out
+
+
+def channel_map(lines, channels: int, interleave_lines: int = 1, hashed: bool = False):
+    """(channel, channel line) of each global line address (ints or an integer numpy array)."""
+    g, cb = (interleave_lines - 1).bit_length(), (channels - 1).bit_length()
+    lines = np.asarray(lines, dtype=np.int64) if not isinstance(lines, int) else lines
+    offset = lines & (interleave_lines - 1)
+    select = (lines >> g) & (channels - 1)
+    upper = lines >> (g + cb)
+    channel = select ^ _fold(upper, channels) if hashed else select
+    return channel, (upper << g) | offset
+
+
+def channel_of(line: int, channels: int, interleave_lines: int = 1, hashed: bool = False) -> tuple[int, int]:
+    """(channel, channel line) of global line ``line`` under the address map (module docstring)."""
+    channel, local = channel_map(int(line), channels, interleave_lines, hashed)
+    return int(channel), int(local)
+
+
+def line_of(channel: int, local: int, channels: int, interleave_lines: int = 1, hashed: bool = False) -> int:
+    """The global line at ``local`` in ``channel``: the inverse of :func:`channel_of`."""
+    g, cb = (interleave_lines - 1).bit_length(), (channels - 1).bit_length()
+    upper, offset = local >> g, local & (interleave_lines - 1)
+    select = channel ^ _fold(upper, channels) if hashed else channel
+    return (((upper << cb) | select) << g) | offset
 
 
 def _is_int(value) -> bool:
@@ -61,6 +113,10 @@ class MemoryCrossbar(wiring.Component):
         Requests a port may have in flight (its reorder buffer), a power of two in [2, 256].
     tag_depth : int
         Requests a channel may have in flight (its tag FIFO), in [2, 1024].
+    interleave_lines : int
+        Consecutive lines per channel before the next channel, a power of two in [1, 2**16].
+    hashed : bool
+        Fold the upper address bits into the channel number (module docstring).
 
     Attributes
     ----------
@@ -73,7 +129,8 @@ class MemoryCrossbar(wiring.Component):
     """
 
     def __init__(self, ports: int, channels: int, channel_addr_bits: int, *,
-                 reorder_depth: int = 16, tag_depth: int = 64):
+                 reorder_depth: int = 16, tag_depth: int = 64, interleave_lines: int = 1,
+                 hashed: bool = False):
         if not _is_int(ports) or not 1 <= ports <= 64:
             raise ValueError(f"ports must be an int in [1, 64], got {ports!r}")
         if not _is_int(channels) or not 1 <= channels <= 32 or not _power_of_two(channels):
@@ -84,6 +141,18 @@ class MemoryCrossbar(wiring.Component):
             raise ValueError(f"reorder_depth must be a power of two in [2, 256], got {reorder_depth!r}")
         if not _is_int(tag_depth) or not 2 <= tag_depth <= 1024:
             raise ValueError(f"tag_depth must be an int in [2, 1024], got {tag_depth!r}")
+        if not _is_int(interleave_lines) or not 1 <= interleave_lines <= 1 << 16 \
+                or not _power_of_two(interleave_lines):
+            raise ValueError(f"interleave_lines must be a power of two in [1, 65536], "
+                             f"got {interleave_lines!r}")
+        if not isinstance(hashed, bool):
+            raise TypeError(f"hashed must be a bool, got {type(hashed).__name__}")
+        self.interleave_lines = interleave_lines
+        self.hashed = hashed
+        self.interleave_bits = (interleave_lines - 1).bit_length()
+        if self.interleave_bits > channel_addr_bits:
+            raise ValueError(f"interleave_lines {interleave_lines} is more than a channel's "
+                             f"{1 << channel_addr_bits} lines")
         self.ports = ports
         self.channels = channels
         self.channel_bits = (channels - 1).bit_length()
@@ -103,6 +172,22 @@ class MemoryCrossbar(wiring.Component):
     def channel_ports(self) -> list:
         return [getattr(self, f"channel{c}") for c in range(self.channels)]
 
+    def _channel(self, addr):
+        """The channel of line address ``addr`` (an Amaranth value)."""
+        g, cb = self.interleave_bits, self.channel_bits
+        channel = addr[g:g + cb]
+        if self.hashed:
+            upper = addr[g + cb:]
+            for start in range(0, len(upper), cb):
+                group = upper[start:start + cb]
+                channel = channel ^ group
+        return channel[:cb]
+
+    def _channel_line(self, addr):
+        """The line within its channel of line address ``addr``: upper · G + offset."""
+        g, cb = self.interleave_bits, self.channel_bits
+        return Cat(addr[:g], addr[g + cb:]) if g else addr[g + cb:]
+
     def elaborate(self, platform):
         m = Module()
         n, cb, depth = self.ports, self.channel_bits, self.reorder_depth
@@ -114,7 +199,7 @@ class MemoryCrossbar(wiring.Component):
         want_channel, tail, head, held, credit, taken_by = [], [], [], [], [], []
         for k, port in enumerate(ports):
             ch = Signal(max(1, cb), name=f"p{k}_channel")
-            m.d.comb += ch.eq(port.req.payload.addr[:cb] if cb else 0)
+            m.d.comb += ch.eq(self._channel(port.req.payload.addr) if cb else 0)
             want_channel.append(ch)
             tail.append(Signal(slot_bits, name=f"p{k}_tail"))
             head.append(Signal(slot_bits, name=f"p{k}_head"))
@@ -149,7 +234,7 @@ class MemoryCrossbar(wiring.Component):
             m.d.comb += payload.eq(chosen)
             fields = ports[0].req.payload.shape()(payload)
             m.d.comb += [chan.req.valid.eq((wants != 0) & tags.w_rdy),
-                         chan.req.payload.addr.eq(fields.addr[cb:]),
+                         chan.req.payload.addr.eq(self._channel_line(fields.addr)),
                          chan.req.payload.write.eq(fields.write),
                          chan.req.payload.mask.eq(fields.mask),
                          chan.req.payload.data.eq(fields.data)]

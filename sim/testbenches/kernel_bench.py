@@ -34,6 +34,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 
 from hdl.launch import LaunchState
+from hdl.memctrl.crossbar import channel_map
 from sim.cocotb_streams import StreamSource
 from sim.dram import DramDevice
 from sim.memory import timing_from_spec
@@ -74,13 +75,21 @@ async def kernel(dut):
 
 
 async def _run_kernel(dut, job, devices, channels, watch):
+    address_map = (channels, int(job.get("interleave_lines", 1)), bool(job.get("hashed", False)))
+
+    def runs(base, count):
+        """Global lines ``base`` … ``base + count - 1`` as runs (device, first channel line, first index,
+        length) of consecutive channel lines (the stack's map, :func:`channel_map`)."""
+        channel, local = channel_map(np.arange(base, base + count, dtype=np.int64), *address_map)
+        breaks = np.flatnonzero((np.diff(channel) != 0) | (np.diff(local) != 1)) + 1
+        starts = np.concatenate(([0], breaks))
+        ends = np.concatenate((breaks, [count]))
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            yield devices[int(channel[s])], int(local[s]), s, e - s
+
     def spread(base, lines):
-        """Global lines → per-channel runs (line ``l`` lives in channel ``l % channels``)."""
-        for c in range(channels):
-            first = (c - base) % channels
-            chunk = lines[first::channels]
-            if len(chunk):
-                yield devices[c], (base + first) // channels, chunk
+        for device, local, first, length in runs(base, len(lines)):
+            yield device, local, lines[first:first + length]
 
     if job.get("preload"):
         with np.load(job["preload"]) as data:
@@ -134,11 +143,8 @@ async def _run_kernel(dut, job, devices, channels, watch):
     out = {}
     for name, base, lines in job.get("reads", []):
         data = np.zeros((lines, 8), np.uint64)
-        for c in range(channels):
-            first = (c - base) % channels
-            count = len(range(first, lines, channels))
-            if count:
-                data[first::channels] = devices[c].read_lines((base + first) // channels, count)
+        for device, local, first, length in runs(base, lines):
+            data[first:first + length] = device.read_lines(local, length)
         out[name] = data
     if job.get("out"):
         np.savez(job["out"], **out)

@@ -25,6 +25,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
+from hdl.memctrl.crossbar import channel_of
 from hdl.memctrl.interface import split_line_address
 from sim.cocotb_streams import StreamSource
 from sim.dram import DramDevice
@@ -53,8 +54,11 @@ async def system(dut):
     results = {}
     devices = []
 
+    address_map = (channels, int(job.get("interleave_lines", 1)), bool(job.get("hashed", False)))
+
     def device_of(line):
-        return devices[line % channels], line // channels
+        channel, local = channel_of(line, *address_map)
+        return devices[channel], local
 
     for run in job["runs"]:
         for d in devices:

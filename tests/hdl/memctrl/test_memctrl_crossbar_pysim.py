@@ -11,7 +11,7 @@ from collections import deque
 
 import pytest
 
-from hdl.memctrl.crossbar import MemoryCrossbar
+from hdl.memctrl.crossbar import MemoryCrossbar, channel_of, line_of
 from sim.pysim import run_pysim
 
 LINE_BITS = 512
@@ -124,7 +124,7 @@ def run_crossbar(dut, requests, *, seed, latencies, chan_ready_p=0.7, resp_ready
     assert not errors, errors[:5]
     # the channel models saw each line at its own channel: the golden memory, split by channel
     for addr, value in golden.items():
-        c, local = addr % channels, addr // channels
+        c, local = channel_of(addr, channels, dut.interleave_lines, dut.hashed)
         assert models[c].memory.get(local, 0) == value, f"line {addr:#x} in channel {c}"
     return stats
 
@@ -144,10 +144,13 @@ def random_requests(rng, ports, addr_bits, count, window=24):
     return out
 
 
-@pytest.mark.parametrize("ports,channels,depth,seed",
-                         [(3, 4, 4, 1), (2, 2, 2, 2), (4, 8, 8, 3), (1, 1, 4, 4)])
-def test_each_port_gets_its_own_responses_in_order_with_the_right_data(ports, channels, depth, seed):
-    dut = MemoryCrossbar(ports, channels, 8, reorder_depth=depth, tag_depth=8)
+@pytest.mark.parametrize("ports,channels,depth,seed,interleave,hashed",
+                         [(3, 4, 4, 1, 1, False), (2, 2, 2, 2, 1, False), (4, 8, 8, 3, 1, False),
+                          (1, 1, 4, 4, 1, False), (3, 4, 4, 5, 4, True), (4, 8, 8, 6, 2, True)])
+def test_each_port_gets_its_own_responses_in_order_with_the_right_data(ports, channels, depth, seed,
+                                                                        interleave, hashed):
+    dut = MemoryCrossbar(ports, channels, 8, reorder_depth=depth, tag_depth=8, interleave_lines=interleave,
+                         hashed=hashed)
     rng = random.Random(seed)
     requests = random_requests(rng, ports, dut.addr_bits, 150)
     # one slow channel and fast ones: responses of a port arrive out of order
@@ -185,8 +188,35 @@ def test_ports_reach_different_channels_in_the_same_cycle():
     ({"channel_addr_bits": 0}, "channel_addr_bits must be an int in \\[1, 40\\], got 0"),
     ({"reorder_depth": 12}, "reorder_depth must be a power of two in \\[2, 256\\], got 12"),
     ({"tag_depth": 1}, "tag_depth must be an int in \\[2, 1024\\], got 1"),
+    ({"interleave_lines": 3}, "interleave_lines must be a power of two in \\[1, 65536\\], got 3"),
+    ({"interleave_lines": 512}, "interleave_lines 512 is more than a channel's 256 lines"),
 ])
 def test_arguments_are_checked(kwargs, message):
     args = {"ports": 2, "channels": 2, "channel_addr_bits": 8, **kwargs}
     with pytest.raises(ValueError, match=message):
         MemoryCrossbar(args.pop("ports"), args.pop("channels"), args.pop("channel_addr_bits"), **args)
+
+
+@pytest.mark.parametrize("channels,interleave,hashed",
+                         [(8, 64, True), (4, 1, False), (2, 4, True), (1, 8, True)])
+def test_address_map_is_a_bijection_that_spreads_streams(channels, interleave, hashed):
+    lines = list(range(0, 1 << 14, 3)) + [(1 << 23) * k + 5 for k in range(8)]
+    for line in lines:
+        assert line_of(*channel_of(line, channels, interleave, hashed), channels, interleave, hashed) == line
+    # a block of `interleave` lines stays in one channel at consecutive channel lines
+    first = [channel_of(line, channels, interleave, hashed) for line in range(interleave)]
+    assert {c for c, _ in first} == {first[0][0]}
+    assert [loc for _, loc in first] == list(range(first[0][1], first[0][1] + interleave))
+    if hashed and channels > 1:
+        # streams a power of two apart (the same low bits) start in different channels
+        starts = {channel_of(k << 20, channels, interleave, hashed)[0] for k in range(channels)}
+        assert len(starts) == channels
+
+
+def test_the_rtl_routes_by_the_address_map():
+    """Each line reaches the channel and channel line channel_of names (hashed, 4-line blocks)."""
+    dut = MemoryCrossbar(2, 4, 12, reorder_depth=8, tag_depth=8, interleave_lines=4, hashed=True)
+    rng = random.Random(9)
+    requests = [[(k << 13 | rng.randrange(1 << 13), 1, 0xFF, rng.getrandbits(LINE_BITS)) for _ in range(60)]
+                for k in range(2)]
+    run_crossbar(dut, requests, seed=9, latencies=[(1, 4)] * 4)
