@@ -19,8 +19,9 @@ Sections of the results (every repeated figure is ``{"median", "min", "max", "sa
     RTL and must agree across simulators and repeats (``cycles_agree``). A kernel the compiler
     does not map yet is recorded with ``available: false`` and the compiler's reason.
 ``memory``
-    ``mem-bench`` points (HBM2-2000 sequential and random reads, one channel) and the DDR→HBM
-    copy bandwidth.
+    ``mem-bench`` points (HBM2-2000 sequential and random reads, one channel; sequential reads of
+    the preset's whole stack, ``hbm_channels`` channels with as many ports streaming at once)
+    and the DDR→HBM copy bandwidth.
 ``coe``
     ``openrdu coe simulate --json`` on the default node: switch time vs the DGX baseline and the
     overall speedup, with and without prefetching.
@@ -372,17 +373,25 @@ def pysim_fifo_speed(preset: str, items: int, seed: int = 1) -> dict:
 
 
 def measure_memory(simulator: str, repeats: int, nbytes: int, fabric: str, say) -> dict:
+    from hdl.presets import get_preset
     from sim.dma import copy_bench
     from sim.memory import mem_bench
 
     out = {}
-    for pattern in ("seq", "random"):
+    channels = get_preset(fabric).hbm_channels
+    points = [("hbm_seq", "seq", {}), ("hbm_random", "random", {})]
+    if channels > 1:
+        points.append(("hbm_stack_seq", "seq", {"channels": channels, "ports": channels}))
+    for key, pattern, stack in points:
         rows = []
         for rep in range(repeats):
-            say(f"mem-bench HBM2-2000 {pattern} on {simulator}, repeat {rep + 1}/{repeats}")
-            rows.append(mem_bench("hbm", "HBM2-2000", pattern, nbytes, simulator, seed=1))
+            what = f"{stack['channels']} channels x {stack['ports']} ports" if stack else "one channel"
+            say(f"mem-bench HBM2-2000 {pattern} ({what}) on {simulator}, repeat {rep + 1}/{repeats}")
+            rows.append(mem_bench("hbm", "HBM2-2000", pattern, nbytes, simulator, seed=1, **stack))
         first = rows[0]
-        out[f"hbm_{pattern}"] = {
+        out[key] = {
+            "channels": first["channels"],
+            "ports": first["ports"],
             "preset": first["preset"],
             "pattern": pattern,
             "bytes": first["bytes"],
@@ -771,11 +780,15 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
     mem = results.get("memory")
     if mem:
         rows = [["point", "GB/s", "peak / limit", "efficiency", "avg ns", "p99 ns", "data"]]
-        for key in ("hbm_seq", "hbm_random"):
+        for key in ("hbm_seq", "hbm_random", "hbm_stack_seq"):
+            if key not in mem:
+                continue
             m = mem[key]
+            where = (f"{m['channels']} channels, {m['ports']} ports streaming" if m.get("ports", 1) > 1
+                     else "one channel")
             rows.append(
                 [
-                    f"{m['preset']} {m['pattern']} reads, {m['bytes'] // 1024} KiB ({m['sim']})",
+                    f"{m['preset']} {m['pattern']} reads, {where}, {m['bytes'] // 1024} KiB ({m['sim']})",
                     f"{m['achieved_GBps']:.2f}",
                     f"{m['peak_GBps']:.1f}",
                     f"{m['efficiency']:.1%}",

@@ -2,7 +2,7 @@
 
 The job (JSON file named by ``OPENRDU_KERNEL_JOB``; :func:`sim.kernels.run_compiled` writes it)::
 
-    {"hbm": {...}, "channels": 2, "fabric_ps": 1000,
+    {"hbm": {...}, "channels": 2, "interleave_lines": 256, "hashed": true, "fabric_ps": 1000,
      "watch": {"unit_busy": [...], "agcu_busy": [...], "pin_waiting": [...]},
      "kernels": [{"preload": "in.npz", "out": "out.npz", "progress": "progress.json",
                   "expected_cycles": 12345,
@@ -52,6 +52,8 @@ async def kernel(dut):
         job = json.load(f)
     hbm_t = timing_from_spec(job["hbm"])
     channels = int(job["channels"])
+    # the stack's address map (hdl.memctrl.crossbar): where each global line lives
+    address_map = (channels, int(job["interleave_lines"]), bool(job["hashed"]))
     fabric_ps = int(job["fabric_ps"])
     Clock(dut.clk, fabric_ps, unit="ps", period_high=fabric_ps // 2).start()
     hbm_ps = round(hbm_t.tck_ns * 1000)
@@ -70,12 +72,11 @@ async def kernel(dut):
                    for c in range(channels)]
         for d in devices:
             d.start()
-        all_results.append(await _run_kernel(dut, entry, devices, channels, job.get("watch", {})))
+        all_results.append(await _run_kernel(dut, entry, devices, address_map, job.get("watch", {})))
     record("kernel", kernels=all_results)
 
 
-async def _run_kernel(dut, job, devices, channels, watch):
-    address_map = (channels, int(job.get("interleave_lines", 1)), bool(job.get("hashed", False)))
+async def _run_kernel(dut, job, devices, address_map, watch):
 
     def runs(base, count):
         """Global lines ``base`` … ``base + count - 1`` as runs (device, first channel line, first index,

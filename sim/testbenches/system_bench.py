@@ -2,7 +2,7 @@
 
 The job (JSON file named by ``OPENRDU_SYSTEM_JOB``; :func:`sim.system.run_system` writes it)::
 
-    {"hbm": {...}, "channels": 1, "ecc": false, "fabric_ps": 1000,
+    {"hbm": {...}, "channels": 2, "interleave_lines": 256, "hashed": true, "ecc": false, "fabric_ps": 1000,
      "runs": [{"name": "...", "preload": [[line, ["hex word" x 8], ...]],
                "seg": [payload, ...], "host": [words], "until": [5, 3], "timeout_ns": 1e6,
                "read": [[line, count], ...]}]}
@@ -54,7 +54,7 @@ async def system(dut):
     results = {}
     devices = []
 
-    address_map = (channels, int(job.get("interleave_lines", 1)), bool(job.get("hashed", False)))
+    address_map = (channels, int(job["interleave_lines"]), bool(job["hashed"]))
 
     def device_of(line):
         channel, local = channel_of(line, *address_map)

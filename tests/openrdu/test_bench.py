@@ -190,10 +190,14 @@ def _bench(tmp_path, *, repeats: int, kernel_sims: list[str] | None, speed_kerne
             kernels[n]["cycles_fused"] + kernels[n]["cycles_unfused"] for n in speed_kernels)
 
     mem = results["memory"]
-    for key in ("hbm_seq", "hbm_random"):
+    for key in ("hbm_seq", "hbm_random", "hbm_stack_seq"):
         assert mem[key]["data_ok"] and mem[key]["figures_agree"]
         assert 0 < mem[key]["achieved_GBps"] <= mem[key]["peak_GBps"]
     assert mem["hbm_seq"]["achieved_GBps"] > mem["hbm_random"]["achieved_GBps"]
+    # the preset's whole stack, every port streaming: faster than one channel moving the same bytes
+    stack = mem["hbm_stack_seq"]
+    assert (stack["channels"], stack["ports"]) == (2, 2)
+    assert stack["achieved_GBps"] > mem["hbm_seq"]["achieved_GBps"]
     assert mem["ddr_to_hbm_copy"]["bit_exact"]
     for c in results["coe"].values():
         assert c["switch_time_ratio"] == pytest.approx(c["baseline_switch_time_s"] / c["switch_time_s"])
