@@ -17,7 +17,6 @@ from hdl.memctrl.ecc import secded_decode
 from sim.memory import (
     check_responses,
     run_memory_job,
-    stack_requests,
     traffic_figures,
     traffic_phase,
     traffic_requests,
@@ -184,9 +183,9 @@ def test_two_channel_tier(simulator, sim_build_dir, waves):
 
 def test_hbm_stack_serves_every_port_in_its_order(simulator, sim_build_dir, waves):
     """An HbmStack of two channels and three ports: all ports at once, random gaps and back-pressure,
-    random reads and partial writes in each port's region (:func:`sim.memory.stack_requests`);
-    every port's responses equal a plain dictionary's, every command passes the timing checker,
-    and streaming ports are served side by side (more than one channel's rate)."""
+    random reads and partial writes in each port's region; every port's responses equal a plain
+    dictionary's, every command passes the timing checker, and two streaming ports whose blocks
+    lie in different channels are served side by side (more than one channel's rate)."""
     t = timing_preset("HBM2-2000")
     region = (2 << t.line_address_bits) // 3
     rng = random.Random(5)
@@ -198,7 +197,10 @@ def test_hbm_stack_serves_every_port_in_its_order(simulator, sim_build_dir, wave
             reqs.append((k * region + rng.randrange(64), write, rng.randrange(1, 256) if write else 255,
                          rng.getrandbits(512) if write else 0))
         mixed.append(reqs)
-    stream = stack_requests(t, 2, 3, "seq", 3 * 80)
+    # ports 0 and 1 stream 120 lines each from lines a channel apart: the hashed map puts their
+    # blocks in different channels; port 2 rests
+    stream = [[(k << t.line_address_bits) + i for i in range(120)] for k in range(2)]
+    stream = [[(a, 0, 255, 0) for a in reqs] for reqs in stream] + [[]]
     job = {"traffic": [
         {"name": "mixed", "port_requests": [_encode(r) for r in mixed], "valid_p": 0.8, "ready_p": 0.6,
          "seed": 3, "timeout": 100_000},
@@ -213,11 +215,10 @@ def test_hbm_stack_serves_every_port_in_its_order(simulator, sim_build_dir, wave
         for k, reqs in enumerate(per_port):
             assert check_responses(reqs, metrics["responses"][k]) == [], (name, k)
     seq = result.metrics["traffic:seq"]
-    first = min(min(s) for s in seq["sent"])
-    last = max(max(r) for r in seq["received"])
-    # 240 lines: one channel at its peak needs 2 tCK a line (480 cycles); the two side by side take
-    # fewer (about 390: the three streams' rows conflict in the banks, see docs/memory.md)
-    assert last - first < 240 * t.burst_cycles, last - first
+    first = min(min(s) for s in seq["sent"] if s)
+    last = max(max(r) for r in seq["received"] if r)
+    # 240 lines: one channel at its peak needs 2 tCK a line (480 cycles); two side by side, half
+    assert last - first < 240 * t.burst_cycles * 0.75, last - first
 
 
 def _encode(requests):
