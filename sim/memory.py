@@ -19,6 +19,7 @@ from hdl.memctrl.interface import LINE_WORDS, WORD_BITS
 from hdl.memctrl.stack import HbmStack
 from hdl.memctrl.tier import MemoryTier
 from hdl.memctrl.timing import LINE_BYTES, DramTiming, timing_names, timing_preset
+from hdl.params import TILE_AGCU_OUTSTANDING
 
 from .runner import SimResult, new_run_dir, run_cocotb
 
@@ -181,9 +182,9 @@ def traffic_figures(timing: DramTiming, sent: list[int], received: list[int], de
     }
 
 
-#: Lines each port of a benched :class:`hdl.memctrl.stack.HbmStack` may have in flight (as a tile's AGCU,
-#: :data:`hdl.params.TILE_AGCU_OUTSTANDING`).
-STACK_REORDER_DEPTH = 32
+#: Lines each port of a benched :class:`hdl.memctrl.stack.HbmStack` may have in flight: as many as a tile's
+#: AGCU (:data:`hdl.params.TILE_AGCU_OUTSTANDING`).
+STACK_REORDER_DEPTH = TILE_AGCU_OUTSTANDING
 
 
 def default_build_dir(timing: DramTiming, simulator: str, ecc: bool, queue_depth: int,
