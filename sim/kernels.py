@@ -32,7 +32,7 @@ from hdl.params import KERNEL_MEMORY, kernel_memory
 from hdl.system import TileSystem
 
 from .memory import timing_spec
-from .runner import VERILATOR_CFLAGS_ENV, run_cocotb
+from .runner import run_cocotb
 
 __all__ = ["KernelRun", "run_compiled", "run_many", "prepare_model", "system_for", "HBM_PRESET",
            "FABRIC_PS", "random_inputs"]
@@ -146,41 +146,68 @@ def _cached_verilog(system, verilog_dir: Path) -> Path:
     return top
 
 
-#: Optimisation of the Verilator model of the kernel system: ``O0`` (the default) compiles its
-#: C++ unoptimised, the shortest build; ``O1``/``O2`` compile the per-cycle code (Verilator's
-#: ``OPT_FAST`` files) at that level, a longer build for faster simulation. Each level has its own
-#: model folder (``system_verilator``, ``system_verilator-O2``), so they coexist.
+#: How the Verilator model of the kernel system is built (docs/performance.md, "Building the kernel
+#: system"). Hierarchically by default: the PCU, PMU and AGCU modules are Verilator hierarchical
+#: blocks (``/*verilator hier_block*/``, :meth:`hdl.tile.Tile.module_verilog`), each verilated and
+#: compiled once for all its instances, so the per-cycle C++ can be compiled optimised in less time
+#: than a flat build takes unoptimised. ``OPENRDU_VERILATOR_HIER=0`` builds it flat (every instance
+#: verilated in place, for comparison). ``OPENRDU_VERILATOR_OPT`` is the optimisation of the
+#: per-cycle code (Verilator's ``OPT_FAST``): ``O0`` is the shortest build, ``O2`` the fastest
+#: simulation, ``O1`` (the default) the shortest time to a result for runs of up to ~10^6 cycles
+#: (measured: docs/performance.md). Each non-default choice has its own model folder
+#: (``system_verilator-O0``, ``system_verilator-flat-O1``), so they coexist.
 VERILATOR_OPT_ENV = "OPENRDU_VERILATOR_OPT"
 VERILATOR_OPTS = ("O0", "O1", "O2")
+DEFAULT_VERILATOR_OPT = "O1"
+VERILATOR_HIER_ENV = "OPENRDU_VERILATOR_HIER"
+#: Verilator arguments of a hierarchical build. ``-Wno-UNOPTFLAT``: a hierarchical block is opaque, so
+#: Verilator takes every path through it for combinational and reports loops that are not there.
+HIERARCHICAL_ARGS = ("--hierarchical", "-Wno-UNOPTFLAT")
 
 
 def verilator_opt() -> str:
-    """The optimisation level :data:`VERILATOR_OPT_ENV` asks for (default ``O0``)."""
-    value = os.environ.get(VERILATOR_OPT_ENV, "O0")
+    """The optimisation level :data:`VERILATOR_OPT_ENV` asks for (default :data:`DEFAULT_VERILATOR_OPT`)."""
+    value = os.environ.get(VERILATOR_OPT_ENV, DEFAULT_VERILATOR_OPT)
     if value not in VERILATOR_OPTS:
         raise ValueError(f"{VERILATOR_OPT_ENV}={value!r} is not an optimisation level; "
                          f"use one of {', '.join(VERILATOR_OPTS)}")
     return value
 
 
-def _verilator_args() -> list[str]:
-    # OPENRDU_VERILATOR_CFLAGS (the user's flags for every file) wins over the level
-    if os.environ.get(VERILATOR_CFLAGS_ENV) or verilator_opt() != "O0":
-        return []
-    return ["-CFLAGS", "-O0"]
+def verilator_hierarchical() -> bool:
+    """Whether the kernel system is built hierarchically (:data:`VERILATOR_HIER_ENV`, default 1)."""
+    value = os.environ.get(VERILATOR_HIER_ENV, "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"{VERILATOR_HIER_ENV}={value!r} is not 0 (flat) or 1 (hierarchical)")
+    return value == "1"
 
 
-def _verilator_make_vars() -> dict[str, str]:
-    """Variables of the Verilator model's ``make``: ``OPT_FAST`` for the per-cycle code."""
-    level = verilator_opt()
-    return {} if level == "O0" else {"OPT_FAST": f"-{level}"}
+def verilator_build() -> str:
+    """The kernel system's Verilator build in words, for reports (``hierarchical, O2``)."""
+    return f"{'hierarchical' if verilator_hierarchical() else 'flat'}, {verilator_opt()}"
+
+
+def _verilator_args(waves: bool = False) -> list[str]:
+    """Verilator arguments of the kernel system's build. A waves build is flat: Verilator does not
+    trace inside a hierarchical block (the PCU scopes of a hierarchical build's VCD are empty)."""
+    return list(HIERARCHICAL_ARGS) if verilator_hierarchical() and not waves else []
+
+
+def _verilator_make_vars(waves: bool = False) -> dict[str, str]:
+    """Variables of the Verilator model's ``make``: ``OPT_FAST`` for the per-cycle code, ``-O0`` for a
+    (flat) waves build, whose C++ is four times larger (``OPENRDU_VERILATOR_CFLAGS``, the user's flags
+    for every file, wins: :func:`sim.runner.build_model`)."""
+    return {"OPT_FAST": "-O0" if waves else f"-{verilator_opt()}"}
 
 
 def model_folder(simulator: str, waves: bool = False) -> str:
     """The kernel system's model folder of ``simulator`` in a preset's build directory."""
     name = f"system_{simulator}"
-    if simulator == "verilator" and verilator_opt() != "O0":
-        name += f"-{verilator_opt()}"
+    if simulator == "verilator":
+        if not verilator_hierarchical():
+            name += "-flat"
+        if verilator_opt() != DEFAULT_VERILATOR_OPT or not verilator_hierarchical():
+            name += f"-{verilator_opt()}"
     return name + ("-waves" if waves else "")
 
 
@@ -203,8 +230,8 @@ def prepare_model(preset: str, simulator: str, build_dir, *, waves: bool = False
         top = _cached_verilog(system if system is not None else system_for(preset), build_dir / "verilog")
     sim_dir = build_dir / model_folder(simulator, waves)
     model, build_s, built = build_model([top.resolve()], simulator=simulator, build_dir=sim_dir,
-                                        build_args=_verilator_args() if simulator == "verilator" else (),
-                                        make_vars=_verilator_make_vars(), waves=waves, reuse=True)
+                                        build_args=_verilator_args(waves) if simulator == "verilator" else (),
+                                        make_vars=_verilator_make_vars(waves), waves=waves, reuse=True)
     return {"built": built, "build_s": build_s, "dir": str(sim_dir), "verilog": top}
 
 
@@ -291,8 +318,8 @@ def run_many(cases: list[tuple[CompiledKernel, dict]], *, simulator: str, build_
     try:
         result = run_cocotb(model["verilog"].resolve(), BENCH, simulator=simulator, build_dir=sim_dir,
                             waves=waves, reuse_build=True,
-                            verilator_args=_verilator_args() if simulator == "verilator" else (),
-                            make_vars=_verilator_make_vars(), test_dir=run_dir,
+                            verilator_args=_verilator_args(waves) if simulator == "verilator" else (),
+                            make_vars=_verilator_make_vars(waves), test_dir=run_dir,
                             env={"OPENRDU_KERNEL_JOB": str(job_file.resolve())})
     finally:
         stop.set()

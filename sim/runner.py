@@ -40,6 +40,8 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from hdl.module_sharing import share_identical_modules
+
 from . import toolchain
 from .build_progress import watching
 from .metrics import METRICS_ENV
@@ -60,9 +62,12 @@ MODEL_DIR = "model"
 #: Written last into a finished model folder: the key of the build it holds.
 BUILD_OK = "build.ok"
 
-#: Extra C++ flags for Verilator model builds (the test suite sets ``-O0``: its designs are
-#: big and its runs short, so compiling dominates; benchmarks leave it unset and get -Os).
+#: Extra C++ flags for every file of a Verilator model build (unset: Verilator's defaults, and
+#: the kernel system's own choice, :mod:`sim.kernels`).
 VERILATOR_CFLAGS_ENV = "OPENRDU_VERILATOR_CFLAGS"
+#: Extra C++ flags for the builds that choose no optimisation of their own (all but the kernel
+#: system's); the test suite sets ``-O0``: its unit designs are large and their runs short.
+VERILATOR_UNIT_CFLAGS_ENV = "OPENRDU_VERILATOR_UNIT_CFLAGS"
 
 _PORT_RE = re.compile(
     r"^\s*(?:input|output|inout)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[[^\]]*\]\s*)?(\w+)\s*;", re.M)
@@ -159,6 +164,8 @@ def write_verilog(component: wiring.Component, path: str | os.PathLike, name: st
 
     A component with a ``verilog(name)`` method (a hierarchical design such as
     :class:`hdl.tile.Tile`, whose unit modules are generated once) writes what it returns.
+    Identical modules (the lanes of a PCU, the channels of an HBM stack) are written once
+    (:func:`hdl.module_sharing.share_identical_modules`).
     """
     if not isinstance(component, wiring.Component):
         raise TypeError(f"Expected an amaranth.lib.wiring.Component, got {type(component).__name__}")
@@ -166,6 +173,7 @@ def write_verilog(component: wiring.Component, path: str | os.PathLike, name: st
     path.parent.mkdir(parents=True, exist_ok=True)
     custom = getattr(component, "verilog", None)
     text = custom(name) if callable(custom) else verilog.convert(component, name=name, emit_src=False)
+    text, _ = share_identical_modules(text)
     partial = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
     try:
         partial.write_text(text)
@@ -271,7 +279,10 @@ def build_model(sources: Sequence[Path], *, simulator: str, build_dir: Path, top
     args = list(build_args)
     if simulator == "verilator":
         args = list(VERILATOR_WAIVERS) + args
-        cflags = os.environ.get(VERILATOR_CFLAGS_ENV)
+        # the user's flags for every build; else the unit flags for builds that choose no
+        # optimisation of their own (every build but the kernel system's)
+        cflags = os.environ.get(VERILATOR_CFLAGS_ENV) or ("" if make_vars else
+                                                          os.environ.get(VERILATOR_UNIT_CFLAGS_ENV))
         if cflags:
             args += ["-CFLAGS", cflags]
     make_vars = dict(make_vars or {}) if simulator == "verilator" else {}
@@ -453,6 +464,11 @@ def run_cocotb(
 
     runner = get_runner(simulator)
     test_env = {METRICS_ENV: str(metrics_file), **(env or {})}
+    # cocotb rewrites the assertions of every module imported after it starts (pytest's rewriting,
+    # default "*.py"): hdl, compiler and sim, ~4 s of every simulation's start-up on this machine.
+    # Only the testbench's own assertions need the better messages.
+    if "COCOTB_REWRITE_ASSERTION_FILES" not in os.environ:
+        test_env["COCOTB_REWRITE_ASSERTION_FILES"] = test_module.rpartition(".")[2] + ".py"
     plusargs = []
     wave_file = None
     if waves:

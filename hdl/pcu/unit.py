@@ -293,17 +293,27 @@ class PatternComputeUnit(wiring.Component):
         stage_out = []          # stage_out[s] = list of lane results, at position (s + 1) * lat
         stage_lines = []        # stage_lines[s][d] = stage s results delayed by d more cycles
         shift_bits = max(1, (lanes - 1).bit_length())
+        # each lane's index as a register that holds it from reset on (a constant would be folded
+        # into the lane's module and make every lane a module of its own)
+        lane_ids = []
+        for lane in range(lanes):
+            lane_id = Signal(range(max(2, lanes)), name=f"lane_id{lane}", init=lane)
+            m.d.sync += lane_id.eq(lane_id)
+            lane_ids.append(lane_id)
         for s in range(stages):
             here = s * lat
             scfg = cfg.stage[s]
             lane_results = []
             for lane in range(lanes):
+                # the lane's own values arrive as signals of the same names in every lane, so the
+                # lanes of a stage are one Verilog module (hdl.module_sharing)
                 choices = {
                     (SOURCE_KINDS["zero"], 0): Const(0, 32),
-                    (SOURCE_KINDS["lane"], 0): Const(lane, 32),
+                    (SOURCE_KINDS["lane"], 0): dp.wire(lane_ids[lane], "lane_index"),
                 }
                 for k in range(VECTOR_INPUTS):
-                    choices[(SOURCE_KINDS["vin"], k)] = vin_line[k][here][32 * lane:32 * (lane + 1)]
+                    choices[(SOURCE_KINDS["vin"], k)] = dp.wire(vin_line[k][here][32 * lane:32 * (lane + 1)],
+                                                               f"vin{k}")
                 for k in range(SCALAR_INPUTS):
                     choices[(SOURCE_KINDS["scalar"], k)] = scalar_line[k][here]
                 for k in range(p.constants):
@@ -311,9 +321,11 @@ class PatternComputeUnit(wiring.Component):
                 for k in range(p.counters):
                     choices[(SOURCE_KINDS["ctr"], k)] = ctr_line[k][here]
                 if acc_on:
-                    choices[(SOURCE_KINDS["acc"], 0)] = acc_line[here][32 * lane:32 * (lane + 1)]
+                    choices[(SOURCE_KINDS["acc"], 0)] = dp.wire(acc_line[here][32 * lane:32 * (lane + 1)],
+                                                               "acc")
                 for e in range(s):
-                    choices[(SOURCE_KINDS["stage"], e)] = stage_lines[e][here - (e + 1) * lat][lane]
+                    choices[(SOURCE_KINDS["stage"], e)] = dp.wire(stage_lines[e][here - (e + 1) * lat][lane],
+                                                                 f"stage{e}")
                 # each lane of each stage is its own module (see Datapath.child)
                 ldp = dp.child(f"s{s}_l{lane}")
                 lm = ldp.m
@@ -329,7 +341,7 @@ class PatternComputeUnit(wiring.Component):
                     operands.append(operand)
                 # every op of the set is built; the configured one is selected (all padded to lat)
                 built = build_ops(ldp, p.ops, operands, scfg.op, lat)
-                result = Signal(32, name=f"s{s}_l{lane}_result")
+                result = Signal(32, name="result")
                 with lm.Switch(scfg.op):
                     for opcode, value in built.items():
                         with lm.Case(opcode):
@@ -369,7 +381,7 @@ class PatternComputeUnit(wiring.Component):
         for level in range(p.reduce_levels):
             nxt = []
             for i in range(0, len(level_values), 2):
-                a, b = level_values[i], level_values[i + 1]
+                a, b = dp.wire(level_values[i], "a"), dp.wire(level_values[i + 1], "b")
                 ndp = dp.child(f"reduce{level}_{i // 2}")
                 add = ALU_OPS["fadd"].build(ndp, [a, b], 2)
                 mx = ndp.delay(ALU_OPS["fmax"].build(ndp, [a, b], 1), 1)
@@ -389,8 +401,11 @@ class PatternComputeUnit(wiring.Component):
             post_valid = Mux(tail_on, tail_valid, body_valid)
         else:
             post_vec, post_valid = body_vec, body_valid
-        converted = Cat(*[self._isolated(dp, f"cvt{i}", lambda d, x: ALU_OPS["cvt_bf16"].build(d, [x], 0),
-                                         post_vec[32 * i:32 * (i + 1)])
+        # the bf16 (the low half of each lane; the high half is zero) from a module per lane
+        def to_bf16(d, x):
+            return ALU_OPS["cvt_bf16"].build(d, [x], 0)[:16]
+        converted = Cat(*[Cat(self._isolated(dp, f"cvt{i}", to_bf16, post_vec[32 * i:32 * (i + 1)]),
+                              Const(0, 16))
                           for i in range(lanes)])
         final_vec = Mux(cfg.to_bf16, converted, post_vec)
 
@@ -413,6 +428,9 @@ class PatternComputeUnit(wiring.Component):
     @staticmethod
     def _isolated(dp, name, build, *args):
         """``build(datapath, *args)`` in its own submodule ``name``; its result as a signal."""
+        # the arguments arrive as signals of fixed names, so that the submodules of all lanes are
+        # one Verilog module (hdl.module_sharing)
+        args = [dp.wire(a, f"arg{k}") for k, a in enumerate(args)]
         sub = dp.child(name)
         return sub.wire(build(sub, *args), "result")
 
@@ -431,11 +449,14 @@ class PatternComputeUnit(wiring.Component):
         for lane, mem in enumerate(files):
             rd = mem.read_port(domain="comb")
             wr = mem.write_port()
-            at_depth = [stage_lines[e][depth - (e + 1) * lat][lane] for e in range(stages)]
+            # the lane's values as signals of fixed names: one Verilog module for all lanes
+            at_depth = [dp.wire(stage_lines[e][depth - (e + 1) * lat][lane], f"stage{e}")
+                        for e in range(stages)]
+            stored = dp.wire(rd.data, "stored")
             adp = dp.child(f"acc_l{lane}")
             x = adp.select(cfg.acc.value, at_depth, "value")
             y = adp.select(cfg.acc.scale, at_depth, "scale")
-            old = Mux(inside, rd.data, 0)
+            old = Mux(inside, stored, 0)
             added = ALU_OPS["fadd"].build(adp, [old, x], 0)
             largest = ALU_OPS["fmax"].build(adp, [old, x], 0)
             scaled = ALU_OPS["fadd"].build(adp, [ALU_OPS["fmul"].build(adp, [old, y], 0), x], 0)
@@ -481,7 +502,8 @@ class PatternComputeUnit(wiring.Component):
         drain_events = []
         for i in range(lanes):
             for j in range(stages):
-                a_bundle, b = a_in[i][j], b_in[i][j]
+                # the PE's inputs as signals of fixed names: one Verilog module for all PEs
+                a_bundle, b = dp.wire(a_in[i][j], "a_in"), dp.wire(b_in[i][j], "b_in")
                 a, valid, first, last = a_bundle[0:16], a_bundle[16], a_bundle[17], a_bundle[18]
                 pe = dp.child(f"pe{i}_{j}")  # each PE is its own module (see Datapath.child)
                 acc = Signal(32, name="acc")

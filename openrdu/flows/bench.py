@@ -88,7 +88,7 @@ def _version(pkg: str) -> str:
 def machine_info() -> dict:
     """The machine and the tools a run was made with."""
     from sim import toolchain
-    from sim.kernels import VERILATOR_OPT_ENV, verilator_opt
+    from sim.kernels import VERILATOR_HIER_ENV, VERILATOR_OPT_ENV, verilator_build
 
     cpu = platform.processor()
     try:
@@ -135,11 +135,12 @@ def machine_info() -> dict:
             "python": sys.version.split()[0],
             **{p: _version(p) for p in ("amaranth", "cocotb", "numpy", "dask", "distributed")},
             "simulators": sims,
-            # sim.kernels builds the kernel system at -O0 unless the variable says otherwise; the
-            # unit (stream FIFO) builds use Verilator's default -Os
+            # sim.kernels builds the kernel system as sim.kernels.verilator_build() says (the
+            # variables may change it); the unit (stream FIFO) builds use Verilator's default -Os
             "verilator_cflags": os.environ.get("OPENRDU_VERILATOR_CFLAGS", "")
-            or f"kernel system {verilator_opt()}, units -Os"
-            + ("" if os.environ.get(VERILATOR_OPT_ENV) else " (defaults)"),
+            or f"kernel system {verilator_build()}, units -Os"
+            + ("" if os.environ.get(VERILATOR_OPT_ENV) or os.environ.get(VERILATOR_HIER_ENV)
+               else " (defaults)"),
         },
         "git": {"commit": commit, "dirty_rtl": dirty},
     }

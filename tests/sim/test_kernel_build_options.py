@@ -1,6 +1,6 @@
-"""How the kernel system's Verilator model is compiled: the optimisation level of its per-cycle
-code (``OPENRDU_VERILATOR_OPT``), its own model folder per level, and make variables reaching
-Verilator's make."""
+"""How the kernel system's Verilator model is built: hierarchically or flat
+(``OPENRDU_VERILATOR_HIER``), the optimisation level of its per-cycle code (``OPENRDU_VERILATOR_OPT``),
+its own model folder per choice, and make variables reaching Verilator's make."""
 
 import shutil
 import subprocess
@@ -11,27 +11,46 @@ from sim import kernels
 from sim.runner import _make_variables
 
 
-def test_default_is_an_unoptimised_build(monkeypatch):
-    monkeypatch.delenv("OPENRDU_VERILATOR_OPT", raising=False)
-    monkeypatch.delenv("OPENRDU_VERILATOR_CFLAGS", raising=False)
-    assert kernels._verilator_args() == ["-CFLAGS", "-O0"]
-    assert kernels._verilator_make_vars() == {}
+def _clear(monkeypatch):
+    for name in ("OPENRDU_VERILATOR_OPT", "OPENRDU_VERILATOR_CFLAGS", "OPENRDU_VERILATOR_HIER"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_default_is_a_hierarchical_build_with_optimised_per_cycle_code(monkeypatch):
+    _clear(monkeypatch)
+    assert kernels._verilator_args() == ["--hierarchical", "-Wno-UNOPTFLAT"]
+    assert kernels._verilator_make_vars() == {"OPT_FAST": "-O1"}
+    assert kernels.verilator_build() == "hierarchical, O1"
     assert kernels.model_folder("verilator") == "system_verilator"
     assert kernels.model_folder("verilator", waves=True) == "system_verilator-waves"
-
-
-def test_an_optimised_level_compiles_the_per_cycle_code_in_its_own_folder(monkeypatch):
-    monkeypatch.setenv("OPENRDU_VERILATOR_OPT", "O2")
-    monkeypatch.delenv("OPENRDU_VERILATOR_CFLAGS", raising=False)
-    assert kernels._verilator_args() == []
-    assert kernels._verilator_make_vars() == {"OPT_FAST": "-O2"}
-    assert kernels.model_folder("verilator") == "system_verilator-O2"
     assert kernels.model_folder("icarus") == "system_icarus"
+    # a waves build is flat and unoptimised (no tracing inside hierarchical blocks)
+    assert kernels._verilator_args(waves=True) == []
+    assert kernels._verilator_make_vars(waves=True) == {"OPT_FAST": "-O0"}
 
 
-def test_a_bad_level_is_refused_naming_the_allowed_ones(monkeypatch):
-    monkeypatch.setenv("OPENRDU_VERILATOR_OPT", "O3")
-    with pytest.raises(ValueError, match=r"OPENRDU_VERILATOR_OPT='O3' .* one of O0, O1, O2"):
+def test_other_levels_and_flat_builds_have_their_own_folders(monkeypatch):
+    _clear(monkeypatch)
+    monkeypatch.setenv("OPENRDU_VERILATOR_OPT", "O0")
+    assert kernels._verilator_make_vars() == {"OPT_FAST": "-O0"}
+    assert kernels.model_folder("verilator") == "system_verilator-O0"
+    assert kernels.model_folder("icarus") == "system_icarus"
+    monkeypatch.setenv("OPENRDU_VERILATOR_HIER", "0")
+    assert kernels._verilator_args() == []
+    assert kernels.verilator_build() == "flat, O0"
+    assert kernels.model_folder("verilator") == "system_verilator-flat-O0"
+    monkeypatch.delenv("OPENRDU_VERILATOR_OPT")
+    assert kernels.model_folder("verilator", waves=True) == "system_verilator-flat-O1-waves"
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("OPENRDU_VERILATOR_OPT", "O3", r"OPENRDU_VERILATOR_OPT='O3' .* one of O0, O1, O2"),
+    ("OPENRDU_VERILATOR_HIER", "yes", r"OPENRDU_VERILATOR_HIER='yes' is not 0 \(flat\) or 1"),
+])
+def test_a_bad_setting_is_refused_naming_the_allowed_ones(monkeypatch, name, value, message):
+    _clear(monkeypatch)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
         kernels.model_folder("verilator")
 
 
