@@ -1,7 +1,7 @@
 """``openrdu bench`` and ``openrdu sweep``.
 
     openrdu bench [--preset small] [--repeats 3] [--sim verilator,icarus] [--out bench]
-                  [--doc docs/performance.md] [--json]
+                  [--doc docs/performance.md] [--baseline RESULTS.json] [--json]
     openrdu sweep SPEC.toml [--csv bench/sweep.csv] [--workers N | --scheduler ADDRESS]
                   [--retries 2] [--max-points N] [--json]
 
@@ -68,11 +68,24 @@ def _sections(text: str) -> list[str]:
 
 
 def cmd_bench(args) -> int:
-    from ..flows.bench import bench_table, run_bench, write_report
+    from ..flows.bench import baseline_summary, bench_table, run_bench, write_report
 
     console = _console(args.json)
+    baseline = None
+    baseline_path = Path(args.baseline) if args.baseline else Path(args.out) / "results.json"
+    if args.baseline != "" and baseline_path.exists():
+        try:
+            baseline = json.loads(baseline_path.read_text())
+        except ValueError as error:
+            console.print(f"[red]bench failed:[/red] --baseline {baseline_path} is not JSON: {error}")
+            return 2
+    elif args.baseline:
+        console.print(f"[red]bench failed:[/red] --baseline {baseline_path} does not exist")
+        return 2
     if args.report_only:
         results = json.loads((Path(args.out) / "results.json").read_text())
+        if args.baseline:
+            results["baseline"] = baseline_summary(baseline)
     else:
 
         def say(text):
@@ -91,6 +104,7 @@ def cmd_bench(args) -> int:
                 sections=args.sections,
                 kernel_sims=args.kernel_sims,
                 speed_kernels=args.speed_kernels,
+                baseline=baseline,
                 say=say,
             )
         except (RuntimeError, ValueError) as error:
@@ -265,6 +279,13 @@ def register(sub) -> None:
     p.add_argument("--doc", default="docs/performance.md", help="report to regenerate ('' for none)")
     p.add_argument(
         "--report-only", action="store_true", help="only regenerate the report from OUT/results.json"
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="RESULTS.json",
+        help="an earlier run's results, shown beside the new speeds (default: the OUT/results.json this "
+        "run replaces; '' for none)",
     )
     p.add_argument(
         "--build-root",

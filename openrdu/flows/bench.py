@@ -480,6 +480,24 @@ def _ratio(a: dict, b: dict) -> dict | None:
     return {"median": a["median"] / b["median"], "min": a["min"] / b["max"], "max": a["max"] / b["min"]}
 
 
+def baseline_summary(results: dict) -> dict:
+    """What a later run keeps of an earlier run's results to show beside its own: commit, date, the
+    kernel system's build and the simulation speeds (a summary already made is returned as it is)."""
+    if "speeds" in results:
+        return results
+    speed = results.get("sim_speed", {})
+    return {
+        "commit": results.get("git", {}).get("commit", ""),
+        "created": results.get("created", ""),
+        "verilator_build": results.get("tools", {}).get("verilator_cflags", ""),
+        "workload": speed.get("workload"),
+        "speeds": {sim: s["cycles_per_s"]["median"] for sim, s in speed.get("stats", {}).items()},
+        "unit_speeds": {sim: u["cycles_per_s"]["median"] for sim, u in speed.get("units", {}).items()
+                        if isinstance(u, dict) and "cycles_per_s" in u},
+        "verilator_over_icarus": speed.get("verilator_over_icarus"),
+    }
+
+
 def run_bench(
     *,
     preset: str = "small",
@@ -493,9 +511,14 @@ def run_bench(
     sections=("kernels", "units", "memory", "coe"),
     kernel_sims: list[str] | None = None,
     speed_kernels: list[str] | None = None,
+    baseline: dict | None = None,
     say: Callable[[str], None] = lambda text: None,
 ) -> dict:
-    """Run the bench and return the results dict (also written to ``out_dir/results.json``)."""
+    """Run the bench and return the results dict (also written to ``out_dir/results.json``).
+
+    ``baseline`` is an earlier run's results dict: its simulation speeds are kept beside the new
+    ones (:func:`baseline_summary`), so that a change's before/after figures come out of one
+    report."""
     from sim import toolchain
 
     from .run import BUILD_ROOT
@@ -516,6 +539,8 @@ def run_bench(
         },
         **machine_info(),
     }
+    if baseline is not None:
+        results["baseline"] = baseline_summary(baseline)
     sim_speed = {"cycles_per_s": {}, "stats": {}, "units": {}}
     if kernel_sims is None:
         # beyond tiny the whole kernel list takes Icarus hours: kernel figures from Verilator,
@@ -697,9 +722,22 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
     """The bench's tables as plain rows (header first), for the console and the report."""
     tables = {}
     speed = results.get("sim_speed", {})
+    base = results.get("baseline")
+    # the baseline's kernel-system speeds compare only on the same workload
+    same_work = bool(base) and base.get("workload") == speed.get("workload")
+
+    def beside(old, new):
+        if old is None or not new:
+            return ["-", "-"]
+        return [f"{old:,.0f}", f"{new / old:.1f}x"]
+
     rows = [["workload", "simulator", "cycles/s median (min-max)", "samples"]]
+    if base:
+        rows[0] += [f"baseline {base['commit']}", "now / baseline"]
     for sim, s in speed.get("stats", {}).items():
         rows.append(["kernel system", sim, _range(s["cycles_per_s"]), str(s["cycles_per_s"]["samples"])])
+        if base:
+            rows[-1] += beside(base["speeds"].get(sim) if same_work else None, s["cycles_per_s"]["median"])
     units = speed.get("units", {})
     for sim in ("verilator", "icarus", "amaranth"):
         if sim in units:
@@ -711,6 +749,8 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
                     str(units[sim]["cycles_per_s"]["samples"]),
                 ]
             )
+            if base:
+                rows[-1] += beside(base["unit_speeds"].get(sim), units[sim]["cycles_per_s"]["median"])
     ratio = speed.get("verilator_over_icarus_range")
     if speed.get("stats"):
         rows.append(
@@ -721,8 +761,13 @@ def table_rows(results: dict) -> dict[str, list[list[str]]]:
                 "",
             ]
         )
+        if base:
+            old = base.get("verilator_over_icarus") if same_work else None
+            rows[-1] += [f"{old:.1f}x" if old else "-", "-"]
     for name, r in units.get("ratios", {}).items():
         rows.append(["stream FIFO", name.replace("_over_", " / "), _range(r, "{:.1f}x"), ""])
+        if base:
+            rows[-1] += ["-", "-"]
     tables["sim_speed"] = rows
     rows = [
         [
@@ -921,6 +966,17 @@ def write_report(results: dict, path, *, sweeps: list[dict] | None = None) -> Pa
                 "active, the testbench in Python every cycle) on all three simulators.",
                 "",
             ]
+            base = results.get("baseline")
+            if base:
+                lines += [
+                    f"Baseline: the bench of commit {base['commit']} ({base['created']}; Verilator build "
+                    f"{base['verilator_build'] or '-'}), on the same machine kind"
+                    + ("" if base.get("workload") == speed.get("workload") else
+                       f"; its kernel-system workload differs ({base.get('workload')}), so only the "
+                       "stream FIFO figures compare")
+                    + ". Now: Verilator build " + results["tools"]["verilator_cflags"] + ".",
+                    "",
+                ]
             if (Path(path).parent.parent / "bench" / "sim_speed.png").exists() or "sim_speed.png" in str(
                 results.get("plots")
             ):

@@ -35,9 +35,10 @@ def _usable() -> list[str]:
 
 
 def _cli(*args, timeout=3600):
-    env = dict(os.environ, OPENRDU_VERILATOR_CFLAGS=os.environ.get("OPENRDU_VERILATOR_CFLAGS", "-O0"))
+    # the environment carries the suite's unit flags (conftest); the kernel system keeps its own
+    # build, shared with the other tests
     return subprocess.run([sys.executable, "-m", "openrdu", *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=timeout)
+                          cwd=REPO, env=dict(os.environ), timeout=timeout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,6 +65,49 @@ def test_the_kernel_table_shows_the_roofline_and_tolerates_older_results():
     unavailable = {"available": False, "shape": [8, 4], "reason": "PCUs: needs 8"}
     header, row = table_rows({"kernels": {"attention": unavailable}})["kernels"]
     assert len(row) == len(header) and row[-1] == "unavailable: PCUs: needs 8"
+
+
+def _speed_results(commit, workload, verilator, icarus, fifo):
+    def stat(value):
+        return {"median": value, "min": value, "max": value, "samples": 1}
+    return {"git": {"commit": commit}, "created": "then", "tools": {"verilator_cflags": "flat, O0"},
+            "sim_speed": {"workload": workload, "verilator_over_icarus": verilator / icarus,
+                          "stats": {"verilator": {"cycles_per_s": stat(verilator)},
+                                    "icarus": {"cycles_per_s": stat(icarus)}},
+                          "units": {"items": 2000, "verilator": {"cycles_per_s": stat(fifo)}}}}
+
+
+def test_the_speed_table_shows_a_baseline_beside_the_new_figures():
+    """The baseline's speeds sit beside the new ones with their ratio; a baseline of another
+    kernel-system workload compares on the stream FIFO only."""
+    from openrdu.flows.bench import baseline_summary, table_rows
+
+    old = _speed_results("abc123", "rmsnorm on small", 300, 20, 30_000)
+    new = _speed_results("def456", "rmsnorm on small", 1500, 25, 33_000)
+    new["baseline"] = baseline_summary(old)
+    assert baseline_summary(new["baseline"]) == new["baseline"]       # a summary stays as it is
+    header, *rows = table_rows(new)["sim_speed"]
+    assert header[-2:] == ["baseline abc123", "now / baseline"]
+    by = {(r[0], r[1]): dict(zip(header, r, strict=True)) for r in rows}
+    assert by[("kernel system", "verilator")]["baseline abc123"] == "300"
+    assert by[("kernel system", "verilator")]["now / baseline"] == "5.0x"
+    assert by[("kernel system", "icarus")]["now / baseline"] == "1.2x"
+    assert by[("kernel system", "verilator / icarus")]["baseline abc123"] == "15.0x"
+    assert by[("stream FIFO (2000 items)", "verilator")]["now / baseline"] == "1.1x"
+    new["baseline"] = baseline_summary(_speed_results("abc123", "gemm on small", 300, 20, 30_000))
+    header, *rows = table_rows(new)["sim_speed"]
+    by = {(r[0], r[1]): dict(zip(header, r, strict=True)) for r in rows}
+    assert by[("kernel system", "verilator")]["baseline abc123"] == "-"
+    assert by[("stream FIFO (2000 items)", "verilator")]["baseline abc123"] == "30,000"
+    del new["baseline"]
+    assert len(table_rows(new)["sim_speed"][0]) == 4                  # no baseline, no columns
+
+
+def test_a_missing_baseline_is_refused_with_exit_2(tmp_path):
+    run = _cli("bench", "--report-only", "--out", str(tmp_path), "--baseline", str(tmp_path / "nothing.json"),
+               "--doc", "")
+    assert run.returncode == 2
+    assert "--baseline" in run.stdout + run.stderr and "does not exist" in run.stdout + run.stderr
 
 
 # ---------------------------------------------------------------------------------------------
