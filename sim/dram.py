@@ -53,7 +53,8 @@ from hdl.memctrl.interface import (
 )
 from hdl.memctrl.timing import DramTiming
 
-__all__ = ["TimingViolation", "TimingChecker", "DramDevice", "REFRESH_POSTPONE"]
+__all__ = ["TimingViolation", "TimingChecker", "DramDevice", "start_devices", "stop_devices",
+           "REFRESH_POSTPONE"]
 
 #: Refreshes JEDEC lets a controller postpone; the checker allows (1 + this) × REFI between REFs.
 REFRESH_POSTPONE = 8
@@ -579,59 +580,18 @@ class DramDevice:
 
     # -- cocotb --------------------------------------------------------------------------------
     def start(self):
-        """Start the device's coroutine (``cocotb.start_soon``); return its task."""
-        if self._task is not None:
-            raise RuntimeError(f"{self.name} already started")
-        self._task = cocotb.start_soon(self._run())
-        return self._task
+        """Start the device's coroutine (``cocotb.start_soon``); return its task. Several devices on
+        one clock are cheaper served together: :func:`start_devices`."""
+        return start_devices([self])
 
-    async def _run(self):
+    def _io(self):
+        """What the per-cycle loop of :func:`start_devices` needs of this device."""
         sig = self._sig
-        get_cmd, get_en = _reader(sig["cmd"]), _reader(sig["wrdata_en"])
-        get_bg, get_bank = _reader(sig["bg"]), _reader(sig["bank"])
-        get_row, get_col = _reader(sig["row"]), _reader(sig["col"])
-        get_data, get_mask = _reader(sig["wrdata"]), _reader(sig["wrdata_mask"])
-        valid_h, data_h = sig["rddata_valid"], sig["rddata"]
-        rising, falling = RisingEdge(self.clk), FallingEdge(self.clk)
-        rd_beats, wr_beats = self._rd_beats, self._wr_beats
-        chk = self.checker
-        driving = False
-        cycle = self.cycle
-        while True:
-            await rising
-            cycle += 1
-            self.cycle = cycle
-            if rd_beats:
-                beat = rd_beats.pop(cycle, None)
-                if beat is not None:
-                    data_h.value = beat
-                    if not driving:
-                        valid_h.value = 1
-                        driving = True
-                elif driving:
-                    valid_h.value = 0
-                    driving = False
-            elif driving:
-                valid_h.value = 0
-                driving = False
-            await falling
-            try:
-                cmd = get_cmd()
-                en = get_en()
-            except ValueError:
-                self._violation(TimingViolation(
-                    f"X on the command bus: cmd {sig['cmd'].value} wrdata_en {sig['wrdata_en'].value} "
-                    f"in cycle {cycle}"))
-                continue
-            if cmd:
-                self.apply_command(cycle, cmd, get_bg(), get_bank(), get_row(), get_col())
-            elif cycle > chk.refresh_deadline:
-                self.check_refresh()
-            if en or wr_beats:
-                if en:
-                    self.apply_wrdata(cycle, en, get_data(), get_mask())
-                else:
-                    self.apply_wrdata(cycle, 0)
+        # [device, cmd, wrdata_en, bg, bank, row, col, wrdata, wrdata_mask readers,
+        #  rddata_valid and rddata handles, driving rddata_valid]
+        return [self, *(_reader(sig[m]) for m in ("cmd", "wrdata_en", "bg", "bank", "row", "col", "wrdata",
+                                                  "wrdata_mask")),
+                sig["rddata_valid"], sig["rddata"], False]
 
     # -- results -------------------------------------------------------------------------------
     def stats(self) -> dict:
@@ -650,3 +610,80 @@ class DramDevice:
             "cycles": self.cycle,
             "violations": len(self.violations),
         }
+
+
+def start_devices(devices: Sequence[DramDevice]):
+    """Serve ``devices`` (all on one clock) from one coroutine; return its task (also each device's
+    ``_task``; cancel it once). Each cycle the coroutine wakes twice for all of them, not twice per
+    device: with the 8 channels of an HBM stack that is most of the testbench's per-cycle cost.
+
+    Per device and cycle, as a DRAM does: on the rising edge, drive the read beat due in this cycle
+    (``rddata_valid`` low when none); on the falling edge, sample the command and write-data signals
+    (:meth:`DramDevice.apply_command`, :meth:`DramDevice.apply_wrdata`) and check the refresh deadline.
+    """
+    devices = list(devices)
+    if not devices:
+        raise ValueError("start_devices needs at least one device")
+    clk = devices[0].clk
+    for d in devices:
+        if d._task is not None:
+            raise RuntimeError(f"{d.name} already started")
+        if d.clk is not clk:
+            raise ValueError(f"{d.name} is on another clock than {devices[0].name}; start them apart")
+    task = cocotb.start_soon(_serve(devices))
+    for d in devices:
+        d._task = task
+    return task
+
+
+def stop_devices(devices: Sequence[DramDevice]) -> None:
+    """Cancel the coroutines serving ``devices`` (each once, however many devices it serves)."""
+    for task in {id(d._task): d._task for d in devices if d._task is not None}.values():
+        task.cancel()
+
+
+async def _serve(devices):
+    rising, falling = RisingEdge(devices[0].clk), FallingEdge(devices[0].clk)
+    ios = [d._io() for d in devices]
+    cycle = devices[0].cycle
+    while True:
+        await rising
+        cycle += 1
+        for io in ios:
+            device = io[0]
+            device.cycle = cycle
+            rd_beats = device._rd_beats
+            if rd_beats:
+                beat = rd_beats.pop(cycle, None)
+                if beat is not None:
+                    io[10].value = beat
+                    if not io[11]:
+                        io[9].value = 1
+                        io[11] = True
+                elif io[11]:
+                    io[9].value = 0
+                    io[11] = False
+            elif io[11]:
+                io[9].value = 0
+                io[11] = False
+        await falling
+        for io in ios:
+            device = io[0]
+            try:
+                cmd = io[1]()
+                en = io[2]()
+            except ValueError:
+                sig = device._sig
+                device._violation(TimingViolation(
+                    f"X on the command bus: cmd {sig['cmd'].value} wrdata_en {sig['wrdata_en'].value} "
+                    f"in cycle {cycle}"))
+                continue
+            if cmd:
+                device.apply_command(cycle, cmd, io[3](), io[4](), io[5](), io[6]())
+            elif cycle > device.checker.refresh_deadline:
+                device.check_refresh()
+            if en or device._wr_beats:
+                if en:
+                    device.apply_wrdata(cycle, en, io[7](), io[8]())
+                else:
+                    device.apply_wrdata(cycle, 0)

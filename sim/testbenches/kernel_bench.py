@@ -36,7 +36,7 @@ from cocotb.triggers import ClockCycles
 from hdl.launch import LaunchState
 from hdl.memctrl.crossbar import channel_map
 from sim.cocotb_streams import StreamSource
-from sim.dram import DramDevice
+from sim.dram import DramDevice, start_devices, stop_devices
 from sim.memory import timing_from_spec
 from sim.metrics import record
 from sim.watchdog import abort_launch, state_name, stuck_report
@@ -63,15 +63,13 @@ async def kernel(dut):
     devices = []
     all_results = []
     for entry in job["kernels"]:
-        for d in devices:
-            d._task.cancel()
+        stop_devices(devices)
         dut.rst.value = dut.hbm_rst.value = 1
         await ClockCycles(dut.clk, 4)
         dut.rst.value = dut.hbm_rst.value = 0
         devices = [DramDevice(dut, hbm_t, prefix=f"hbm_dfi{c}", clk=dut.hbm_clk, name=f"hbm{c}")
                    for c in range(channels)]
-        for d in devices:
-            d.start()
+        start_devices(devices)
         all_results.append(await _run_kernel(dut, entry, devices, address_map, job.get("watch", {})))
     record("kernel", kernels=all_results)
 

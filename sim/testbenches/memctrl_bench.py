@@ -38,7 +38,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from hdl.memctrl.interface import request_layout, response_layout
-from sim.dram import DramDevice
+from sim.dram import DramDevice, start_devices, stop_devices
 from sim.memory import timing_from_spec
 from sim.metrics import record
 
@@ -84,8 +84,7 @@ class Channel:
             Clock(dut.clk, period_ps, unit="ps", period_high=period_ps // 2).start()
             cocotb.start_soon(self._count())
             self._clocked = True
-        for device in self.devices:
-            device._task.cancel()
+        stop_devices(self.devices)
         dut.rst.value = 1
         for name in self.port_names:
             getattr(dut, f"{name}__req__valid").value = 0
@@ -99,8 +98,7 @@ class Channel:
         self.device = self.devices[0]
         await ClockCycles(dut.clk, 3)
         dut.rst.value = 0
-        for device in self.devices:
-            device.start()
+        start_devices(self.devices)
         await RisingEdge(dut.clk)
 
     def stats(self) -> dict:

@@ -28,7 +28,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from hdl.memctrl.crossbar import channel_of
 from hdl.memctrl.interface import split_line_address
 from sim.cocotb_streams import StreamSource
-from sim.dram import DramDevice
+from sim.dram import DramDevice, start_devices, stop_devices
 from sim.memory import timing_from_spec
 from sim.metrics import record
 from sim.watchdog import abort_launch, stuck_report
@@ -61,15 +61,13 @@ async def system(dut):
         return devices[channel], local
 
     for run in job["runs"]:
-        for d in devices:
-            d._task.cancel()
+        stop_devices(devices)
         dut.rst.value = dut.hbm_rst.value = 1
         await ClockCycles(dut.clk, 4)
         dut.rst.value = dut.hbm_rst.value = 0
         devices = [DramDevice(dut, hbm_t, prefix=f"hbm_dfi{c}", clk=dut.hbm_clk, ecc=ecc, name=f"hbm{c}")
                    for c in range(channels)]
-        for d in devices:
-            d.start()
+        start_devices(devices)
         for line, words in run.get("preload", []):
             for k, row in enumerate(words):
                 device, local = device_of(line + k)
