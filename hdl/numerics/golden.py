@@ -11,7 +11,6 @@ bf16 values travel in the low 16 bits of a word.
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 __all__ = [
@@ -20,6 +19,14 @@ __all__ = [
     "f2i", "i2f", "fscale", "getexp", "getmant", "f32_to_bf16", "bf16_to_f32",
     "words_from_float", "float_from_words",
 ]
+
+def _bfloat16():
+    """ml_dtypes' bfloat16, imported on first use: loading ml_dtypes takes ~0.6 s, which every process
+    importing the op table paid (every simulation's testbench), most without converting anything."""
+    import ml_dtypes
+
+    return ml_dtypes.bfloat16
+
 
 F32_NAN = np.uint32(0x7FC00000)
 BF16_NAN = np.uint32(0x7FC0)
@@ -81,7 +88,7 @@ def fmul(a, b):
 
 def bf16_to_f32(a):
     """bf16 in the low 16 bits → float32 word (exact, subnormals flushed, NaN canonical)."""
-    halves = (as_words(a) & 0xFFFF).astype(np.uint16).view(ml_dtypes.bfloat16)
+    halves = (as_words(a) & 0xFFFF).astype(np.uint16).view(_bfloat16())
     return canonical(halves.astype(np.float32))
 
 
@@ -89,7 +96,7 @@ def f32_to_bf16(a):
     """float32 → bf16 (RNE, by ml_dtypes) in the low 16 bits of the word; NaN → 0x7FC0."""
     values = flush_inputs(a)
     with np.errstate(all="ignore"):
-        halves = values.astype(ml_dtypes.bfloat16)
+        halves = values.astype(_bfloat16())
     back = halves.astype(np.float32)
     words = halves.view(np.uint16).astype(np.uint32)
     # bf16 has float32's exponent range, so a normal float32 never rounds to a bf16 subnormal;
