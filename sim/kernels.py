@@ -146,15 +146,15 @@ def _cached_verilog(system, verilog_dir: Path) -> Path:
     return top
 
 
-#: How the Verilator model of the kernel system is built (docs/performance.md, "Building the kernel
-#: system"). Hierarchically by default: the PCU, PMU and AGCU modules are Verilator hierarchical
+#: How the Verilator model of the kernel system is built (docs/kernels.md, "Building and simulating
+#: the kernel system"). Hierarchically by default: the PCU, PMU and AGCU modules are Verilator hierarchical
 #: blocks (``/*verilator hier_block*/``, :meth:`hdl.tile.Tile.module_verilog`), each verilated and
 #: compiled once for all its instances, so the per-cycle C++ can be compiled optimised in less time
 #: than a flat build takes unoptimised. ``OPENRDU_VERILATOR_HIER=0`` builds it flat (every instance
 #: verilated in place, for comparison). ``OPENRDU_VERILATOR_OPT`` is the optimisation of the
 #: per-cycle code (Verilator's ``OPT_FAST``): ``O0`` is the shortest build, ``O2`` the fastest
 #: simulation, ``O1`` (the default) the shortest time to a result for runs of up to ~10^6 cycles
-#: (measured: docs/performance.md). Each non-default choice has its own model folder
+#: (measured: docs/kernels.md). Each non-default choice has its own model folder
 #: (``system_verilator-O0``, ``system_verilator-flat-O1``), so they coexist.
 VERILATOR_OPT_ENV = "OPENRDU_VERILATOR_OPT"
 VERILATOR_OPTS = ("O0", "O1", "O2")
@@ -183,7 +183,7 @@ def verilator_hierarchical() -> bool:
 
 
 def verilator_build() -> str:
-    """The kernel system's Verilator build in words, for reports (``hierarchical, O2``)."""
+    """The kernel system's Verilator build in words, for reports (``hierarchical, O1``)."""
     return f"{'hierarchical' if verilator_hierarchical() else 'flat'}, {verilator_opt()}"
 
 

@@ -23,7 +23,7 @@ from sim.runner import VERILATOR_UNIT_CFLAGS_ENV
 
 # Verilator models of units built by the tests compile without C++ optimisation: the suite's designs
 # are large and their runs short, so this roughly halves build time; benchmarks keep -Os. The kernel
-# system keeps its own build (sim.kernels: hierarchical, O2), the one `make demo` uses too.
+# system keeps its own build (sim.kernels: hierarchical, O1), the one `make demo` uses too.
 os.environ.setdefault(VERILATOR_UNIT_CFLAGS_ENV, "-O0")
 
 REPO = Path(__file__).resolve().parent.parent

@@ -72,8 +72,10 @@ def cmd_bench(args) -> int:
 
     console = _console(args.json)
     baseline = None
-    baseline_path = Path(args.baseline) if args.baseline else Path(args.out) / "results.json"
-    if args.baseline != "" and baseline_path.exists():
+    # the default baseline is the results file a run replaces; a report-only run replaces none
+    default = None if args.report_only else Path(args.out) / "results.json"
+    baseline_path = Path(args.baseline) if args.baseline else default
+    if args.baseline != "" and baseline_path is not None and baseline_path.exists():
         try:
             baseline = json.loads(baseline_path.read_text())
         except ValueError as error:
